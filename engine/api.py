@@ -1,0 +1,168 @@
+"""The embedding API: everything the command line does, as Python calls.
+
+>>> from csat.engine import Engine
+>>> with Engine.open("scores.db") as engine:             # doctest: +SKIP
+...     engine.ingest(["march.jsonl"])
+...     rows = engine.scores(ruleset="airline-1000", period="2026-Q1")
+...     why = engine.explain("airline-1000", "finance", "2026-03")
+
+Figures come back as :class:`decimal.Decimal`, already rounded as published.
+Reading calls (:meth:`Engine.scores`, :meth:`Engine.explain`) bring the read
+models up to date with the log first, so nobody sees a stale score.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from . import periods
+from .errors import CsatError, IngestFailed, UnknownRuleSet
+from .events import TAGS, Event
+from .explain import explain
+from .ingest import Ingest, IngestReport, dict_lines, file_lines
+from .projection import EXTRAS_DEC, Progress, Projection
+from .ruleset import RuleSet
+from .store import DEFAULT_DB, Store
+
+DB_ENV = "CSAT_DB"
+
+
+def default_target() -> str:
+    """``$CSAT_DB`` or ``./csat.db``."""
+    return os.environ.get(DB_ENV) or DEFAULT_DB
+
+
+class Engine:
+    """An opened csat store with its rule sets.
+
+    :param store: the opened :class:`~csat.engine.store.Store`.
+    :param rulesets: the rule sets to score with (ids must be unique).
+    :param sources: optional ``{ruleset id: where it comes from}`` for listings.
+    """
+
+    def __init__(self, store: Store, rulesets: Iterable[RuleSet], sources: dict[str, str] | None = None,
+                 hooks: dict[str, tuple[str, ...]] | None = None):
+        self.store = store
+        self.rulesets: dict[str, RuleSet] = {}
+        for rs in rulesets:
+            if rs.id in self.rulesets:
+                raise CsatError(f"rule set {rs.id!r} given twice")
+            self.rulesets[rs.id] = rs
+        self.sources = sources or {}
+        self.hooks = hooks or {}
+        self.projection = Projection(store, self.rulesets)
+
+    @classmethod
+    def open(cls, target: str | os.PathLike[str] | None = None, rulesets: Iterable[RuleSet] | None = None) -> "Engine":
+        """Open (or create) a store. Without ``rulesets``, the installed ones
+        (built-ins and the ``csat`` entry-point group) are used."""
+        store = Store(target if target is not None else default_target())
+        if rulesets is not None:
+            return cls(store, rulesets)
+        from csat.plugins import installed_rulesets, make_plugin_manager  # the engine itself needs no pluggy
+        infos = installed_rulesets(make_plugin_manager())
+        return cls(store, [i.ruleset for i in infos], {i.ruleset.id: i.source for i in infos},
+                   {i.ruleset.id: i.hooks for i in infos})
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -------------------------------------------------------------------
+
+    def ingest(self, paths: Iterable[str | os.PathLike[str]], *, dry_run: bool = False,
+               progress: Callable[[int], None] | None = None) -> IngestReport:
+        """Append the events of JSON Lines files, all or nothing.
+
+        :raises IngestFailed: with one ``FILE:LINE: message`` per problem; nothing appended.
+        """
+        lines, problems = file_lines(paths)
+        if problems:
+            raise IngestFailed(problems)
+        return Ingest(self.store, self.rulesets, self.projection).run(lines, dry_run=dry_run, progress=progress)
+
+    def append(self, events: Iterable[Event | dict[str, Any]], *, dry_run: bool = False) -> IngestReport:
+        """Append events given as objects or dicts (ingest format), validated as ingest does."""
+        return Ingest(self.store, self.rulesets, self.projection).run(dict_lines(events), dry_run=dry_run)
+
+    # -- reading -------------------------------------------------------------------
+
+    def catch_up(self, progress: Progress | None = None) -> int:
+        """Bring the read models up to date with the log; returns events applied."""
+        return self.projection.catch_up(progress)
+
+    def rebuild(self, progress: Progress | None = None) -> int:
+        """Drop the read models and rebuild them from the whole log; returns events applied."""
+        return self.projection.rebuild(progress)
+
+    def scores(self, ruleset: str | None = None, period: str | None = None, subject: str | None = None,
+               metric: str | None = None) -> list[dict[str, Any]]:
+        """Score rows (``events.md`` §4), ordered by ruleset, period, subject, metric.
+
+        ``period`` may be a month, a quarter or a year; without it every period
+        with data (months and their roll-ups) is returned.
+        """
+        if ruleset is not None:
+            self._ruleset(ruleset)
+        if period is not None:
+            periods.kind(period)
+        self.catch_up()
+        where, args = [], []
+        for column, value in (("ruleset", ruleset), ("period", period), ("subject", subject), ("metric", metric)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        sql = ("SELECT ruleset, adoption, period, subject, metric, score, grade, grade_label, responses, extras "
+               "FROM scores" + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY ruleset, period, subject, metric")
+        rows = []
+        for rs, adoption, per, subj, met, score, grade, label, responses, extras in self.store.conn.execute(sql, args):
+            row = {"ruleset": rs, "adoption": adoption, "period": per, "subject": subj, "metric": met,
+                   "score": Decimal(score) if score is not None else None, "grade": grade,
+                   "grade_label": label, "responses": responses}
+            row.update(EXTRAS_DEC.decode(extras))
+            rows.append(row)
+        return rows
+
+    def explain(self, ruleset: str, subject: str, period: str, metric: str | None = None) -> dict[str, Any]:
+        """How one figure was derived: the score row plus ``params_hash``, ``steps`` and ``events``.
+
+        :raises NotFound: when the subject has no responses or no such metric in the period.
+        """
+        rs = self._ruleset(ruleset)
+        periods.kind(period)
+        self.catch_up()
+        return explain(self.projection, rs, subject, period, metric)
+
+    def ruleset_list(self) -> list[dict[str, Any]]:
+        """The rule sets in use: id, version, title, source and the hooks their plugin implements."""
+        return [{"id": rs.id, "version": rs.version, "title": rs.title,
+                 "source": self.sources.get(rs.id, "given"), "metrics": list(rs.metrics),
+                 "hooks": list(self.hooks.get(rs.id, ()))}
+                for rs in sorted(self.rulesets.values(), key=lambda r: r.id)]
+
+    def log(self, type: str | None = None, id: str | None = None, after: int = 0) -> Iterator[dict[str, Any]]:
+        """The events of the log with position and recording time, optionally one type or one id."""
+        if type is not None and type not in TAGS:
+            raise CsatError(f"unknown event type {type!r} (expected one of {', '.join(TAGS)})")
+        for page in self.store.pages(after):
+            for lg in page:
+                if (type is None or lg.type == type) and (id is None or lg.event.id == id):
+                    yield {"position": lg.position, "recorded": lg.at, "type": lg.type, "id": lg.event.id,
+                           "event": msgspec.to_builtins(lg.event)}
+
+    def _ruleset(self, ruleset: str) -> RuleSet:
+        try:
+            return self.rulesets[ruleset]
+        except KeyError:
+            raise UnknownRuleSet(f"rule set {ruleset!r} is not installed (installed: "
+                                 f"{', '.join(sorted(self.rulesets)) or 'none'})") from None

@@ -1,0 +1,266 @@
+"""Events: the facts csat records, as frozen msgspec Structs.
+
+Each event type carries an explicit, stable tag — the ``type`` of the ingest
+format (``events.md`` §2) — never its class name. Two decoders exist:
+
+- :data:`INPUT` decodes user input strictly: unknown fields are errors and
+  periods, dates and enumerations are checked (:func:`decode_line`);
+- stored events are decoded leniently (see :mod:`csat.engine.store`), so an
+  older csat can read a log written by a newer one.
+
+Every event has a *natural key* (:func:`natural_key`); the log holds one event
+per key, which is what makes ingest idempotent.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Literal, Union
+
+import msgspec
+
+from .periods import date_problem, month_problem
+
+Answer = str | int | float
+NA = "N/A"
+
+RESPONSE_STATUSES = ("completed", "refused", "unreachable")
+RECTIFICATION_STATUSES = ("completed", "verified", "ineffective", "cancelled")
+CLOSE_OUTCOMES = ("resolved", "rejected")
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, tag_field="type"):
+    """Base of every event: an ``id`` and the ``type`` tag."""
+
+    id: str
+
+
+class UnitDeclared(Event, frozen=True, tag="unit"):
+    """A unit (department, workshop, team, person, supplier) and, from a month on, its parent."""
+
+    name: str | None = None
+    kind: str | None = None
+    parent: str | None = None
+    from_: str | None = msgspec.field(default=None, name="from")
+
+
+class ResponseRecorded(Event, frozen=True, tag="response"):
+    """A filled questionnaire or callback about ``subject`` in ``period``."""
+
+    ruleset: str
+    period: str
+    subject: str
+    answers: dict[str, Answer]
+    form: str | None = None
+    rater: str | None = None
+    respondent: str | None = None
+    roles: dict[str, list[str]] = {}
+    status: Literal["completed", "refused", "unreachable"] = "completed"
+    reasons: dict[str, str] = {}
+    comment: str | None = None
+
+
+class ResponseCorrected(Event, frozen=True, tag="correction"):
+    """Replaces the answers, reasons and comment of an earlier response."""
+
+    response: str
+    answers: dict[str, Answer]
+    reason: str
+    reasons: dict[str, str] = {}
+    comment: str | None = None
+
+
+class ResponseWithdrawn(Event, frozen=True, tag="withdrawal"):
+    """Voids an earlier response."""
+
+    response: str
+    reason: str
+
+
+class ComplaintFiled(Event, frozen=True, tag="complaint"):
+    """A complaint about ``subject`` (客户投诉 / 来料抱怨)."""
+
+    subject: str
+    period: str
+    text: str
+    ruleset: str | None = None
+    date: str | None = None
+    source: str | None = None
+    severity: str | None = None
+    category: str | None = None
+    response: str | None = None
+
+
+class ComplaintClosed(Event, frozen=True, tag="complaint_closed"):
+    """Closes a filed complaint or a remedy case (``remedy:<response id>``)."""
+
+    complaint: str
+    date: str
+    outcome: Literal["resolved", "rejected"] = "resolved"
+    note: str | None = None
+
+
+class RectificationRequired(Event, frozen=True, tag="rectification"):
+    """A rectification (整改 / 品质改善) due by ``due``."""
+
+    subject: str
+    period: str
+    issue: str
+    due: str
+    ruleset: str | None = None
+    complaint: str | None = None
+    response: str | None = None
+    item: str | None = None
+
+
+class RectificationUpdated(Event, frozen=True, tag="rectification_update"):
+    """A step in a rectification's life: completed, verified, ineffective or cancelled."""
+
+    rectification: str
+    status: Literal["completed", "verified", "ineffective", "cancelled"]
+    date: str
+    note: str | None = None
+
+
+class ParametersAdopted(Event, frozen=True, tag="adoption"):
+    """Binds parameters to a rule set from a month on.
+
+    In the log ``params`` are complete: the input's ``params`` merged over the
+    rule set's shipped defaults at ingest time.
+    """
+
+    ruleset: str
+    from_: str = msgspec.field(name="from")
+    params: dict[str, Any]
+    note: str | None = None
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    UnitDeclared, ResponseRecorded, ResponseCorrected, ResponseWithdrawn, ComplaintFiled,
+    ComplaintClosed, RectificationRequired, RectificationUpdated, ParametersAdopted,
+)
+TAGS: dict[str, type[Event]] = {cls.__struct_config__.tag: cls for cls in EVENT_TYPES}
+
+
+def tag_of(event: Event) -> str:
+    return type(event).__struct_config__.tag
+
+
+def natural_key(event: Event) -> str:
+    """The key under which the log holds ``event`` (its originator id).
+
+    ``unit`` events are keyed by (id, from); adoptions by (rule set, id), so
+    every rule set can have its own implicit ``default`` adoption.
+    """
+    if isinstance(event, UnitDeclared):
+        return f"unit:{event.id}@{event.from_ or ''}"
+    if isinstance(event, ParametersAdopted):
+        return f"adoption:{event.ruleset}:{event.id}"
+    return f"{tag_of(event)}:{event.id}"
+
+
+def key_prefix(tag: str) -> str:
+    return f"{tag}:"
+
+
+# -- strict input -------------------------------------------------------------
+
+_MONTH_FIELDS = ("period", "from_")
+_DATE_FIELDS = ("date", "due")
+
+
+def _check_fields(self: Event) -> None:
+    if not self.id:
+        raise ValueError("field `id`: expected a non-empty string")
+    for name in _MONTH_FIELDS:
+        value = getattr(self, name, None)
+        if value is not None and (why := month_problem(value)):
+            raise ValueError(f"field `{'from' if name == 'from_' else name}`: {why}")
+    for name in _DATE_FIELDS:
+        value = getattr(self, name, None)
+        if value is not None and (why := date_problem(value)):
+            raise ValueError(f"field `{name}`: {why}")
+
+
+def _strict(cls: type[Event]) -> type[Event]:
+    return type(cls.__name__, (cls,), {"__post_init__": _check_fields, "__module__": __name__},
+                frozen=True, forbid_unknown_fields=True)
+
+
+STRICT_TYPES = tuple(_strict(cls) for cls in EVENT_TYPES)
+_INPUT = msgspec.json.Decoder(Union[STRICT_TYPES])  # one reusable typed decoder
+_BASE_OF = {strict: base for strict, base in zip(STRICT_TYPES, EVENT_TYPES)}
+_AT = re.compile(r"^(.*?) - at `\$(.*)`$")
+_TYPES_TEXT = ", ".join(TAGS)
+
+
+def describe_validation_error(message: str) -> str:
+    """msgspec's validation message in the words of the ingest format."""
+    m = _AT.match(message)
+    text, path = (m.group(1), m.group(2).lstrip(".")) if m else (message, "")
+    path = path.replace("[...]", "")
+    if text.startswith("Object missing required field "):
+        field = text.removeprefix("Object missing required field ")
+        if path:
+            return f"field `{path}`: missing required field {field}"
+        if field == "`type`":
+            return f"missing required field `type` (one of {_TYPES_TEXT})"
+        return f"missing required field {field}"
+    if text.startswith("Object contains unknown field "):
+        field = text.removeprefix("Object contains unknown field ").strip("`")
+        where = f"{path}." if path else ""
+        return f"unknown field `{where}{field}`"
+    if path == "type" and text.startswith("Invalid value"):
+        return f"field `type`: {text.removeprefix('Invalid value ')} is not an event type (expected one of {_TYPES_TEXT})"
+    if text.startswith("Expected "):
+        text = "expected " + text.removeprefix("Expected ")
+    elif text.startswith("Invalid enum value "):
+        text = f"{text.removeprefix('Invalid enum value ')} is not allowed"
+    return f"field `{path}`: {text}" if path else text
+
+
+_ALLOWED = {
+    ("response", "status"): RESPONSE_STATUSES,
+    ("rectification_update", "status"): RECTIFICATION_STATUSES,
+    ("complaint_closed", "outcome"): CLOSE_OUTCOMES,
+}
+
+
+def _enum_message(line: bytes, message: str) -> str | None:
+    m = _AT.match(message)
+    if not m or not m.group(1).startswith("Invalid enum value "):
+        return None
+    try:
+        tag = msgspec.json.decode(line, type=dict).get("type")
+    except (msgspec.DecodeError, AttributeError):
+        return None
+    field = m.group(2).lstrip(".")
+    allowed = _ALLOWED.get((tag, field))
+    if allowed is None:
+        return None
+    got = m.group(1).removeprefix("Invalid enum value ")
+    return f"field `{field}`: expected one of {', '.join(allowed)}, got {got}"
+
+
+def decode_line(line: bytes) -> Event:
+    """Decode one input line strictly; raises ``ValueError`` with a message fit
+    for a ``FILE:LINE:`` report."""
+    try:
+        event = _INPUT.decode(line)
+    except msgspec.ValidationError as e:
+        raise ValueError(_enum_message(line, str(e)) or describe_validation_error(str(e))) from None
+    except msgspec.DecodeError as e:
+        raise ValueError(f"not valid JSON: {str(e).removeprefix('JSON is malformed: ')}") from None
+    return to_base(event)
+
+
+def to_base(event: Event) -> Event:
+    """The lenient (stored) class of a strictly decoded event, with the same fields."""
+    base = _BASE_OF.get(type(event))
+    if base is None:
+        return event
+    return base(**{f: getattr(event, f) for f in base.__struct_fields__})
+
+
+def from_dict(data: dict[str, Any]) -> Event:
+    """Build an event from a dict in the ingest format, validating as ingest does."""
+    return decode_line(msgspec.json.encode(data))

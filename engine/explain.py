@@ -1,0 +1,133 @@
+"""Explanations: how a published figure was derived, down to the events.
+
+An explanation recomputes the figure with the same rule-set code that
+published it, collecting each formula step, and lists every event read: the
+responses (used, or excluded and why), their corrections and withdrawals, and
+the adoption whose parameters were in force — each with its log position.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from . import periods
+from .errors import NotFound
+from .numbers import publish
+from .projection import Projection
+from .readmodel import Adoptions
+from .ruleset import Adoption, Figure, MonthInput, RuleSet, Trace
+
+
+def published_row(ruleset: str, period: str, subject: str, adoption: Adoption, figure: Figure) -> dict[str, Any]:
+    """A figure as the public score row (``events.md`` §4)."""
+    precision = getattr(adoption.params, "precision", 2)
+    row: dict[str, Any] = {
+        "ruleset": ruleset, "adoption": adoption.id, "period": period, "subject": subject,
+        "metric": figure.metric,
+        "score": publish(figure.score, precision) if figure.score is not None else None,
+        "grade": figure.grade, "grade_label": figure.grade_label, "responses": figure.responses,
+    }
+    row.update(figure.extras)
+    return row
+
+
+def _events(inputs: list[MonthInput], trace: Trace, adoptions: list[Adoption]) -> list[dict[str, Any]]:
+    events: dict[tuple[int, str], dict[str, Any]] = {}
+
+    def add(position: int, type_: str, id_: str, used: bool, why: str | None = None) -> None:
+        entry: dict[str, Any] = {"position": position, "type": type_, "id": id_, "used": used}
+        if why:
+            entry["why"] = why
+        events[(position, id_)] = entry
+
+    for a in adoptions:
+        add(a.position, "adoption", a.id, True, None)
+    for inp in inputs:
+        for c in inp.counted:
+            r = c.response
+            why = trace.notes.get(r.id)
+            via = f" (credited through {c.credit.via} as {c.credit.role})" if c.credit.via else ""
+            add(r.position, "response", r.id, why is None, why or (via.strip() or None))
+            for a in r.corrections:
+                add(a.position, "correction", a.id, why is None, f"answers replaced: {a.reason}")
+        for r, why in inp.excluded:
+            add(r.position, "response", r.id, False, why)
+            for a in r.corrections:
+                add(a.position, "correction", a.id, False, f"answers replaced: {a.reason}")
+            if r.withdrawn is not None:
+                add(r.withdrawn.position, "withdrawal", r.withdrawn.id, True, f"voids {r.id}: {r.withdrawn.reason}")
+    return [events[k] for k in sorted(events)]
+
+
+def explain(projection: Projection, rs: RuleSet, subject: str, period: str, metric: str | None = None) -> dict[str, Any]:
+    """The explanation of one score row; raises NotFound when there is none."""
+    kind = periods.kind(period)
+    adoptions = Adoptions.load(projection.conn, projection.rulesets)
+    trace = Trace()
+    inputs: list[MonthInput] = []
+    months = periods.months_of(period)
+    month_figures: dict[str, list[Figure]] = {}
+    for month in months:
+        inp = projection.month_input(rs, subject, month, adoptions)
+        if inp is None or not (inp.counted or inp.excluded):
+            continue
+        inputs.append(inp)
+        trace.prefix = "" if kind == "month" else f"{month} "
+        month_figures[month] = rs.score_month(inp, trace) if inp.counted else []
+    trace.prefix = ""
+    if not inputs:
+        raise NotFound(f"no responses of {rs.id} for {subject!r} in {period}")
+    if kind == "month":
+        figures = month_figures[period]
+        if rs.sequential and figures:
+            figures = _sequenced(projection, rs, subject, period, figures, adoptions, trace)
+        adoption = inputs[0].adoption
+    else:
+        stored = projection.month_figures(rs, subject, months)
+        adoption = adoptions.in_force(rs.id, max(m for rows in stored.values() for m, _ in rows)) \
+            if stored else inputs[-1].adoption
+        figures = [f for met, rows in sorted(stored.items())
+                   if (f := rs.roll_up(period, met, rows, adoption.params, trace)) is not None]
+    figure = _pick(figures, metric, rs, subject, period)
+    used_adoptions = {(i.adoption.ruleset, i.adoption.id): i.adoption for i in inputs}
+    used_adoptions[(adoption.ruleset, adoption.id)] = adoption
+    out = published_row(rs.id, period, subject, adoption, figure)
+    out["params_hash"] = adoption.hash
+    out["adoption_from"] = adoption.from_
+    out["steps"] = [{"label": s.label, "formula": s.formula, "value": s.value} for s in trace.steps
+                    if not figure or _step_concerns(s.label, figure.metric, rs)]
+    out["events"] = _events(inputs, trace, list(used_adoptions.values()))
+    return out
+
+
+def _sequenced(projection: Projection, rs: RuleSet, subject: str, month: str, figures: list[Figure],
+               adoptions: Adoptions, trace: Trace) -> list[Figure]:
+    out = []
+    stored = projection.month_figures(rs, subject)
+    for fig in figures:
+        rows = [(m, f) for m, f in stored.get(fig.metric, []) if m != month]
+        rows.append((month, fig))
+        rows.sort(key=lambda x: x[0])
+        seq = rs.sequence(rows, lambda m: adoptions.in_force(rs.id, m).params, trace, month)
+        out.append(next(f for m, f in seq if m == month))
+    return out
+
+
+def _pick(figures: list[Figure], metric: str | None, rs: RuleSet, subject: str, period: str) -> Figure:
+    if not figures:
+        raise NotFound(f"{rs.id}: {subject!r} has no score in {period} (every response was excluded)")
+    if metric is None:
+        if len(figures) == 1:
+            return figures[0]
+        raise NotFound(f"{rs.id}: {subject!r} has several metrics in {period}; name one with --metric: "
+                       + ", ".join(f.metric for f in figures))
+    for f in figures:
+        if f.metric == metric:
+            return f
+    raise NotFound(f"{rs.id}: {subject!r} has no metric {metric!r} in {period} (has: "
+                   + ", ".join(f.metric for f in figures) + ")")
+
+
+def _step_concerns(label: str, metric: str, rs: RuleSet) -> bool:
+    """Keep steps of the chosen metric; steps that name another metric of the rule set are dropped."""
+    others = [m for m in rs.metrics if m != metric]
+    return not any(f" {m}" in f" {label}" for m in others)

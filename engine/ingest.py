@@ -1,0 +1,306 @@
+"""Ingest: validate input lines and append them to the log, all or nothing.
+
+One call is one SQLite write transaction. Lines are read in chunks, decoded
+strictly, validated against the log *and* the earlier lines of the same call
+(earlier chunks are already inserted in the open transaction, so lookups see
+them), and appended with ``executemany``. At the end the transaction commits
+only if no line had a problem; otherwise every problem is reported as
+``FILE:LINE: message`` and nothing is kept. Memory stays bounded by the chunk.
+
+Idempotency: an event whose natural key is in the log with an identical body
+is counted as already present; with a different body it is a conflict.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from .errors import IngestFailed, InvalidParams
+from .events import (ComplaintClosed, ComplaintFiled, Event, ParametersAdopted, RectificationRequired,
+                     RectificationUpdated, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, decode_line,
+                     natural_key)
+from .params import canonical, merge
+from .projection import Projection
+from .readmodel import Adoptions, load_states
+from .ruleset import RuleSet
+from .store import Recorded, Store, now
+
+Line = tuple[str, int, bytes]  # (source name, line number, raw line)
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did (or, with ``dry_run``, would do)."""
+
+    appended: int = 0
+    present: int = 0
+    lines: int = 0
+    implicit_adoptions: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    def summary(self) -> str:
+        verb = "would be appended" if self.dry_run else "appended"
+        return f"{self.appended} {verb}, {self.present} already present"
+
+
+def jsonl_lines(path: str) -> Iterator[Line]:
+    """The non-blank lines of a JSON Lines file (UTF-8, BOM tolerated)."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            if raw.strip():
+                yield path, number, raw
+
+
+def dict_lines(items: Iterable[Event | dict[str, Any]], name: str = "<input>") -> Iterator[Line]:
+    """Events or dicts given through the API, as lines of an imaginary file."""
+    for number, item in enumerate(items, 1):
+        data = item if isinstance(item, dict) else msgspec.to_builtins(item)
+        yield name, number, msgspec.json.encode(data)
+
+
+class Ingest:
+    """One ingest call against a store."""
+
+    CHUNK = 2000
+
+    def __init__(self, store: Store, rulesets: dict[str, RuleSet], projection: Projection):
+        self.store = store
+        self.rulesets = rulesets
+        self.projection = projection
+
+    def run(self, lines: Iterable[Line], *, dry_run: bool = False,
+            progress: Callable[[int], None] | None = None) -> IngestReport:
+        self._start_transaction()
+        try:
+            report = self._run(lines, dry_run, progress)
+        except BaseException:
+            self.store.rollback()
+            raise
+        if self.problems or dry_run:
+            self.store.rollback()
+            if self.problems:
+                raise IngestFailed(self.problems)
+        else:
+            self.store.commit()
+        return report
+
+    def _start_transaction(self) -> None:
+        # The working tables answer "is this response withdrawn?" and "which
+        # adoption is in force?"; they must be current when the write lock is taken.
+        for _ in range(10):
+            self.projection.catch_up(settle=False)
+            self.store.begin_write()
+            if self.store.tracked() == self.store.max_position():
+                return
+            self.store.rollback()
+        raise IngestFailed(["the log keeps moving (another writer?); try again"])
+
+    # -- the pass ------------------------------------------------------------------
+
+    def _run(self, lines: Iterable[Line], dry_run: bool, progress: Callable[[int], None] | None) -> IngestReport:
+        self.problems: list[str] = []
+        self.report = IngestReport(dry_run=dry_run)
+        self.at = now()
+        self.adoptions = Adoptions.load(self.store.conn, self.rulesets)
+        self.next_position = self.store.max_position() + 1
+        self.withdrawn: dict[str, str] = {}           # response id -> withdrawal id, this call
+        self.implicit: dict[str, list[Any]] = {}      # ruleset -> [Recorded, flushed?]
+        chunk: list[tuple[str, int, Event]] = []
+        for source, number, raw in lines:
+            self.report.lines += 1
+            try:
+                chunk.append((source, number, decode_line(raw)))
+            except ValueError as e:
+                self.problems.append(f"{source}:{number}: {e}")
+            if len(chunk) >= self.CHUNK:
+                self._chunk(chunk)
+                if progress:
+                    progress(len(chunk))
+                chunk = []
+        if chunk:
+            self._chunk(chunk)
+            if progress:
+                progress(len(chunk))
+        return self.report
+
+    def _chunk(self, chunk: list[tuple[str, int, Event]]) -> None:
+        keys = {natural_key(ev) for _, _, ev in chunk}
+        keys |= {f"response:{ev.response}" for _, _, ev in chunk
+                 if isinstance(ev, (ResponseCorrected, ResponseWithdrawn, ComplaintFiled,
+                                    RectificationRequired)) and ev.response}
+        self.known = {k: lg.event for k, lg in self.store.get(sorted(keys)).items()}
+        self.pending: list[Recorded] = []
+        for source, number, ev in chunk:
+            where = f"{source}:{number}"
+            try:
+                ev = self._transform(ev)
+            except InvalidParams as e:
+                self.problems.extend(f"{where}: {p}" for p in e.problems)
+                continue
+            key = natural_key(ev)
+            if key in self.known:
+                if self.known[key] == ev:
+                    self.report.present += 1
+                else:
+                    self.problems.append(f"{where}: conflict: {key.split(':', 1)[0]} {ev.id!r} is already in the "
+                                         "log with a different body (fix data with a correction or withdrawal, "
+                                         "never by re-sending)")
+                continue
+            problems = self._check(ev)
+            if problems:
+                self.problems.extend(f"{where}: {p}" for p in problems)
+                continue
+            self._accept(ev)
+        if self.pending:
+            self.store.append(self.pending)
+
+    def _accept(self, ev: Event) -> None:
+        if isinstance(ev, ResponseRecorded) and self.adoptions.in_force(ev.ruleset, ev.period) is None:
+            self._implicit_adoption(ev.ruleset, ev.period)
+        if isinstance(ev, ResponseWithdrawn):
+            self.withdrawn[ev.response] = ev.id
+        if isinstance(ev, ParametersAdopted):
+            self.adoptions.add(ev.ruleset, ev.id, ev.from_, self._position(), ev.params)
+        self.known[natural_key(ev)] = ev
+        self.pending.append(Recorded(self.at, ev))
+        self.report.appended += 1
+
+    def _position(self) -> int:
+        self.next_position += 1
+        return self.next_position
+
+    def _implicit_adoption(self, ruleset: str, period: str) -> None:
+        """Record the shipped defaults for a rule set used with no adoption in force
+        (``from`` = the earliest period seen, lowered by later lines of the same call)."""
+        rs = self.rulesets[ruleset]
+        mine = self.implicit.get(ruleset)
+        if mine is not None:
+            old: ParametersAdopted = mine[0].event
+            lowered = msgspec.structs.replace(old, from_=period)
+            recorded = Recorded(self.at, lowered)
+            if mine[0] in self.pending:
+                self.pending[self.pending.index(mine[0])] = recorded
+            else:
+                self.store.replace_uncommitted(recorded)
+            mine[0] = recorded
+            self.adoptions.add(ruleset, old.id, period, self._position(), old.params)
+            self.known[natural_key(lowered)] = lowered
+            return
+        taken = {a.id for a in self.adoptions.of(ruleset)}
+        id_ = "default" if "default" not in taken else f"default-{period}"
+        params = canonical(rs.decode_params(rs.default_params(), f"{ruleset} defaults"))
+        ev = ParametersAdopted(id=id_, ruleset=ruleset, from_=period, params=params,
+                               note="implicit adoption of the shipped defaults on first use")
+        recorded = Recorded(self.at, ev)
+        self.implicit[ruleset] = [recorded]
+        self.pending.append(recorded)
+        self.adoptions.add(ruleset, id_, period, self._position(), params)
+        self.known[natural_key(ev)] = ev
+        self.report.appended += 1
+        self.report.implicit_adoptions.append(f"{ruleset}:{id_}")
+
+    # -- validation ----------------------------------------------------------------
+
+    def _transform(self, ev: Event) -> Event:
+        """The form the log stores: adoptions carry complete parameters."""
+        if isinstance(ev, ParametersAdopted) and ev.ruleset in self.rulesets:
+            rs = self.rulesets[ev.ruleset]
+            merged = merge(rs.default_params(), ev.params)
+            params = rs.decode_params(merged, "params")
+            return msgspec.structs.replace(ev, params=canonical(params))
+        return ev
+
+    def _ruleset_problem(self, ruleset: str | None) -> str | None:
+        if ruleset is None or ruleset in self.rulesets:
+            return None
+        installed = ", ".join(sorted(self.rulesets)) or "none"
+        return f"field `ruleset`: rule set {ruleset!r} is not installed (installed: {installed})"
+
+    def _response(self, response_id: str) -> ResponseRecorded | None:
+        key = f"response:{response_id}"
+        if key not in self.known:
+            found = self.store.get([key])
+            if key in found:
+                self.known[key] = found[key].event
+        ev = self.known.get(key)
+        return ev if isinstance(ev, ResponseRecorded) else None
+
+    def _withdrawn_by(self, response_id: str) -> str | None:
+        if response_id in self.withdrawn:
+            return self.withdrawn[response_id]
+        state = load_states(self.store.conn, [response_id]).get(response_id)
+        return state.withdrawn.id if state is not None and state.withdrawn is not None else None
+
+    def _exists(self, key: str) -> bool:
+        if key not in self.known:
+            found = self.store.get([key])
+            if key in found:
+                self.known[key] = found[key].event
+        return key in self.known
+
+    def _check(self, ev: Event) -> list[str]:
+        if isinstance(ev, ResponseRecorded):
+            if (p := self._ruleset_problem(ev.ruleset)):
+                return [p]
+            return self._answers_problems(ev)
+        if isinstance(ev, (ResponseCorrected, ResponseWithdrawn)):
+            target = self._response(ev.response)
+            if target is None:
+                return [f"field `response`: no response {ev.response!r} in the log or earlier in the input"]
+            by = self._withdrawn_by(ev.response)
+            if by is not None:
+                what = "corrected" if isinstance(ev, ResponseCorrected) else "withdrawn again"
+                return [f"field `response`: response {ev.response!r} was withdrawn by {by!r} and cannot be {what}"]
+            if isinstance(ev, ResponseCorrected) and target.ruleset in self.rulesets:
+                corrected = msgspec.structs.replace(target, answers=ev.answers, reasons=ev.reasons,
+                                                    comment=ev.comment)
+                return self._answers_problems(corrected)
+            return []
+        if isinstance(ev, ParametersAdopted):
+            return [p] if (p := self._ruleset_problem(ev.ruleset)) else []
+        problems = []
+        if isinstance(ev, (ComplaintFiled, RectificationRequired)):
+            if (p := self._ruleset_problem(ev.ruleset)):
+                problems.append(p)
+            if ev.response and self._response(ev.response) is None:
+                problems.append(f"field `response`: no response {ev.response!r} in the log or earlier in the input")
+        if isinstance(ev, RectificationRequired) and ev.complaint and not self._exists(f"complaint:{ev.complaint}"):
+            problems.append(f"field `complaint`: no complaint {ev.complaint!r} in the log or earlier in the input")
+        if isinstance(ev, ComplaintClosed):
+            if ev.complaint.startswith("remedy:"):
+                if self._response(ev.complaint.removeprefix("remedy:")) is None:
+                    problems.append(f"field `complaint`: remedy case {ev.complaint!r} names no response in the log")
+            elif not self._exists(f"complaint:{ev.complaint}"):
+                problems.append(f"field `complaint`: no complaint {ev.complaint!r} in the log or earlier in the input")
+        if isinstance(ev, RectificationUpdated) and not self._exists(f"rectification:{ev.rectification}"):
+            problems.append(f"field `rectification`: no rectification {ev.rectification!r} in the log or "
+                            "earlier in the input")
+        return problems
+
+    def _answers_problems(self, ev: ResponseRecorded) -> list[str]:
+        rs = self.rulesets[ev.ruleset]
+        adoption = self.adoptions.in_force(ev.ruleset, ev.period)
+        params = adoption.params if adoption else rs.decode_params(rs.default_params(), f"{rs.id} defaults")
+        return [f"field `{p.field}`: {p.message}" for p in rs.check_response(ev, params)]
+
+
+def file_lines(paths: Iterable[str | os.PathLike[str]]) -> tuple[Iterator[Line], list[str]]:
+    """Lines of every file; unreadable files become problems up front."""
+    problems = []
+    readable = []
+    for p in map(os.fspath, paths):
+        if not os.path.isfile(p):
+            problems.append(f"{p}: cannot read: no such file")
+        else:
+            readable.append(p)
+
+    def gen() -> Iterator[Line]:
+        for p in readable:
+            yield from jsonl_lines(p)
+    return gen(), problems

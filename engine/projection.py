@@ -1,0 +1,285 @@
+"""The scores projection: catches up with the log and keeps ``scores`` current.
+
+eventsourcing's SQLite recorder has no subscriptions, so the projection pulls:
+it reads the log in pages from its tracked position. Each page is applied to
+the working tables (``rm_*``) and marks the subject-months it touches as dirty,
+in one transaction with the tracking position (eventsourcing's ``tracking``
+table). :meth:`Projection.settle` then rescores only the dirty subject-months,
+the subject's later months when the rule set is sequential, and the quarters
+and years above them — never everything. A rebuild is a catch-up from 0.
+"""
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from . import periods
+from .events import (NA, ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn,
+                     UnitDeclared)
+from .numbers import publish
+from .readmodel import (Adoptions, Org, database, decode_state, drop_all, encode_state, ensure_schema,
+                        load_states)
+from .ruleset import Amendment, Counted, Credit, Figure, MonthInput, ResponseState, RuleSet
+from .store import Logged, Store
+
+Progress = Callable[[int], None]
+
+_EXTRAS_ENC = msgspec.json.Encoder(decimal_format="number")
+_STATE_ENC = msgspec.json.Encoder()
+EXTRAS_DEC = msgspec.json.Decoder(float_hook=Decimal)
+_STATE_DEC = msgspec.json.Decoder(dict[str, Any])
+
+
+def exclusion(state: ResponseState) -> str | None:
+    """Why a response counts for nothing whatever the rule set, or None when it may count."""
+    if state.withdrawn is not None:
+        w = state.withdrawn
+        return f"withdrawn by {w.id} (position {w.position}): {w.reason}"
+    if state.status != "completed":
+        return f"status {state.status}: only completed responses are scored"
+    if not state.answers:
+        return "no answers"
+    if all(v == NA for v in state.answers.values()):
+        return "every answer is N/A"
+    return None
+
+
+class Projection:
+    """Keeps the read models of one store in step with its log."""
+
+    PAGE = 5000
+
+    def __init__(self, store: Store, rulesets: dict[str, RuleSet]):
+        self.store = store
+        self.conn: sqlite3.Connection = store.conn
+        self.db = database(self.conn)
+        self.rulesets = rulesets
+        if ensure_schema(self.db):
+            self.store.forget_tracking()
+
+    # -- catching up -------------------------------------------------------------
+
+    def behind(self) -> int:
+        return self.store.max_position() - self.store.tracked()
+
+    def catch_up(self, progress: Progress | None = None, settle: bool = True) -> int:
+        """Apply every event after the tracked position; returns how many were applied."""
+        start = self.store.tracked()
+        end = self.store.max_position()
+        applied = 0
+        if end > start:
+            adoptions = Adoptions.load(self.conn, self.rulesets)
+            org = Org.load(self.conn)
+            for page in self.store.pages(start, self.PAGE, upto=end):
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._apply(page, adoptions, org)
+                    self.store.track(page[-1].position)
+                    self.conn.execute("COMMIT")
+                except BaseException:
+                    self.store.rollback()
+                    raise
+                applied += len(page)
+                if progress:
+                    progress(len(page))
+        if settle:
+            self.settle()
+        return applied
+
+    def rebuild(self, progress: Progress | None = None) -> int:
+        """Drop every read model and rebuild it from position 0."""
+        drop_all(self.db)
+        ensure_schema(self.db)
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.store.forget_tracking()
+        self.conn.execute("COMMIT")
+        return self.catch_up(progress)
+
+    def _credits(self, state: ResponseState, adoptions: Adoptions, org: Org) -> list[Credit]:
+        rs = self.rulesets.get(state.ruleset)
+        if rs is None:
+            return [Credit(state.subject)]
+        adoption = adoptions.in_force(state.ruleset, state.period)
+        return rs.credits(state, adoption.params if adoption else None, org.chain)
+
+    def _apply(self, page: list[Logged], adoptions: Adoptions, org: Org) -> None:
+        states: dict[str, ResponseState] = {}
+        credits: list[tuple[str, str, str, str, str, str]] = []
+        dirty: set[tuple[str, str, str]] = set()
+
+        def flush() -> None:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO rm_responses (id, position, ruleset, period, subject, state) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(s.id, s.position, s.ruleset, s.period, s.subject, encode_state(s)) for s in states.values()])
+            self.conn.executemany("INSERT OR IGNORE INTO rm_credits VALUES (?, ?, ?, ?, ?, ?)", credits)
+            self.conn.executemany("INSERT OR IGNORE INTO rm_dirty VALUES (?, ?, ?)", dirty)
+            states.clear()
+            credits.clear()
+            dirty.clear()
+
+        for logged in page:
+            ev = logged.event
+            if isinstance(ev, ResponseRecorded):
+                state = ResponseState.of(ev, logged.position)
+                states[ev.id] = state
+                for c in self._credits(state, adoptions, org):
+                    credits.append((ev.ruleset, c.subject, ev.period, ev.id, c.role, c.via))
+                    dirty.add((ev.ruleset, c.subject, ev.period))
+            elif isinstance(ev, (ResponseCorrected, ResponseWithdrawn)):
+                state = states.get(ev.response) or load_states(self.conn, [ev.response]).get(ev.response)
+                if state is None:  # ingest refuses these; a hand-made log may still hold one
+                    continue
+                amendment = Amendment(logged.position, logged.type, ev.id, ev.reason)
+                if isinstance(ev, ResponseCorrected):
+                    state = msgspec.structs.replace(state, answers=ev.answers, reasons=ev.reasons,
+                                                    comment=ev.comment,
+                                                    corrections=[*state.corrections, amendment])
+                else:
+                    state = msgspec.structs.replace(state, withdrawn=amendment)
+                states[state.id] = state
+                for c in self._credits(state, adoptions, org):
+                    dirty.add((state.ruleset, c.subject, state.period))
+            elif isinstance(ev, ParametersAdopted):
+                flush()
+                self.conn.execute("INSERT OR REPLACE INTO rm_adoptions VALUES (?, ?, ?, ?, ?, ?)",
+                                  (ev.ruleset, ev.id, ev.from_, logged.position,
+                                   msgspec.json.encode(ev.params).decode(), ""))
+                adoption = adoptions.add(ev.ruleset, ev.id, ev.from_, logged.position, ev.params)
+                self.conn.execute("UPDATE rm_adoptions SET hash = ? WHERE ruleset = ? AND id = ?",
+                                  (adoption.hash, ev.ruleset, ev.id))
+                self.conn.execute("INSERT OR IGNORE INTO rm_dirty SELECT DISTINCT ruleset, subject, period "
+                                  "FROM rm_credits WHERE ruleset = ? AND period >= ?", (ev.ruleset, ev.from_))
+            elif isinstance(ev, UnitDeclared):
+                from_ = ev.from_ or ""
+                self.conn.execute("INSERT OR REPLACE INTO rm_units VALUES (?, ?, ?, ?, ?, ?)",
+                                  (ev.id, from_, logged.position, ev.name, ev.kind, ev.parent))
+                org.add(ev.id, from_, ev.name, ev.kind, ev.parent)
+        flush()
+
+    # -- scoring -------------------------------------------------------------------
+
+    def month_input(self, rs: RuleSet, subject: str, month: str, adoptions: Adoptions) -> MonthInput | None:
+        """The responses credited to a subject-month, split into counted and excluded."""
+        adoption = adoptions.in_force(rs.id, month)
+        if adoption is None:
+            return None
+        counted: list[Counted] = []
+        excluded: list[tuple[ResponseState, str]] = []
+        seen: set[str] = set()
+        for blob, role, via in self.conn.execute(
+                "SELECT r.state, c.role, c.via FROM rm_credits c JOIN rm_responses r ON r.id = c.response "
+                "WHERE c.ruleset = ? AND c.subject = ? AND c.period = ? ORDER BY r.position, c.role, c.via",
+                (rs.id, subject, month)):
+            state = decode_state(blob)
+            why = exclusion(state)
+            if why is None:
+                counted.append(Counted(state, Credit(subject, role, via)))
+            elif state.id not in seen:
+                excluded.append((state, why))
+            seen.add(state.id)
+        return MonthInput(rs.id, subject, month, adoption, counted, excluded)
+
+    def settle(self) -> int:
+        """Rescore every dirty subject-month and what stands above it; returns groups rescored."""
+        dirty = self.conn.execute("SELECT ruleset, subject, period FROM rm_dirty").fetchall()
+        if not dirty:
+            return 0
+        adoptions = Adoptions.load(self.conn, self.rulesets)
+        by_subject: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for ruleset, subject, month in dirty:
+            by_subject[(ruleset, subject)].add(month)
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for (ruleset, subject), months in sorted(by_subject.items()):
+                rs = self.rulesets.get(ruleset)
+                if rs is not None:
+                    self._rescore(rs, subject, sorted(months), adoptions)
+            self.conn.executemany("DELETE FROM rm_dirty WHERE ruleset = ? AND subject = ? AND period = ?", dirty)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.store.rollback()
+            raise
+        return len(dirty)
+
+    def _rescore(self, rs: RuleSet, subject: str, months: list[str], adoptions: Adoptions) -> None:
+        for month in months:
+            inp = self.month_input(rs, subject, month, adoptions)
+            figures = rs.score_month(inp, None) if inp is not None and inp.counted else []
+            self._write(rs, month, subject, "month", inp.adoption if inp else None, figures)
+        touched = set(months)
+        if rs.sequential:
+            touched |= self._resequence(rs, subject, adoptions)
+        rollups = sorted({p for m in touched for p in periods.rollups_of(m)})
+        for period in rollups:
+            self._write_rollup(rs, subject, period, adoptions)
+
+    def month_figures(self, rs: RuleSet, subject: str, months: Iterable[str] | None = None,
+                      metric: str | None = None) -> dict[str, list[tuple[str, Figure]]]:
+        """Stored month figures of a subject, by metric, in month order."""
+        sql = ("SELECT period, metric, score, grade, grade_label, responses, extras, state FROM scores "
+               "WHERE ruleset = ? AND subject = ? AND kind = 'month'")
+        args: list[Any] = [rs.id, subject]
+        if metric is not None:
+            sql += " AND metric = ?"
+            args.append(metric)
+        wanted = set(months) if months is not None else None
+        out: dict[str, list[tuple[str, Figure]]] = defaultdict(list)
+        for period, met, score, grade, label, responses, extras, state in self.conn.execute(
+                sql + " ORDER BY period", args):
+            if wanted is not None and period not in wanted:
+                continue
+            out[met].append((period, Figure(met, Decimal(score) if score is not None else None, responses,
+                                            grade, label, EXTRAS_DEC.decode(extras), _STATE_DEC.decode(state))))
+        return out
+
+    def _resequence(self, rs: RuleSet, subject: str, adoptions: Adoptions) -> set[str]:
+        changed: set[str] = set()
+        for metric, months in self.month_figures(rs, subject).items():
+            before = {m: f for m, f in months}
+            after = rs.sequence(months, lambda m: adoptions.in_force(rs.id, m).params)
+            for month, fig in after:
+                if fig != before.get(month):
+                    changed.add(month)
+                    self._write(rs, month, subject, "month", adoptions.in_force(rs.id, month), [fig],
+                                only_metric=metric)
+        return changed
+
+    def _write_rollup(self, rs: RuleSet, subject: str, period: str, adoptions: Adoptions) -> None:
+        months = periods.months_of(period)
+        figures = []
+        adoption = None
+        for metric, rows in self.month_figures(rs, subject, months).items():
+            if not rows:
+                continue
+            adoption = adoptions.in_force(rs.id, rows[-1][0])
+            fig = rs.roll_up(period, metric, rows, adoption.params, None)
+            if fig is not None:
+                figures.append(fig)
+        self._write(rs, period, subject, periods.kind(period), adoption, figures)
+
+    def _write(self, rs: RuleSet, period: str, subject: str, kind: str, adoption: Any,
+               figures: list[Figure], only_metric: str | None = None) -> None:
+        if only_metric is None:
+            self.conn.execute("DELETE FROM scores WHERE ruleset = ? AND period = ? AND subject = ?",
+                              (rs.id, period, subject))
+        if not figures:
+            return
+        precision = getattr(adoption.params, "precision", 2)
+        rows = []
+        for f in figures:
+            state = dict(f.state)
+            state.setdefault("score", f.score)
+            rows.append({
+                "ruleset": rs.id, "period": period, "subject": subject, "metric": f.metric, "kind": kind,
+                "adoption": adoption.id, "params_hash": adoption.hash,
+                "score": str(publish(f.score, precision)) if f.score is not None else None,
+                "grade": f.grade, "grade_label": f.grade_label, "responses": f.responses,
+                "extras": _EXTRAS_ENC.encode(f.extras).decode(), "state": _STATE_ENC.encode(state).decode(),
+            })
+        self.db["scores"].upsert_all(rows, pk=("ruleset", "period", "subject", "metric"))

@@ -1,0 +1,272 @@
+"""The rule-set contract: what the engine asks of a scoring method.
+
+A rule set is an object of a :class:`RuleSet` subclass, handed to the engine
+by a plugin (``csat_rulesets`` hook, :mod:`csat.plugins.hookspecs`). The engine
+owns events, storage, grouping, exclusions common to every rule set, roll-up
+scheduling, rounding of ``score`` and explanations; the rule set owns its
+parameters, its input checks and its formulas.
+
+Life of a score: responses credited to (rule set, subject, month) are loaded;
+withdrawn, non-completed and all-N/A responses are excluded by the engine;
+:meth:`RuleSet.score_month` turns the rest into one :class:`Figure` per metric;
+:meth:`RuleSet.sequence` may adjust a subject's months in order (bonuses,
+statuses over consecutive months); :meth:`RuleSet.roll_up` makes quarter and
+year figures from the month figures.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, ClassVar, NamedTuple
+
+import msgspec
+
+from .events import NA, Answer, ResponseRecorded
+from .numbers import dec, mean, plain, publish
+from .errors import InvalidParams
+from .params import decode, read_toml
+
+
+class Problem(NamedTuple):
+    """An input problem found by a rule set: the field (``answers.q1``) and what was expected."""
+
+    field: str
+    message: str
+
+
+class Amendment(msgspec.Struct, frozen=True, array_like=True):
+    """A correction or withdrawal applied to a response, as the projection keeps it."""
+
+    position: int
+    type: str
+    id: str
+    reason: str
+
+
+class ResponseState(msgspec.Struct, frozen=True):
+    """A response as it stands after its corrections and withdrawal."""
+
+    id: str
+    position: int
+    ruleset: str
+    period: str
+    subject: str
+    answers: dict[str, Answer]
+    form: str | None = None
+    rater: str | None = None
+    respondent: str | None = None
+    roles: dict[str, list[str]] = {}
+    status: str = "completed"
+    reasons: dict[str, str] = {}
+    comment: str | None = None
+    corrections: list[Amendment] = []
+    withdrawn: Amendment | None = None
+
+    @classmethod
+    def of(cls, event: ResponseRecorded, position: int) -> "ResponseState":
+        return cls(id=event.id, position=position, ruleset=event.ruleset, period=event.period,
+                   subject=event.subject, answers=event.answers, form=event.form, rater=event.rater,
+                   respondent=event.respondent, roles=event.roles, status=event.status,
+                   reasons=event.reasons, comment=event.comment)
+
+    def answered(self) -> dict[str, Answer]:
+        """The answers that are not N/A."""
+        return {k: v for k, v in self.answers.items() if v != NA}
+
+
+class Credit(NamedTuple):
+    """A response credited to ``subject`` in role ``role`` (``subject``,
+    ``roles.workshop`` …), through member ``via`` when credited up an org chain."""
+
+    subject: str
+    role: str = "subject"
+    via: str = ""
+
+
+@dataclass(frozen=True)
+class Adoption:
+    """The parameters in force: the adoption event's id, position and hash, and the decoded params."""
+
+    ruleset: str
+    id: str
+    from_: str
+    position: int
+    hash: str
+    params: Any
+
+
+@dataclass
+class Counted:
+    """A response that counts, with the credit that brought it to this subject."""
+
+    response: ResponseState
+    credit: Credit
+
+
+@dataclass
+class MonthInput:
+    """Everything a rule set scores one subject-month from."""
+
+    ruleset: str
+    subject: str
+    month: str
+    adoption: Adoption
+    counted: list[Counted]
+    excluded: list[tuple[ResponseState, str]]
+
+    @property
+    def params(self) -> Any:
+        return self.adoption.params
+
+
+class Figure(msgspec.Struct):
+    """One metric's result for a subject and period.
+
+    ``score`` is unrounded (the engine rounds it to ``precision``); ``extras``
+    are the rule set's published extra keys, already rounded where published;
+    ``state`` holds unrounded values for :meth:`RuleSet.sequence` and
+    :meth:`RuleSet.roll_up` (stored with the row, never published).
+    """
+
+    metric: str
+    score: Decimal | None
+    responses: int
+    grade: str | None = None
+    grade_label: str | None = None
+    extras: dict[str, Any] = {}
+    state: dict[str, Any] = {}
+
+
+@dataclass
+class Step:
+    label: str
+    formula: str
+    value: Any
+
+
+@dataclass
+class Trace:
+    """Collects explanation steps and the use of each response while a figure is computed.
+
+    Rule sets call ``trace.step`` only behind ``if trace:`` so scoring without
+    an explanation pays nothing for formatting.
+    """
+
+    steps: list[Step] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)  # response id -> why it did not count
+    prefix: str = ""
+
+    def __bool__(self) -> bool:
+        return True
+
+    def step(self, label: str, formula: str, value: Any) -> None:
+        self.steps.append(Step(self.prefix + label, formula, value))
+
+    def exclude(self, response: ResponseState, why: str) -> None:
+        self.notes[response.id] = why
+
+
+class RuleSet:
+    """Base class of every rule set; subclass it and hand an instance to the engine.
+
+    Class attributes to set: ``id`` (stable, e.g. ``airline-1000``),
+    ``version``, ``title``, ``metrics``, ``params_type`` (a msgspec Struct with
+    ``forbid_unknown_fields=True``) and ``defaults_path`` (the shipped TOML).
+    """
+
+    id: ClassVar[str]
+    version: ClassVar[str] = "1"
+    title: ClassVar[str] = ""
+    metrics: ClassVar[tuple[str, ...]] = ()
+    params_type: ClassVar[type]
+    defaults_path: ClassVar[str]
+    #: True when :meth:`sequence` does something (months depend on earlier months).
+    sequential: ClassVar[bool] = False
+
+    # -- parameters ----------------------------------------------------------
+
+    def default_params(self) -> dict[str, Any]:
+        """The shipped defaults as plain data (read once from ``defaults_path``; do not mutate)."""
+        cached = self.__dict__.get("_defaults")
+        if cached is None:
+            cached = self.__dict__["_defaults"] = read_toml(self.defaults_path)
+        return cached
+
+    def decode_params(self, data: dict[str, Any], source: str = "params") -> Any:
+        """Complete parameters (plain data) to the typed ``params_type``; raises InvalidParams."""
+        params = decode(self.params_type, data, source)
+        problems = self.check_params(params)
+        if problems:
+            raise InvalidParams([f"{source}: {p}" for p in problems])
+        return params
+
+    def check_params(self, params: Any) -> list[str]:
+        """Checks beyond the schema (``key: what was expected``); none by default."""
+        return []
+
+    # -- input -----------------------------------------------------------------
+
+    def check_response(self, response: ResponseRecorded, params: Any) -> list[Problem]:
+        """Problems with a response's answers under ``params``; none means it is accepted."""
+        return []
+
+    def credits(self, response: ResponseState, params: Any, chain: Callable[[str, str], list[str]]) -> list[Credit]:
+        """The subjects a response is credited to. Default: its ``subject``.
+
+        ``chain(unit, month)`` gives the unit's ancestors as of that month,
+        nearest first, for rule sets that credit up an org chart.
+        """
+        return [Credit(response.subject)]
+
+    # -- scoring ---------------------------------------------------------------
+
+    def score_month(self, month: MonthInput, trace: Trace | None) -> list[Figure]:
+        """One Figure per metric for the subject-month (none when nothing counts)."""
+        raise NotImplementedError
+
+    def sequence(self, months: list[tuple[str, Figure]], params_of: Callable[[str], Any],
+                 trace: Trace | None = None, focus: str | None = None) -> list[tuple[str, Figure]]:
+        """Adjust a subject's month figures of one metric in month order; unchanged by default.
+
+        ``focus`` names the month being explained, when ``trace`` is given.
+        """
+        return months
+
+    def roll_up(self, period: str, metric: str, months: list[tuple[str, Figure]], params: Any,
+                trace: Trace | None) -> Figure | None:
+        """The quarter or year figure from the month figures of one metric. Default: mean of months."""
+        return mean_of_months(period, metric, months, trace, getattr(params, "precision", 2))
+
+
+def mean_of_months(period: str, metric: str, months: Sequence[tuple[str, Figure]], trace: Trace | None,
+                   precision: int, keys: Sequence[str] = ()) -> Figure | None:
+    """A roll-up as the mean of the monthly unrounded scores (``state["score"]``), and
+    likewise of ``state[key]`` for each of ``keys`` (published as extras, rounded)."""
+    scored = [(m, f) for m, f in months if f.state.get("score") is not None]
+    if not scored:
+        return None
+    values = [dec(f.state["score"]) for _, f in scored]
+    score = mean(values)
+    if trace:
+        trace.step(f"{period} {metric}", "mean of the monthly scores of the months that have one: ("
+                   + " + ".join(f"{m} {plain(v)}" for (m, _), v in zip(scored, values))
+                   + f") / {len(values)}", score)
+    extras: dict[str, Any] = {}
+    state: dict[str, Any] = {"score": score}
+    for key in keys:
+        vals = [dec(f.state[key]) for _, f in scored if f.state.get(key) is not None]
+        if vals:
+            state[key] = mean(vals)
+            extras[key] = publish(state[key], precision)
+            if trace:
+                trace.step(f"{period} {key}", "mean of the monthly values: (" + " + ".join(map(plain, vals))
+                           + f") / {len(vals)}", state[key])
+    return Figure(metric=metric, score=score, responses=sum(f.responses for _, f in scored),
+                  extras=extras, state=state)
+
+
+def module_file(module_file_path: str, name: str) -> str:
+    """A file beside a module, e.g. the shipped TOML of a rule set."""
+    return os.path.join(os.path.dirname(os.path.abspath(module_file_path)), name)

@@ -1,0 +1,244 @@
+"""The event log: eventsourcing's application recorder with a msgspec mapper.
+
+The log is eventsourcing's ``stored_events`` table (created and owned by
+``eventsourcing.sqlite``): one row per event, ``originator_id`` = the event's
+natural key, ``originator_version`` = 1, ``topic`` = the event's tag,
+``state`` = our envelope ``[recorded_at, event]`` as JSON. The notification id
+(SQLite ``rowid``) is the event's *position*. eventsourcing's primary key on
+(originator_id, originator_version) is what makes a key appear once.
+
+Batch paths. ``Application.save`` writes one aggregate at a time; csat writes
+:class:`StoredEvent` batches with ``executemany`` inside one transaction and
+reads the table in bulk pages for projections. This module is the only one
+that touches the recorder's table directly; ``tests/test_store_shape.py`` pins
+the table shape it relies on.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Union
+
+import msgspec
+from eventsourcing.persistence import InfrastructureFactory, Mapper, StoredEvent, Tracking
+from eventsourcing.sqlite import SQLiteCursor
+from eventsourcing.utils import Environment
+
+from .errors import StoreError
+from .events import EVENT_TYPES, Event, natural_key, tag_of
+
+DEFAULT_DB = "csat.db"
+VIEWS = "csat-views"  #: tracking name of the read models
+_TABLE = "stored_events"
+
+
+AnyEvent = Union[EVENT_TYPES]
+
+
+class Recorded(msgspec.Struct, frozen=True, array_like=True):
+    """What a row's ``state`` holds: when it was recorded, and the event."""
+
+    at: str
+    event: AnyEvent  # type: ignore[valid-type]
+
+
+class Logged(msgspec.Struct, frozen=True):
+    """An event read back from the log, with its position."""
+
+    position: int
+    at: str
+    key: str
+    event: Event
+
+    @property
+    def type(self) -> str:
+        return tag_of(self.event)
+
+
+_STATE_ENCODER = msgspec.json.Encoder()
+_STATE_DECODER = msgspec.json.Decoder(Recorded)
+
+
+class EventMapper(Mapper):
+    """Maps csat events to eventsourcing's :class:`StoredEvent` and back.
+
+    eventsourcing's default mapper serialises an object's ``__dict__``;
+    msgspec Structs have none, so csat encodes them itself.
+    """
+
+    def __init__(self) -> None:  # no transcoder: msgspec encodes
+        super().__init__(transcoder=None)  # type: ignore[arg-type]
+
+    def to_stored_event(self, recorded: Recorded) -> StoredEvent:  # type: ignore[override]
+        return StoredEvent(originator_id=natural_key(recorded.event), originator_version=1,
+                           topic=tag_of(recorded.event), state=_STATE_ENCODER.encode(recorded))
+
+    def to_domain_event(self, stored: StoredEvent) -> Recorded:  # type: ignore[override]
+        return _STATE_DECODER.decode(stored.state)
+
+
+MAPPER = EventMapper()
+
+
+def decode_state(state: bytes) -> tuple[str, Event]:
+    r = _STATE_DECODER.decode(state)
+    return r.at, r.event
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Store:
+    """An opened csat database: the event log and, in the same SQLite file,
+    the read models.
+
+    ``target`` is a file path (default ``./csat.db``). The schema of the log and
+    of the tracking table is created by eventsourcing's SQLite persistence
+    module; switching that module is a configuration change.
+    """
+
+    def __init__(self, target: str | os.PathLike[str] = DEFAULT_DB):
+        self.path = os.fspath(target)
+        if self.path.startswith(("postgres://", "postgresql://")):
+            raise StoreError("PostgreSQL stores are not supported yet; use a SQLite file path")
+        env = Environment("CSAT", {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": self.path,
+            "ORIGINATOR_ID_TYPE": "text",
+            "SQLITE_LOCK_TIMEOUT": "30",
+        })
+        try:
+            self.factory = InfrastructureFactory.construct(env)
+            self.recorder = self.factory.application_recorder()
+            self.tracking = self.factory.tracking_recorder()
+        except Exception as e:  # eventsourcing wraps sqlite3 errors in its own
+            raise StoreError(f"cannot open {self.path}: {e}") from e
+        self.insert_statement = self.recorder.insert_events_statement
+        #: csat's own connection for batch writes, bulk reads and the read models.
+        self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+
+    def close(self) -> None:
+        self.conn.close()
+        self.factory.close()
+
+    # -- reading ---------------------------------------------------------------
+
+    def max_position(self) -> int:
+        return self.conn.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {_TABLE}").fetchone()[0]
+
+    def read(self, after: int, limit: int, upto: int | None = None) -> list[Logged]:
+        """Up to ``limit`` events after position ``after`` (and up to ``upto``), in order."""
+        if upto is None:
+            rows = self.conn.execute(
+                f"SELECT rowid, originator_id, state FROM {_TABLE} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (after, limit)).fetchall()
+        else:
+            rows = self.conn.execute(
+                f"SELECT rowid, originator_id, state FROM {_TABLE} WHERE rowid > ? AND rowid <= ? "
+                "ORDER BY rowid LIMIT ?", (after, upto, limit)).fetchall()
+        out = []
+        for position, key, state in rows:
+            at, event = decode_state(state)
+            out.append(Logged(position, at, key, event))
+        return out
+
+    def pages(self, after: int = 0, page: int = 5000, upto: int | None = None) -> Iterator[list[Logged]]:
+        """The log from ``after`` on, in pages; never holds more than one page."""
+        while True:
+            batch = self.read(after, page, upto)
+            if not batch:
+                return
+            yield batch
+            after = batch[-1].position
+
+    def get(self, keys: Sequence[str]) -> dict[str, Logged]:
+        """The events stored under ``keys`` (natural keys), those that exist."""
+        found: dict[str, Logged] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            rows = self.conn.execute(
+                f"SELECT rowid, originator_id, state FROM {_TABLE} "
+                f"WHERE originator_id IN ({','.join('?' * len(chunk))}) AND originator_version = 1",
+                chunk).fetchall()
+            for position, key, state in rows:
+                at, event = decode_state(state)
+                found[key] = Logged(position, at, key, event)
+        return found
+
+    def of_type(self, tag: str) -> list[Logged]:
+        """Every event of one type, by key range (the primary-key index)."""
+        rows = self.conn.execute(
+            f"SELECT rowid, originator_id, state FROM {_TABLE} WHERE originator_id >= ? AND originator_id < ? "
+            "ORDER BY rowid", (f"{tag}:", f"{tag};")).fetchall()
+        out = []
+        for position, key, state in rows:
+            at, event = decode_state(state)
+            out.append(Logged(position, at, key, event))
+        return out
+
+    def at_positions(self, positions: Iterable[int]) -> dict[int, Logged]:
+        pos = list(positions)
+        found: dict[int, Logged] = {}
+        for i in range(0, len(pos), 500):
+            chunk = pos[i:i + 500]
+            for position, key, state in self.conn.execute(
+                    f"SELECT rowid, originator_id, state FROM {_TABLE} WHERE rowid IN ({','.join('?' * len(chunk))})",
+                    chunk):
+                at, event = decode_state(state)
+                found[position] = Logged(position, at, key, event)
+        return found
+
+    # -- writing ---------------------------------------------------------------
+
+    def begin_write(self) -> None:
+        """Start the one write transaction of an ingest (takes the write lock now)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def append(self, events: Sequence[Recorded]) -> None:
+        """Append a batch inside the open transaction (see :meth:`begin_write`)."""
+        rows = []
+        for r in events:
+            s = MAPPER.to_stored_event(r)
+            rows.append((s.originator_id, s.originator_version, s.topic, s.state))
+        self.conn.executemany(self.insert_statement, rows)
+
+    def replace_uncommitted(self, recorded: Recorded) -> None:
+        """Rewrite an event appended earlier in the *open* transaction.
+
+        Only ever used before commit (an implicit adoption whose ``from`` is
+        lowered by a later line of the same ingest); committed rows are never
+        changed.
+        """
+        s = MAPPER.to_stored_event(recorded)
+        self.conn.execute(f"UPDATE {_TABLE} SET state = ? WHERE originator_id = ? AND originator_version = 1",
+                          (s.state, s.originator_id))
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    # -- tracking --------------------------------------------------------------
+
+    def tracked(self, name: str = VIEWS) -> int:
+        """The last log position the named projection has processed (0: none)."""
+        return self.tracking._max_tracking_id(name, SQLiteCursor(self.conn.cursor())) or 0
+
+    def track(self, position: int, name: str = VIEWS) -> None:
+        """Record, inside the caller's open transaction, that ``name`` processed up to ``position``."""
+        self.tracking._insert_tracking(SQLiteCursor(self.conn.cursor()), Tracking(name, position))
+
+    def forget_tracking(self, name: str = VIEWS) -> None:
+        self.conn.execute("DELETE FROM tracking WHERE application_name = ?", (name,))
+
+
+def rows_as_dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    cols = [c[0] for c in cursor.description]
+    return [dict(zip(cols, row)) for row in cursor.fetchall()]

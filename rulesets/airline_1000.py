@@ -1,0 +1,152 @@
+"""airline-1000 — internal customer satisfaction on a 1000-point questionnaire.
+
+Source: seed 000 (深圳航空 内部客户满意度考核办法); spec ``rulesets.md`` §1.
+Functional departments are rated monthly by the company's other units; each
+rating unit's managers fill one questionnaire per assessed department.
+
+questionnaire = Σ wᵢ·points(gradeᵢ) / Σ wᵢ over answered indicators;
+rating unit = mean of its questionnaires; ``score`` = mean of rating units;
+``final`` = score × department weight; quarters and years = mean of months.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from csat.engine.events import NA, ResponseRecorded
+from csat.engine.numbers import ONE, div, mean, mul, plain, publish, total
+from csat.engine.ruleset import Figure, MonthInput, Problem, RuleSet, Trace, mean_of_months, module_file
+from csat.plugins import hookimpl
+
+
+class Grade(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    points: Decimal
+    label: str
+    reason_required: bool = False
+
+
+class Department(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    weight: Decimal = ONE
+    indicators: dict[str, Decimal] = {}
+
+
+class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    grades: dict[str, Grade]
+    precision: int = 2
+    departments: dict[str, Department] = {}
+
+
+class Airline1000(RuleSet):
+    id = "airline-1000"
+    version = "1.0"
+    title = "内部客户满意度 1000 分制 (airline internal customers)"
+    metrics = ("satisfaction",)
+    params_type = Params
+    defaults_path = module_file(__file__, "airline_1000.toml")
+
+    def check_params(self, params: Params) -> list[str]:
+        problems = []
+        if not 0 <= params.precision <= 10:
+            problems.append(f"key `precision`: expected 0 to 10, got {params.precision}")
+        if not params.grades:
+            problems.append("key `grades`: expected at least one grade")
+        for dept, d in params.departments.items():
+            if d.weight < 0:
+                problems.append(f"key `departments.{dept}.weight`: expected ≥ 0, got {d.weight}")
+            for ind, w in d.indicators.items():
+                if w <= 0:
+                    problems.append(f"key `departments.{dept}.indicators.{ind}`: expected > 0, got {w}")
+        return problems
+
+    @staticmethod
+    def _grade_of(params: Params) -> dict[str, str]:
+        lookup = {letter: letter for letter in params.grades}
+        lookup.update({g.label: letter for letter, g in params.grades.items()})
+        return lookup
+
+    def check_response(self, response: ResponseRecorded, params: Params) -> list[Problem]:
+        problems = []
+        if not response.rater:
+            problems.append(Problem("rater", "required by airline-1000: the rating unit (考核部门)"))
+        if not response.answers:
+            problems.append(Problem("answers", "expected at least one indicator"))
+        grade_of = self._grade_of(params)
+        expected = " / ".join(f"{k} {g.label}" for k, g in params.grades.items())
+        dept = params.departments.get(response.subject)
+        for item, answer in response.answers.items():
+            if dept and dept.indicators and item not in dept.indicators:
+                problems.append(Problem(f"answers.{item}", f"unknown indicator for department "
+                                        f"{response.subject!r} (expected one of {', '.join(dept.indicators)})"))
+                continue
+            if answer == NA:
+                continue
+            letter = grade_of.get(answer) if isinstance(answer, str) else None
+            if letter is None:
+                problems.append(Problem(f"answers.{item}", f"expected a grade ({expected}) or N/A, got {answer!r}"))
+            elif params.grades[letter].reason_required and not response.reasons.get(item, "").strip():
+                problems.append(Problem(f"reasons.{item}", f"a reason is required for grade {letter} "
+                                        f"{params.grades[letter].label} (须注明理由和事实依据)"))
+        if dept and dept.indicators:
+            for item in dept.indicators:
+                if item not in response.answers:
+                    problems.append(Problem(f"answers.{item}", "missing indicator (answer it or give \"N/A\")"))
+        return problems
+
+    def score_month(self, month: MonthInput, trace: Trace | None) -> list[Figure]:
+        params: Params = month.params
+        grade_of = self._grade_of(params)
+        dept = params.departments.get(month.subject)
+        weights = dept.indicators if dept and dept.indicators else None
+        by_rater: dict[str, list[Decimal]] = defaultdict(list)
+        for counted in month.counted:
+            r = counted.response
+            terms: list[tuple[str, Decimal, Decimal]] = []
+            for item, answer in r.answers.items():
+                if answer == NA:
+                    continue
+                letter = grade_of.get(answer) if isinstance(answer, str) else None
+                w = weights.get(item) if weights is not None else ONE
+                if letter is None or w is None:
+                    continue
+                terms.append((item, w, params.grades[letter].points))
+            if not terms:
+                if trace:
+                    trace.exclude(r, "no indicator answered with a grade of the parameters in force")
+                continue
+            score = div(total(mul(w, p) for _, w, p in terms), total(w for _, w, _ in terms))
+            by_rater[r.rater or ""].append(score)
+            if trace:
+                trace.step(f"questionnaire {r.id} ({r.rater})",
+                           "Σ wᵢ·points / Σ wᵢ = (" + " + ".join(f"{plain(w)}×{plain(p)}" for _, w, p in terms)
+                           + f") / {plain(total(w for _, w, _ in terms))}", score)
+        if not by_rater:
+            return []
+        unit_scores = {}
+        for rater, scores in sorted(by_rater.items()):
+            unit_scores[rater] = mean(scores)
+            if trace:
+                trace.step(f"rating unit {rater}", f"mean of {len(scores)} questionnaire(s): ("
+                           + " + ".join(map(plain, scores)) + f") / {len(scores)}", unit_scores[rater])
+        score = mean(unit_scores.values())
+        weight = dept.weight if dept else ONE
+        final = mul(score, weight)
+        if trace:
+            trace.step("score (初始得分)", "mean of the rating-unit scores: ("
+                       + " + ".join(map(plain, unit_scores.values())) + f") / {len(unit_scores)}", score)
+            trace.step("final", f"score × weight = {plain(score)} × {plain(weight)}", final)
+        return [Figure(metric="satisfaction", score=score, responses=sum(map(len, by_rater.values())),
+                       extras={"final": publish(final, params.precision), "weight": weight,
+                               "raters": len(unit_scores)},
+                       state={"score": score, "final": final})]
+
+    def roll_up(self, period: str, metric: str, months: list[tuple[str, Figure]], params: Params,
+                trace: Trace | None) -> Figure | None:
+        return mean_of_months(period, metric, months, trace, params.precision, keys=("final",))
+
+
+@hookimpl
+def csat_rulesets() -> list[RuleSet]:
+    return [Airline1000()]
