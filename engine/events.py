@@ -193,11 +193,50 @@ _AT = re.compile(r"^(.*?) - at `\$(.*)`$")
 _TYPES_TEXT = ", ".join(TAGS)
 
 
+def pin_path(data: Any, convert: Any, message: str) -> str:
+    """Replace msgspec's ``[...]`` (an unnamed dict entry) in an error's path by the
+    real key, found by converting one entry at a time (error path only)."""
+    m = _AT.match(message)
+    if not m or "[...]" not in m.group(2):
+        return message
+    path = m.group(2)
+    done = ""
+    while "[...]" in path:
+        before, after = path.split("[...]", 1)
+        node = data
+        for part in (done + before).lstrip("$.").split("."):
+            if part and isinstance(node, dict):
+                node = node.get(part)
+        if not isinstance(node, dict):
+            break
+        culprit = None
+        for key, value in node.items():
+            node_backup = dict(node)
+            node.clear()
+            node[key] = value
+            try:
+                convert(data)
+            except msgspec.ValidationError as e:
+                if str(e) == message or "[...]" in str(e):
+                    culprit = key
+            finally:
+                node.clear()
+                node.update(node_backup)
+            if culprit is not None:
+                break
+        if culprit is None:
+            break
+        done, path = f"{done}{before}.{culprit}", after
+    return f"{m.group(1)} - at `${done}{path}`"
+
+
 def describe_validation_error(message: str) -> str:
     """msgspec's validation message in the words of the ingest format."""
     m = _AT.match(message)
     text, path = (m.group(1), m.group(2).lstrip(".")) if m else (message, "")
-    path = path.replace("[...]", "")
+    path = path.replace("[...]", ".*").lstrip(".")
+    if text == "Invalid decimal string":
+        text = "Expected a number"
     if text.startswith("Object missing required field "):
         field = text.removeprefix("Object missing required field ")
         if path:
@@ -247,7 +286,14 @@ def decode_line(line: bytes) -> Event:
     try:
         event = _INPUT.decode(line)
     except msgspec.ValidationError as e:
-        raise ValueError(_enum_message(line, str(e)) or describe_validation_error(str(e))) from None
+        message = str(e)
+        if "[...]" in message:
+            try:
+                message = pin_path(msgspec.json.decode(line), lambda d: msgspec.convert(d, Union[STRICT_TYPES]),
+                                   message)
+            except msgspec.DecodeError:
+                pass
+        raise ValueError(_enum_message(line, message) or describe_validation_error(message)) from None
     except msgspec.DecodeError as e:
         raise ValueError(f"not valid JSON: {str(e).removeprefix('JSON is malformed: ')}") from None
     return to_base(event)

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from .errors import InvalidParams
-from .events import describe_validation_error
+from .events import describe_validation_error, pin_path
 
 _CANON = msgspec.json.Encoder(order="sorted")
 
@@ -46,7 +46,8 @@ def decode(params_type: type, data: dict[str, Any], source: str = "params") -> A
     try:
         return msgspec.convert(data, params_type, strict=False)
     except msgspec.ValidationError as e:
-        message = describe_validation_error(str(e)).replace("field `", "key `")
+        pinned = pin_path(data, lambda d: msgspec.convert(d, params_type, strict=False), str(e))
+        message = describe_validation_error(pinned).replace("field `", "key `")
         raise InvalidParams([f"{source}: {message}"]) from None
 
 

@@ -150,3 +150,13 @@ class Airline1000(RuleSet):
 @hookimpl
 def csat_rulesets() -> list[RuleSet]:
     return [Airline1000()]
+
+
+@hookimpl
+def csat_demo_files() -> list[str]:
+    return [module_file(__file__, "examples/airline-1000.jsonl")]
+
+
+@hookimpl(trylast=True)
+def csat_demo_explain() -> tuple[str, str, str, str | None]:
+    return ("airline-1000", "finance", "2026-03", None)

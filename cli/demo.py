@@ -1,0 +1,70 @@
+"""``csat demo``: a fresh demo database from the bundled examples of every rule set."""
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import click
+
+from csat.engine import Engine
+from csat.plugins import make_plugin_manager
+
+DEMO_DB = "csat-demo.db"
+_MARK = "csat_demo"
+
+
+def _is_demo(path: str) -> bool:
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (_MARK,)).fetchone() is not None
+    except sqlite3.Error:
+        return False
+
+
+def _remove(path: str) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+
+
+@click.command()
+@click.option("--force", is_flag=True, help="Replace the target even if it is not a demo database.")
+@click.pass_obj
+def demo(c, force: bool) -> None:
+    """Build a demo database from the bundled examples and show its scores.
+
+    Writes ./csat-demo.db (or the --db given). A previous demo database is
+    replaced; any other existing store is left alone unless --force is given.
+
+    \b
+    Example:
+      csat demo
+      csat --db /tmp/try.db demo
+    """
+    from .main import SCORE_FIRST, explanation_text, fail, handles_errors
+    from .output import render
+
+    @handles_errors
+    def run() -> None:
+        target = c.db if c.db_given else DEMO_DB
+        if os.path.exists(target) and os.path.getsize(target) > 0:
+            if not (_is_demo(target) or force):
+                fail(f"{target} exists and is not a demo database; choose another with --db, or --force")
+            _remove(target)
+        pm = make_plugin_manager()
+        files = [os.fspath(f) for files in pm.hook.csat_demo_files() for f in files or ()]
+        with Engine.open(target) as engine:
+            engine.store.conn.execute(f"CREATE TABLE IF NOT EXISTS {_MARK} (note TEXT)")
+            report = engine.ingest(files)
+            click.echo(f"demo database {target}: {report.summary()} from {len(files)} example file(s)\n")
+            rows = engine.scores()
+            click.echo(render(rows, "table", first=SCORE_FIRST, last=("adoption",)))
+            featured = pm.hook.csat_demo_explain()
+            if featured:
+                ruleset, subject, period, metric = featured
+                click.echo(f"\n$ csat --db {target} explain --ruleset {ruleset} --subject {subject} "
+                           f"--period {period}" + (f" --metric {metric}" if metric else ""))
+                click.echo(explanation_text(engine.explain(ruleset, subject, period, metric)))
+            click.echo(f"\nNext: csat --db {target} scores --period 2026-Q1 --format json, "
+                       f"csat --db {target} log, csat --db {target} explain --help")
+    run()

@@ -1,0 +1,253 @@
+"""The ``csat`` command: a thin layer over :class:`csat.engine.Engine`."""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from csat.engine import CsatError, Engine, IngestFailed, default_target
+from csat.engine.api import DB_ENV
+
+from .output import cell, format_option, render, table, to_json
+
+SCORE_FIRST = ("ruleset", "period", "subject", "metric", "score", "grade", "grade_label", "responses")
+
+
+class Context:
+    def __init__(self, db: str | None):
+        self.db_given = db is not None
+        self.db = db if db is not None else default_target()
+        self._engine: Engine | None = None
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = Engine.open(self.db)
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"csat: {message}", err=True)
+    sys.exit(code)
+
+
+def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Errors become one line on stderr (exit 1), never a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except IngestFailed as e:
+            for p in e.problems:
+                click.echo(p, err=True)
+            fail(str(e))
+        except CsatError as e:
+            fail(str(e))
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
+        except OSError as e:
+            fail(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "))
+    return wrapper
+
+
+def progress_bar(total: int, label: str):
+    """A progress bar on stderr, shown only on a terminal and for long runs."""
+    return click.progressbar(length=total, label=label, file=sys.stderr,
+                             show_eta=True, show_percent=True, width=30)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--db", metavar="TARGET", default=None,
+              help=f"The store: a SQLite file. Default: ${DB_ENV}, else ./csat.db.")
+@click.version_option(package_name="csat")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None) -> None:
+    """csat — event-sourced customer-satisfaction scoring (客户满意度考核).
+
+    Survey responses, complaints and rectifications are appended to an event
+    log; scores are projected from it under the rule set and parameters in
+    force, and every figure can be explained down to its events.
+
+    \b
+    Examples:
+      csat demo                                  # a first look, in ./csat-demo.db
+      csat ingest march.jsonl                    # append events (all or nothing)
+      csat scores --period 2026-Q1               # the quarter's scores
+      csat explain --ruleset airline-1000 --subject finance --period 2026-03
+    """
+    c = Context(db)
+    ctx.obj = c
+    ctx.call_on_close(c.close)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Validate only; append nothing.")
+@click.pass_obj
+@handles_errors
+def ingest(c: Context, files: tuple[str, ...], dry_run: bool) -> None:
+    """Append the events of JSON Lines FILES to the log, all or nothing.
+
+    Every invalid line is reported as FILE:LINE: message and nothing is
+    appended. Re-ingesting the same file appends nothing.
+
+    \b
+    Example:
+      csat ingest responses-2026-03.jsonl corrections.jsonl
+      csat ingest --dry-run responses-2026-04.jsonl
+    """
+    engine = c.engine()
+    total = sum(os.path.getsize(f) for f in files if os.path.isfile(f))
+    if total > 4_000_000 and sys.stderr.isatty():
+        with progress_bar(total, "ingest") as bar:
+            report = engine.ingest(files, dry_run=dry_run, progress=bar.update)
+    else:
+        report = engine.ingest(files, dry_run=dry_run)
+    for a in report.implicit_adoptions:
+        click.echo(f"recorded implicit adoption of the shipped defaults: {a}", err=True)
+    click.echo(report.summary())
+
+
+@cli.command()
+@click.option("--ruleset", "-r", help="Only this rule set.")
+@click.option("--period", "-p", help="A month YYYY-MM, quarter YYYY-Qn or year YYYY. Default: every period with data.")
+@click.option("--subject", "-s", help="Only this subject (unit id).")
+@click.option("--metric", "-m", help="Only this metric.")
+@format_option()
+@click.pass_obj
+@handles_errors
+def scores(c: Context, ruleset: str | None, period: str | None, subject: str | None, metric: str | None,
+           fmt: str) -> None:
+    """Show scores, ordered by rule set, period, subject and metric.
+
+    \b
+    Examples:
+      csat scores
+      csat scores --ruleset airline-1000 --period 2026-Q1
+      csat scores --subject finance --format json
+    """
+    rows = c.engine().scores(ruleset=ruleset, period=period, subject=subject, metric=metric)
+    click.echo(render(rows, fmt, first=SCORE_FIRST, last=("adoption",), empty="(no scores)"))
+
+
+@cli.command()
+@click.option("--ruleset", "-r", required=True, help="The rule set.")
+@click.option("--subject", "-s", required=True, help="The subject (unit id).")
+@click.option("--period", "-p", required=True, help="A month YYYY-MM, quarter YYYY-Qn or year YYYY.")
+@click.option("--metric", "-m", help="The metric (needed when the subject has several).")
+@format_option("text", "json", default="text")
+@click.pass_obj
+@handles_errors
+def explain(c: Context, ruleset: str, subject: str, period: str, metric: str | None, fmt: str) -> None:
+    """Show how one score was derived: parameters, formula steps and every event read.
+
+    \b
+    Example:
+      csat explain --ruleset airline-1000 --subject finance --period 2026-03
+      csat explain -r airline-1000 -s finance -p 2026-Q1 --format json
+    """
+    x = c.engine().explain(ruleset, subject, period, metric)
+    click.echo(to_json(x) if fmt == "json" else explanation_text(x))
+
+
+def explanation_text(x: dict[str, Any]) -> str:
+    fixed = {"ruleset", "adoption", "period", "subject", "metric", "score", "grade", "grade_label", "responses",
+             "params_hash", "adoption_from", "steps", "events"}
+    head = f"{x['ruleset']} · {x['subject']} · {x['period']} · {x['metric']}"
+    grade = f"   grade {x['grade']} {x['grade_label'] or ''}".rstrip() if x.get("grade") else ""
+    extras = "   ".join(f"{k} {cell(v)}" for k, v in x.items() if k not in fixed)
+    lines = [head, f"score {cell(x['score'])}{grade}   responses {x['responses']}" + (f"   {extras}" if extras else ""),
+             f"parameters: adoption {x['adoption']} (from {x['adoption_from']}), {x['params_hash']}", "", "Steps"]
+    lines += ["  " + line for line in table(
+        [{"step": s["label"], "formula": s["formula"], "value": s["value"]} for s in x["steps"]],
+        ["step", "formula", "value"]).splitlines()]
+    lines += ["", "Events read"]
+    lines += ["  " + line for line in table(
+        [{"position": e["position"], "type": e["type"], "id": e["id"], "used": e["used"], "why": e.get("why")}
+         for e in x["events"]], ["position", "type", "id", "used", "why"]).splitlines()]
+    return "\n".join(lines)
+
+
+@cli.command()
+@format_option("table", "json")
+@click.pass_obj
+@handles_errors
+def rulesets(c: Context, fmt: str) -> None:
+    """List the installed rule sets: id, version, title and where each comes from.
+
+    \b
+    Example:
+      csat rulesets --format json
+    """
+    rows = c.engine().ruleset_list()
+    if fmt == "table":
+        rows = [{**r, "metrics": ", ".join(r["metrics"]), "hooks": ", ".join(r["hooks"])} for r in rows]
+    click.echo(render(rows, fmt, first=("id", "version", "title", "source")))
+
+
+@cli.command()
+@click.option("--type", "type_", help="Only events of this type (response, correction, adoption, ...).")
+@click.option("--id", "id_", help="Only events with this id.")
+@format_option()
+@click.pass_obj
+@handles_errors
+def log(c: Context, type_: str | None, id_: str | None, fmt: str) -> None:
+    """List the events of the log with their position and recording time.
+
+    \b
+    Example:
+      csat log --type withdrawal
+      csat log --id air-2026-03-3 --format json
+    """
+    rows = list(c.engine().log(type=type_, id=id_))
+    if fmt != "json":
+        rows = [{"position": r["position"], "recorded": r["recorded"], "type": r["type"], "id": r["id"],
+                 "event": to_json(r["event"]).replace("\n", "").replace("  ", " ") if fmt == "csv" else
+                 _event_summary(r["event"])} for r in rows]
+    click.echo(render(rows, fmt, empty="(no events)"))
+
+
+def _event_summary(event: dict[str, Any]) -> str:
+    keys = ("ruleset", "period", "subject", "response", "from", "reason")
+    return " ".join(f"{k}={event[k]}" for k in keys if event.get(k) is not None)
+
+
+@cli.command()
+@click.pass_obj
+@handles_errors
+def rebuild(c: Context) -> None:
+    """Drop the read models and rebuild them from the whole log.
+
+    \b
+    Example:
+      csat rebuild
+    """
+    engine = c.engine()
+    total = engine.store.max_position()
+    t0 = time.perf_counter()
+    with progress_bar(total, "rebuild") as bar:
+        n = engine.rebuild(progress=bar.update)
+    dt = time.perf_counter() - t0
+    click.echo(f"rebuilt from {n} events in {dt:.2f} s ({n / dt if dt else 0:,.0f} events/s)")
+
+
+from .demo import demo  # noqa: E402  (registered after the group exists)
+
+cli.add_command(demo)
+
+
+def main() -> None:
+    cli(prog_name="csat")
+
+
+if __name__ == "__main__":
+    main()

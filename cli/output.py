@@ -1,0 +1,98 @@
+"""One renderer for every command: ``table`` for people, ``json`` and ``csv`` for programs.
+
+Tables align by display width, so Chinese labels (two columns each) line up.
+JSON numbers are written from the exact decimals (``720.00`` stays ``720.00``).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import unicodedata
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import click
+import msgspec
+
+FORMATS = ("table", "json", "csv")
+_JSON = msgspec.json.Encoder(decimal_format="number")
+
+
+def format_option(*choices: str, default: str = "table"):
+    """The shared ``--format`` option."""
+    return click.option("--format", "fmt", type=click.Choice(choices or FORMATS), default=default,
+                        show_default=True, help="Output format: table for people, json/csv for scripts.")
+
+
+def width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 0 if unicodedata.combining(ch) else 1
+               for ch in text)
+
+
+def pad(text: str, w: int, right: bool = False) -> str:
+    gap = " " * max(0, w - width(text))
+    return gap + text if right else text + gap
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return " ".join(f"{k}={cell(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ",".join(cell(v) for v in value)
+    return str(value)
+
+
+def to_json(data: Any) -> str:
+    return msgspec.json.format(_JSON.encode(data), indent=1).decode()
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    texts = [[cell(r.get(c)) for c in columns] for r in rows]
+    numeric = [all(isinstance(r.get(c), (int, float, Decimal)) and not isinstance(r.get(c), bool)
+                   for r in rows if r.get(c) is not None) for c in columns]
+    widths = [max([width(c)] + [width(t[i]) for t in texts]) for i, c in enumerate(columns)]
+    lines = ["  ".join(pad(c, widths[i], numeric[i]) for i, c in enumerate(columns)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    for t in texts:
+        lines.append("  ".join(pad(v, widths[i], numeric[i]) for i, v in enumerate(t)).rstrip())
+    return "\n".join(lines)
+
+
+def columns_of(rows: Sequence[dict[str, Any]], first: Sequence[str] = (), last: Sequence[str] = ()) -> list[str]:
+    cols = [c for c in first]
+    for r in rows:
+        for k in r:
+            if k not in cols and k not in last:
+                cols.append(k)
+    return cols + [c for c in last if any(c in r for r in rows)]
+
+
+def render(rows: Sequence[dict[str, Any]], fmt: str, first: Sequence[str] = (), last: Sequence[str] = (),
+           empty: str = "(no rows)") -> str:
+    """Rows as the chosen format; columns in ``first`` order, then any others, then ``last``."""
+    if fmt == "json":
+        return to_json(list(rows))
+    cols = columns_of(rows, first, last)
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(cols)
+        for r in rows:
+            w.writerow([_csv_value(r.get(c)) for c in cols])
+        return buf.getvalue().rstrip("\n")
+    if not rows:
+        return empty
+    return table(rows, cols)
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        return _JSON.encode(value).decode()
+    if value is None:
+        return ""
+    return value
