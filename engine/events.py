@@ -188,7 +188,6 @@ def _strict(cls: type[Event]) -> type[Event]:
 
 STRICT_TYPES = tuple(_strict(cls) for cls in EVENT_TYPES)
 _INPUT = msgspec.json.Decoder(Union[STRICT_TYPES])  # one reusable typed decoder
-_BASE_OF = {strict: base for strict, base in zip(STRICT_TYPES, EVENT_TYPES)}
 _AT = re.compile(r"^(.*?) - at `\$(.*)`$")
 _TYPES_TEXT = ", ".join(TAGS)
 
@@ -282,7 +281,8 @@ def _enum_message(line: bytes, message: str) -> str | None:
 
 def decode_line(line: bytes) -> Event:
     """Decode one input line strictly; raises ``ValueError`` with a message fit
-    for a ``FILE:LINE:`` report."""
+    for a ``FILE:LINE:`` report. The result is an instance of a strict subclass
+    of the event type (``isinstance`` works; compare with :func:`same_event`)."""
     try:
         event = _INPUT.decode(line)
     except msgspec.ValidationError as e:
@@ -296,15 +296,12 @@ def decode_line(line: bytes) -> Event:
         raise ValueError(_enum_message(line, message) or describe_validation_error(message)) from None
     except msgspec.DecodeError as e:
         raise ValueError(f"not valid JSON: {str(e).removeprefix('JSON is malformed: ')}") from None
-    return to_base(event)
+    return event
 
 
-def to_base(event: Event) -> Event:
-    """The lenient (stored) class of a strictly decoded event, with the same fields."""
-    base = _BASE_OF.get(type(event))
-    if base is None:
-        return event
-    return base(**{f: getattr(event, f) for f in base.__struct_fields__})
+def same_event(a: Event, b: Event) -> bool:
+    """Equal type and fields, whether decoded strictly (input) or leniently (stored)."""
+    return tag_of(a) == tag_of(b) and msgspec.structs.astuple(a) == msgspec.structs.astuple(b)
 
 
 def from_dict(data: dict[str, Any]) -> Event:

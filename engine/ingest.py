@@ -22,7 +22,7 @@ import msgspec
 from .errors import IngestFailed, InvalidParams
 from .events import (ComplaintClosed, ComplaintFiled, Event, ParametersAdopted, RectificationRequired,
                      RectificationUpdated, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, decode_line,
-                     natural_key)
+                     natural_key, same_event)
 from .params import canonical, merge
 from .projection import Projection
 from .readmodel import Adoptions, load_states
@@ -145,7 +145,7 @@ class Ingest:
                 continue
             key = natural_key(ev)
             if key in self.known:
-                if self.known[key] == ev:
+                if same_event(self.known[key], ev):
                     self.report.present += 1
                 else:
                     self.problems.append(f"{where}: conflict: {key.split(':', 1)[0]} {ev.id!r} is already in the "
@@ -156,18 +156,18 @@ class Ingest:
             if problems:
                 self.problems.extend(f"{where}: {p}" for p in problems)
                 continue
-            self._accept(ev)
+            self._accept(ev, key)
         if self.pending:
             self.store.append(self.pending)
 
-    def _accept(self, ev: Event) -> None:
+    def _accept(self, ev: Event, key: str) -> None:
         if isinstance(ev, ResponseRecorded) and self.adoptions.in_force(ev.ruleset, ev.period) is None:
             self._implicit_adoption(ev.ruleset, ev.period)
         if isinstance(ev, ResponseWithdrawn):
             self.withdrawn[ev.response] = ev.id
         if isinstance(ev, ParametersAdopted):
             self.adoptions.add(ev.ruleset, ev.id, ev.from_, self._position(), ev.params)
-        self.known[natural_key(ev)] = ev
+        self.known[key] = ev
         self.pending.append(Recorded(self.at, ev))
         self.report.appended += 1
 

@@ -7,6 +7,7 @@ rule set publishes a value (:func:`publish`).
 from __future__ import annotations
 
 import decimal
+from functools import reduce
 from collections.abc import Iterable
 from decimal import Decimal
 
@@ -39,10 +40,7 @@ def add(*values: Decimal) -> Decimal:
 
 
 def total(values: Iterable[Decimal]) -> Decimal:
-    s = ZERO
-    for v in values:
-        s = CONTEXT.add(s, v)
-    return s
+    return reduce(CONTEXT.add, values, ZERO)
 
 
 def mul(a: Decimal, b: Decimal) -> Decimal:

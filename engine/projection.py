@@ -59,6 +59,7 @@ class Projection:
         self.conn: sqlite3.Connection = store.conn
         self.db = database(self.conn)
         self.rulesets = rulesets
+        self._rows: list[dict[str, Any]] = []
         if ensure_schema(self.db):
             self.store.forget_tracking()
 
@@ -212,12 +213,14 @@ class Projection:
             inp = self.month_input(rs, subject, month, adoptions)
             figures = rs.score_month(inp, None) if inp is not None and inp.counted else []
             self._write(rs, month, subject, "month", inp.adoption if inp else None, figures)
+        self._flush_rows()
         touched = set(months)
         if rs.sequential:
             touched |= self._resequence(rs, subject, adoptions)
         rollups = sorted({p for m in touched for p in periods.rollups_of(m)})
         for period in rollups:
             self._write_rollup(rs, subject, period, adoptions)
+        self._flush_rows()
 
     def month_figures(self, rs: RuleSet, subject: str, months: Iterable[str] | None = None,
                       metric: str | None = None) -> dict[str, list[tuple[str, Figure]]]:
@@ -248,6 +251,7 @@ class Projection:
                     changed.add(month)
                     self._write(rs, month, subject, "month", adoptions.in_force(rs.id, month), [fig],
                                 only_metric=metric)
+        self._flush_rows()
         return changed
 
     def _write_rollup(self, rs: RuleSet, subject: str, period: str, adoptions: Adoptions) -> None:
@@ -282,4 +286,9 @@ class Projection:
                 "grade": f.grade, "grade_label": f.grade_label, "responses": f.responses,
                 "extras": _EXTRAS_ENC.encode(f.extras).decode(), "state": _STATE_ENC.encode(state).decode(),
             })
-        self.db["scores"].upsert_all(rows, pk=("ruleset", "period", "subject", "metric"))
+        self._rows.extend(rows)
+
+    def _flush_rows(self) -> None:
+        if self._rows:
+            self.db["scores"].upsert_all(self._rows, pk=("ruleset", "period", "subject", "metric"))
+            self._rows = []

@@ -201,11 +201,9 @@ class Store:
 
     def append(self, events: Sequence[Recorded]) -> None:
         """Append a batch inside the open transaction (see :meth:`begin_write`)."""
-        rows = []
-        for r in events:
-            s = MAPPER.to_stored_event(r)
-            rows.append((s.originator_id, s.originator_version, s.topic, s.state))
-        self.conn.executemany(self.insert_statement, rows)
+        enc = _STATE_ENCODER.encode
+        self.conn.executemany(self.insert_statement,
+                              [(natural_key(r.event), 1, tag_of(r.event), enc(r)) for r in events])
 
     def replace_uncommitted(self, recorded: Recorded) -> None:
         """Rewrite an event appended earlier in the *open* transaction.

@@ -65,7 +65,7 @@ def installed_rulesets(pm: pluggy.PluginManager) -> list[RuleSetInfo]:
     """Every rule set the registered plugins provide, checked for duplicate ids."""
     dists = {id(plugin): f"{dist.project_name} {dist.version}" for plugin, dist in pm.list_plugin_distinfo()}
     found: dict[str, RuleSetInfo] = {}
-    for impl in reversed(pm.hook.csat_rulesets.get_hookimpls()):  # registration order
+    for impl in pm.hook.csat_rulesets.get_hookimpls():  # registration order
         name = pm.get_name(impl.plugin) or repr(impl.plugin)
         for rs in impl.function() or ():
             if not isinstance(rs, RuleSet):

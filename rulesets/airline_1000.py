@@ -61,11 +61,15 @@ class Airline1000(RuleSet):
                     problems.append(f"key `departments.{dept}.indicators.{ind}`: expected > 0, got {w}")
         return problems
 
-    @staticmethod
-    def _grade_of(params: Params) -> dict[str, str]:
-        lookup = {letter: letter for letter in params.grades}
-        lookup.update({g.label: letter for letter, g in params.grades.items()})
-        return lookup
+    def _grade_of(self, params: Params) -> dict[str, str]:
+        """Letter or Chinese label -> letter (cached per parameters object)."""
+        cache = self.__dict__.setdefault("_grade_cache", {})
+        hit = cache.get(id(params))
+        if hit is None or hit[0] is not params:
+            lookup = {letter: letter for letter in params.grades}
+            lookup.update({g.label: letter for letter, g in params.grades.items()})
+            hit = cache[id(params)] = (params, lookup)
+        return hit[1]
 
     def check_response(self, response: ResponseRecorded, params: Params) -> list[Problem]:
         problems = []
@@ -74,7 +78,6 @@ class Airline1000(RuleSet):
         if not response.answers:
             problems.append(Problem("answers", "expected at least one indicator"))
         grade_of = self._grade_of(params)
-        expected = " / ".join(f"{k} {g.label}" for k, g in params.grades.items())
         dept = params.departments.get(response.subject)
         for item, answer in response.answers.items():
             if dept and dept.indicators and item not in dept.indicators:
@@ -85,6 +88,7 @@ class Airline1000(RuleSet):
                 continue
             letter = grade_of.get(answer) if isinstance(answer, str) else None
             if letter is None:
+                expected = " / ".join(f"{k} {g.label}" for k, g in params.grades.items())
                 problems.append(Problem(f"answers.{item}", f"expected a grade ({expected}) or N/A, got {answer!r}"))
             elif params.grades[letter].reason_required and not response.reasons.get(item, "").strip():
                 problems.append(Problem(f"reasons.{item}", f"a reason is required for grade {letter} "
