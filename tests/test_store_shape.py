@@ -68,3 +68,23 @@ def test_mapper_round_trip():
     stored = MAPPER.to_stored_event(Recorded("t", ev))
     assert isinstance(stored, StoredEvent) and stored.originator_id == "withdrawal:w"
     assert MAPPER.to_domain_event(stored) == Recorded("t", ev)
+
+
+def test_stored_events_stay_forward_compatible(db):
+    """A log written by a newer csat (an event with a field this version does not know) still reads."""
+    store = Store(db)
+    state = b'["2026-01-01T00:00:00Z",{"type":"withdrawal","id":"w","response":"r","reason":"x","approved_by":"qa"}]'
+    store.conn.execute("INSERT INTO stored_events VALUES (?, 1, 'withdrawal', ?)", ("withdrawal:w", state))
+    (logged,) = store.read(0, 10)
+    assert logged.event == ResponseWithdrawn(id="w", response="r", reason="x")
+    store.close()
+
+
+def test_input_rejects_what_the_store_tolerates():
+    from csat.engine.events import decode_line
+    try:
+        decode_line(b'{"type":"withdrawal","id":"w","response":"r","reason":"x","approved_by":"qa"}')
+    except ValueError as e:
+        assert str(e) == "unknown field `approved_by`"
+    else:
+        raise AssertionError("unknown input field accepted")
