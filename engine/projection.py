@@ -49,6 +49,14 @@ def exclusion(state: ResponseState) -> str | None:
     return None
 
 
+def _stored_form(f: Figure) -> tuple[Any, ...]:
+    """What a figure looks like once written (its unrounded score is in ``state``),
+    to tell whether re-sequencing changed it."""
+    state = dict(f.state)
+    state.setdefault("score", f.score)
+    return (f.metric, f.grade, f.grade_label, f.responses, _EXTRAS_ENC.encode(f.extras), _STATE_ENC.encode(state))
+
+
 class Projection:
     """Keeps the read models of one store in step with its log."""
 
@@ -244,10 +252,10 @@ class Projection:
     def _resequence(self, rs: RuleSet, subject: str, adoptions: Adoptions) -> set[str]:
         changed: set[str] = set()
         for metric, months in self.month_figures(rs, subject).items():
-            before = {m: f for m, f in months}
+            before = {m: _stored_form(f) for m, f in months}
             after = rs.sequence(months, lambda m: adoptions.in_force(rs.id, m).params)
             for month, fig in after:
-                if fig != before.get(month):
+                if _stored_form(fig) != before.get(month):
                     changed.add(month)
                     self._write(rs, month, subject, "month", adoptions.in_force(rs.id, month), [fig],
                                 only_metric=metric)

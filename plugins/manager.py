@@ -17,6 +17,8 @@ from .markers import PROJECT
 #: Built-in plugins, registered under these names exactly like third-party ones.
 BUILTIN_PLUGINS = (
     "csat.rulesets.airline_1000",
+    "csat.rulesets.plant_50",
+    "csat.rulesets.iso_100",
 )
 
 #: Set to a non-empty value to skip plugins found through the ``csat`` entry-point group.
