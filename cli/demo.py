@@ -41,8 +41,7 @@ def demo(c, force: bool) -> None:
       csat demo
       csat --db /tmp/try.db demo
     """
-    from .main import SCORE_FIRST, explanation_text, fail, handles_errors
-    from .output import render
+    from .main import explanation_text, fail, handles_errors, render_scores
 
     @handles_errors
     def run() -> None:
@@ -58,7 +57,7 @@ def demo(c, force: bool) -> None:
             report = engine.ingest(files)
             click.echo(f"demo database {target}: {report.summary()} from {len(files)} example file(s)\n")
             rows = engine.scores()
-            click.echo(render(rows, "table", first=SCORE_FIRST, last=("adoption",)))
+            click.echo(render_scores(rows, "table"))
             featured = pm.hook.csat_demo_explain()
             if featured:
                 ruleset, subject, period, metric = featured

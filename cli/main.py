@@ -136,7 +136,18 @@ def scores(c: Context, ruleset: str | None, period: str | None, subject: str | N
       csat scores --subject finance --format json
     """
     rows = c.engine().scores(ruleset=ruleset, period=period, subject=subject, metric=metric)
-    click.echo(render(rows, fmt, first=SCORE_FIRST, last=("adoption",), empty="(no scores)"))
+    click.echo(render_scores(rows, fmt))
+
+
+def render_scores(rows: list[dict[str, Any]], fmt: str) -> str:
+    """Score rows; a table gets one section per rule set, each with its own extra columns."""
+    if fmt != "table" or len({r["ruleset"] for r in rows}) < 2:
+        return render(rows, fmt, first=SCORE_FIRST, last=("adoption",), empty="(no scores)")
+    sections = []
+    for rs in dict.fromkeys(r["ruleset"] for r in rows):
+        part = [{k: v for k, v in r.items() if k != "ruleset"} for r in rows if r["ruleset"] == rs]
+        sections.append(f"{rs}\n" + render(part, fmt, first=SCORE_FIRST[1:], last=("adoption",)))
+    return "\n\n".join(sections)
 
 
 @cli.command()

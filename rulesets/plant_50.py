@@ -176,23 +176,28 @@ class Plant50(RuleSet):
     def sequence(self, months: list[tuple[str, Figure]], params_of: Any, trace: Trace | None = None,
                  focus: str | None = None) -> list[tuple[str, Figure]]:
         out = []
-        run, previous = 0, None
+        run: list[str] = []  # the months of the current run
+        previous = None
         for month, fig in months:
             params: Params = params_of(month)
             target = params.bonus
-            if fig.grade == target.grade:
-                run = run + 1 if previous is not None and periods.consecutive(previous, month) and run > 0 else 1
+            if fig.grade != target.grade:
+                run = []
+            elif previous is not None and periods.consecutive(previous, month) and run:
+                run.append(month)
             else:
-                run = 0
+                run = [month]
             bonus = ZERO
-            if run >= target.months:
-                bonus, run = target.points, 0
+            if len(run) >= target.months:
+                bonus = target.points
             base = dec(fig.state.get("base", fig.score))
             if trace and month == focus:
                 trace.step("bonus run", f"consecutive months graded {target.grade} up to {month}: "
-                           f"{target.months if bonus else run} of {target.months}"
+                           f"{', '.join(run) or 'none'} ({len(run)} of {target.months})"
                            + (f" → +{plain(bonus)}, the count starts again" if bonus else ""), bonus)
                 trace.step("score", f"{plain(base)} + bonus {plain(bonus)}", add(base, bonus))
+            if bonus:
+                run = []
             extras = {**fig.extras, "bonus": publish(bonus, params.precision)}
             out.append((month, msgspec.structs.replace(fig, score=add(base, bonus), extras=extras,
                                                        state={"base": base, "score": add(base, bonus)})))
