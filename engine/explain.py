@@ -13,7 +13,7 @@ from . import periods
 from .errors import NotFound
 from .numbers import publish
 from .projection import Projection
-from .readmodel import Adoptions
+from .readmodel import Adoptions, Org
 from .ruleset import Adoption, Figure, MonthInput, RuleSet, Trace
 
 
@@ -30,7 +30,8 @@ def published_row(ruleset: str, period: str, subject: str, adoption: Adoption, f
     return row
 
 
-def _events(inputs: list[MonthInput], trace: Trace, adoptions: list[Adoption]) -> list[dict[str, Any]]:
+def _events(inputs: list[MonthInput], trace: Trace, adoptions: list[Adoption], org: Org,
+            metric: str) -> list[dict[str, Any]]:
     events: dict[tuple[int, str], dict[str, Any]] = {}
 
     def add(position: int, type_: str, id_: str, used: bool, why: str | None = None) -> None:
@@ -44,12 +45,18 @@ def _events(inputs: list[MonthInput], trace: Trace, adoptions: list[Adoption]) -
     for inp in inputs:
         for c in inp.counted:
             r = c.response
-            why = trace.notes.get(r.id)
-            via = f" (credited through {c.credit.via} as {c.credit.role})" if c.credit.via else ""
-            add(r.position, "response", r.id, why is None, why or (via.strip() or None))
+            why = trace.why_not(r.id, metric)
+            if why is None and c.credit.via:
+                links = org.path(c.credit.via, c.credit.subject, inp.month)
+                why = (f"credited through {c.credit.via} ({c.credit.role}): "
+                       + "; ".join(link.describe() for link in links))
+                add(r.position, "response", r.id, True, why)
+            else:
+                add(r.position, "response", r.id, why is None, why)
             for a in r.corrections:
                 add(a.position, "correction", a.id, why is None, f"answers replaced: {a.reason}")
-        for r, why in inp.excluded:
+        for x in inp.excluded:
+            r, why = x.response, x.why
             add(r.position, "response", r.id, False, why)
             for a in r.corrections:
                 add(a.position, "correction", a.id, False, f"answers replaced: {a.reason}")
@@ -62,17 +69,18 @@ def explain(projection: Projection, rs: RuleSet, subject: str, period: str, metr
     """The explanation of one score row; raises NotFound when there is none."""
     kind = periods.kind(period)
     adoptions = Adoptions.load(projection.conn, projection.rulesets)
+    org = Org.load(projection.conn)
     trace = Trace()
     inputs: list[MonthInput] = []
     months = periods.months_of(period)
     month_figures: dict[str, list[Figure]] = {}
     for month in months:
-        inp = projection.month_input(rs, subject, month, adoptions)
+        inp = projection.month_input(rs, subject, month, adoptions, org)
         if inp is None or not (inp.counted or inp.excluded):
             continue
         inputs.append(inp)
         trace.prefix = "" if kind == "month" else f"{month} "
-        month_figures[month] = rs.score_month(inp, trace) if inp.counted else []
+        month_figures[month] = rs.score_month(inp, trace)
     trace.prefix = ""
     if not inputs:
         raise NotFound(f"no responses of {rs.id} for {subject!r} in {period}")
@@ -94,8 +102,8 @@ def explain(projection: Projection, rs: RuleSet, subject: str, period: str, metr
     out["params_hash"] = adoption.hash
     out["adoption_from"] = adoption.from_
     out["steps"] = [{"label": s.label, "formula": s.formula, "value": s.value} for s in trace.steps
-                    if not figure or _step_concerns(s.label, figure.metric, rs)]
-    out["events"] = _events(inputs, trace, list(used_adoptions.values()))
+                    if s.metric in (None, figure.metric)]
+    out["events"] = _events(inputs, trace, list(used_adoptions.values()), org, figure.metric)
     return out
 
 
@@ -125,9 +133,3 @@ def _pick(figures: list[Figure], metric: str | None, rs: RuleSet, subject: str, 
             return f
     raise NotFound(f"{rs.id}: {subject!r} has no metric {metric!r} in {period} (has: "
                    + ", ".join(f.metric for f in figures) + ")")
-
-
-def _step_concerns(label: str, metric: str, rs: RuleSet) -> bool:
-    """Keep steps of the chosen metric; steps that name another metric of the rule set are dropped."""
-    others = [m for m in rs.metrics if m != metric]
-    return not any(f" {m}" in f" {label}" for m in others)

@@ -21,11 +21,11 @@ import msgspec
 
 from .errors import IngestFailed, InvalidParams
 from .events import (ComplaintClosed, ComplaintFiled, Event, ParametersAdopted, RectificationRequired,
-                     RectificationUpdated, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, decode_line,
-                     natural_key, same_event)
+                     RectificationUpdated, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared,
+                     decode_line, natural_key, same_event)
 from .params import canonical, merge
 from .projection import Projection
-from .readmodel import Adoptions, load_states
+from .readmodel import Adoptions, Org, load_states
 from .ruleset import RuleSet
 from .store import Recorded, Store, now
 
@@ -108,6 +108,8 @@ class Ingest:
         self.report = IngestReport(dry_run=dry_run)
         self.at = now()
         self.adoptions = Adoptions.load(self.store.conn, self.rulesets)
+        self.org = Org.load(self.store.conn)
+        self.closed: dict[str, str] = {}              # case id -> closure id, this call
         self.next_position = self.store.max_position() + 1
         self.withdrawn: dict[str, str] = {}           # response id -> withdrawal id, this call
         self.implicit: dict[str, list[Any]] = {}      # ruleset -> [Recorded, flushed?]
@@ -167,6 +169,8 @@ class Ingest:
             self.withdrawn[ev.response] = ev.id
         if isinstance(ev, ParametersAdopted):
             self.adoptions.add(ev.ruleset, ev.id, ev.from_, self._position(), ev.params)
+        if isinstance(ev, ComplaintClosed):
+            self.closed[ev.complaint] = ev.id
         self.known[key] = ev
         self.pending.append(Recorded(self.at, ev))
         self.report.appended += 1
@@ -245,6 +249,8 @@ class Ingest:
         return key in self.known
 
     def _check(self, ev: Event) -> list[str]:
+        if isinstance(ev, UnitDeclared):
+            return self._unit_problems(ev)
         if isinstance(ev, ResponseRecorded):
             if (p := self._ruleset_problem(ev.ruleset)):
                 return [p]
@@ -273,7 +279,10 @@ class Ingest:
         if isinstance(ev, RectificationRequired) and ev.complaint and not self._exists(f"complaint:{ev.complaint}"):
             problems.append(f"field `complaint`: no complaint {ev.complaint!r} in the log or earlier in the input")
         if isinstance(ev, ComplaintClosed):
-            if ev.complaint.startswith("remedy:"):
+            by = self._closed_by(ev.complaint)
+            if by is not None:
+                problems.append(f"field `complaint`: {ev.complaint!r} was already closed by {by!r}")
+            elif ev.complaint.startswith("remedy:"):
                 if self._response(ev.complaint.removeprefix("remedy:")) is None:
                     problems.append(f"field `complaint`: remedy case {ev.complaint!r} names no response in the log")
             elif not self._exists(f"complaint:{ev.complaint}"):
@@ -282,6 +291,25 @@ class Ingest:
             problems.append(f"field `rectification`: no rectification {ev.rectification!r} in the log or "
                             "earlier in the input")
         return problems
+
+    def _unit_problems(self, ev: UnitDeclared) -> list[str]:
+        """A parent that would put the unit in a cycle (in any month) is refused; otherwise the
+        membership joins the org chart the rest of this call is checked against."""
+        if ev.parent == ev.id:
+            return [f"field `parent`: a unit cannot be its own parent ({ev.id!r})"]
+        before = self.org.history(ev.id)
+        self.org.add(ev.id, ev.from_ or "", ev.name, ev.kind, ev.parent)
+        cycle = self.org.cycle(ev.id) if ev.parent else None
+        if cycle:
+            self.org.restore(ev.id, before)
+            return [f"field `parent`: {ev.parent!r} would make a cycle in the org chart: {' → '.join(cycle)}"]
+        return []
+
+    def _closed_by(self, case: str) -> str | None:
+        if case in self.closed:
+            return self.closed[case]
+        row = self.store.conn.execute("SELECT id FROM rm_closures WHERE complaint = ?", (case,)).fetchone()
+        return row[0] if row else None
 
     def _answers_problems(self, ev: ResponseRecorded) -> list[str]:
         rs = self.rulesets[ev.ruleset]

@@ -19,12 +19,12 @@ from typing import Any
 import msgspec
 
 from . import periods
-from .events import (NA, ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn,
-                     UnitDeclared)
+from .events import (NA, ComplaintClosed, ComplaintFiled, ParametersAdopted, RectificationRequired,
+                     RectificationUpdated, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared)
 from .numbers import publish
 from .readmodel import (Adoptions, Org, database, decode_state, drop_all, encode_state, ensure_schema,
                         load_states)
-from .ruleset import Amendment, Counted, Credit, Figure, MonthInput, ResponseState, RuleSet
+from .ruleset import Amendment, Counted, Credit, Excluded, Figure, MonthInput, ResponseState, RuleSet
 from .store import Logged, Store
 
 Progress = Callable[[int], None]
@@ -128,6 +128,7 @@ class Projection:
                 [(s.id, s.position, s.ruleset, s.period, s.subject, encode_state(s)) for s in states.values()])
             self.conn.executemany("INSERT OR IGNORE INTO rm_credits VALUES (?, ?, ?, ?, ?, ?)", credits)
             self.conn.executemany("INSERT OR IGNORE INTO rm_dirty VALUES (?, ?, ?)", dirty)
+            self._remedies(states.values(), adoptions)
             states.clear()
             credits.clear()
             dirty.clear()
@@ -164,23 +165,89 @@ class Projection:
                                   (adoption.hash, ev.ruleset, ev.id))
                 self.conn.execute("INSERT OR IGNORE INTO rm_dirty SELECT DISTINCT ruleset, subject, period "
                                   "FROM rm_credits WHERE ruleset = ? AND period >= ?", (ev.ruleset, ev.from_))
+                rs = self.rulesets.get(ev.ruleset)
+                if rs is not None and rs.uses_org:
+                    self._recredit([r for (r,) in self.conn.execute(
+                        "SELECT id FROM rm_responses WHERE ruleset = ? AND period >= ?", (ev.ruleset, ev.from_))],
+                        adoptions, org)
             elif isinstance(ev, UnitDeclared):
+                flush()
                 from_ = ev.from_ or ""
                 self.conn.execute("INSERT OR REPLACE INTO rm_units VALUES (?, ?, ?, ?, ?, ?)",
                                   (ev.id, from_, logged.position, ev.name, ev.kind, ev.parent))
-                org.add(ev.id, from_, ev.name, ev.kind, ev.parent)
+                org.add(ev.id, from_, ev.name, ev.kind, ev.parent, logged.position)
+                org_rulesets = [rs.id for rs in self.rulesets.values() if rs.uses_org]
+                if org_rulesets:
+                    marks = ",".join("?" * len(org_rulesets))
+                    self._recredit([r for (r,) in self.conn.execute(
+                        f"SELECT DISTINCT response FROM rm_credits WHERE (subject = ? OR via = ?) AND period >= ? "
+                        f"AND ruleset IN ({marks})", (ev.id, ev.id, from_, *org_rulesets))], adoptions, org)
+            else:
+                self._record_case_event(logged)
         flush()
+
+    def _recredit(self, ids: list[str], adoptions: Adoptions, org: Org) -> None:
+        """Recompute the credits of responses whose org chart or parameters changed."""
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            self.conn.execute("INSERT OR IGNORE INTO rm_dirty SELECT DISTINCT ruleset, subject, period FROM rm_credits "
+                              f"WHERE response IN ({marks})", chunk)
+            self.conn.execute(f"DELETE FROM rm_credits WHERE response IN ({marks})", chunk)
+            rows, dirty = [], set()
+            for state in load_states(self.conn, chunk).values():
+                for c in self._credits(state, adoptions, org):
+                    rows.append((state.ruleset, c.subject, state.period, state.id, c.role, c.via))
+                    dirty.add((state.ruleset, c.subject, state.period))
+            self.conn.executemany("INSERT OR IGNORE INTO rm_credits VALUES (?, ?, ?, ?, ?, ?)", rows)
+            self.conn.executemany("INSERT OR IGNORE INTO rm_dirty VALUES (?, ?, ?)", dirty)
+
+    def _remedies(self, states: Iterable[ResponseState], adoptions: Adoptions) -> None:
+        """Open or drop the remedy cases of changed responses (derived, never logged)."""
+        upsert, drop = [], []
+        for st in states:
+            rs = self.rulesets.get(st.ruleset)
+            adoption = adoptions.in_force(st.ruleset, st.period) if rs else None
+            why = None
+            if rs is not None and adoption is not None and exclusion(st) is None:
+                why = rs.remedy(st, adoption.params)
+            if why:
+                upsert.append((f"remedy:{st.id}", "remedy", st.subject, st.period, st.ruleset, None, "callback",
+                               None, st.id, why, None, st.position))
+            else:
+                drop.append((f"remedy:{st.id}",))
+        if upsert:
+            self.conn.executemany("INSERT OR REPLACE INTO rm_cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", upsert)
+        if drop:
+            self.conn.executemany("DELETE FROM rm_cases WHERE id = ?", drop)
+
+    def _record_case_event(self, logged: Logged) -> None:
+        ev, pos = logged.event, logged.position
+        if isinstance(ev, ComplaintFiled):
+            self.conn.execute("INSERT OR REPLACE INTO rm_cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                              (ev.id, "complaint", ev.subject, ev.period, ev.ruleset, ev.severity, ev.source,
+                               ev.category, ev.response, ev.text, ev.date, pos))
+        elif isinstance(ev, ComplaintClosed):
+            self.conn.execute("INSERT OR REPLACE INTO rm_closures VALUES (?, ?, ?, ?, ?, ?)",
+                              (ev.id, ev.complaint, ev.date, ev.outcome, ev.note, pos))
+        elif isinstance(ev, RectificationRequired):
+            self.conn.execute("INSERT OR REPLACE INTO rm_rectifications VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                              (ev.id, ev.subject, ev.period, ev.issue, ev.due, ev.ruleset, ev.complaint,
+                               ev.response, ev.item, pos))
+        elif isinstance(ev, RectificationUpdated):
+            self.conn.execute("INSERT OR REPLACE INTO rm_rectification_updates VALUES (?, ?, ?, ?, ?, ?)",
+                              (ev.id, ev.rectification, ev.status, ev.date, ev.note, pos))
 
     # -- scoring -------------------------------------------------------------------
 
-    def month_input(self, rs: RuleSet, subject: str, month: str, adoptions: Adoptions) -> MonthInput | None:
+    def month_input(self, rs: RuleSet, subject: str, month: str, adoptions: Adoptions,
+                    org: Org | None = None) -> MonthInput | None:
         """The responses credited to a subject-month, split into counted and excluded."""
         adoption = adoptions.in_force(rs.id, month)
         if adoption is None:
             return None
         counted: list[Counted] = []
-        excluded: list[tuple[ResponseState, str]] = []
-        seen: set[str] = set()
+        excluded: list[Excluded] = []
         for blob, role, via in self.conn.execute(
                 "SELECT r.state, c.role, c.via FROM rm_credits c JOIN rm_responses r ON r.id = c.response "
                 "WHERE c.ruleset = ? AND c.subject = ? AND c.period = ? ORDER BY r.position, c.role, c.via",
@@ -189,10 +256,10 @@ class Projection:
             why = exclusion(state)
             if why is None:
                 counted.append(Counted(state, Credit(subject, role, via)))
-            elif state.id not in seen:
-                excluded.append((state, why))
-            seen.add(state.id)
-        return MonthInput(rs.id, subject, month, adoption, counted, excluded)
+            else:
+                excluded.append(Excluded(state, why, Credit(subject, role, via)))
+        kind = org.kinds.get(subject) if org is not None else None
+        return MonthInput(rs.id, subject, month, adoption, counted, excluded, kind)
 
     def settle(self) -> int:
         """Rescore every dirty subject-month and what stands above it; returns groups rescored."""
@@ -200,6 +267,7 @@ class Projection:
         if not dirty:
             return 0
         adoptions = Adoptions.load(self.conn, self.rulesets)
+        org = Org.load(self.conn)
         by_subject: dict[tuple[str, str], set[str]] = defaultdict(set)
         for ruleset, subject, month in dirty:
             by_subject[(ruleset, subject)].add(month)
@@ -208,7 +276,7 @@ class Projection:
             for (ruleset, subject), months in sorted(by_subject.items()):
                 rs = self.rulesets.get(ruleset)
                 if rs is not None:
-                    self._rescore(rs, subject, sorted(months), adoptions)
+                    self._rescore(rs, subject, sorted(months), adoptions, org)
             self.conn.executemany("DELETE FROM rm_dirty WHERE ruleset = ? AND subject = ? AND period = ?", dirty)
             self.conn.execute("COMMIT")
         except BaseException:
@@ -216,10 +284,10 @@ class Projection:
             raise
         return len(dirty)
 
-    def _rescore(self, rs: RuleSet, subject: str, months: list[str], adoptions: Adoptions) -> None:
+    def _rescore(self, rs: RuleSet, subject: str, months: list[str], adoptions: Adoptions, org: Org) -> None:
         for month in months:
-            inp = self.month_input(rs, subject, month, adoptions)
-            figures = rs.score_month(inp, None) if inp is not None and inp.counted else []
+            inp = self.month_input(rs, subject, month, adoptions, org)
+            figures = rs.score_month(inp, None) if inp is not None and (inp.counted or inp.excluded) else []
             self._write(rs, month, subject, "month", inp.adoption if inp else None, figures)
         self._flush_rows()
         touched = set(months)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import sqlite_utils
@@ -18,9 +18,10 @@ import sqlite_utils
 from .params import params_hash
 from .ruleset import Adoption, ResponseState, RuleSet
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-TABLES = ("scores", "rm_responses", "rm_credits", "rm_adoptions", "rm_units", "rm_dirty", "rm_meta")
+TABLES = ("scores", "rm_responses", "rm_credits", "rm_adoptions", "rm_units", "rm_dirty", "rm_cases",
+          "rm_closures", "rm_rectifications", "rm_rectification_updates", "rm_meta")
 
 _STATE_ENC = msgspec.json.Encoder()
 _STATE_DEC = msgspec.json.Decoder(ResponseState)
@@ -69,6 +70,20 @@ def ensure_schema(db: sqlite_utils.Database) -> bool:
                                "parent": str}, pk=("id", "from_"))
         db["rm_dirty"].create({"ruleset": str, "subject": str, "period": str},
                               pk=("ruleset", "subject", "period"))
+        # complaint cases: filed complaints and the remedy cases rule sets derive from responses
+        db["rm_cases"].create({"id": str, "kind": str, "subject": str, "period": str, "ruleset": str,
+                               "severity": str, "source": str, "category": str, "response": str, "text": str,
+                               "date": str, "position": int}, pk="id")
+        db["rm_closures"].create({"id": str, "complaint": str, "date": str, "outcome": str, "note": str,
+                                  "position": int}, pk="id")
+        db["rm_closures"].create_index(["complaint"])
+        db["rm_rectifications"].create({"id": str, "subject": str, "period": str, "issue": str, "due": str,
+                                        "ruleset": str, "complaint": str, "response": str, "item": str,
+                                        "position": int}, pk="id")
+        db["rm_rectifications"].create_index(["complaint"])
+        db["rm_rectification_updates"].create({"id": str, "rectification": str, "status": str, "date": str,
+                                               "note": str, "position": int}, pk="id")
+        db["rm_rectification_updates"].create_index(["rectification"])
     return True
 
 
@@ -120,40 +135,72 @@ class Adoptions:
         return next((a for a in self._by_ruleset.get(ruleset, ()) if a.id == id_), None)
 
 
+class Link(NamedTuple):
+    """One membership: ``unit`` belongs to ``parent`` from month ``from_`` (unit event at ``position``)."""
+
+    unit: str
+    parent: str | None
+    from_: str
+    position: int
+
+    def describe(self) -> str:
+        since = f"from {self.from_}" if self.from_ else "since the beginning"
+        return f"{self.unit} ∈ {self.parent} {since} (unit event at position {self.position})"
+
+
 class Org:
     """Units and their effective-dated parents."""
 
     def __init__(self) -> None:
-        self._parents: dict[str, list[tuple[str, str | None]]] = {}
+        self._links: dict[str, list[Link]] = {}
         self.kinds: dict[str, str | None] = {}
         self.names: dict[str, str | None] = {}
 
     @classmethod
     def load(cls, conn: sqlite3.Connection) -> "Org":
         org = cls()
-        for id_, from_, name, kind, parent in conn.execute(
-                "SELECT id, from_, name, kind, parent FROM rm_units ORDER BY position"):
-            org.add(id_, from_, name, kind, parent)
+        for id_, from_, position, name, kind, parent in conn.execute(
+                "SELECT id, from_, position, name, kind, parent FROM rm_units ORDER BY position"):
+            org.add(id_, from_, name, kind, parent, position)
         return org
 
-    def add(self, id_: str, from_: str, name: str | None, kind: str | None, parent: str | None) -> None:
-        lst = [x for x in self._parents.get(id_, []) if x[0] != from_]
-        lst.append((from_, parent))
-        lst.sort()
-        self._parents[id_] = lst
+    def add(self, id_: str, from_: str, name: str | None, kind: str | None, parent: str | None,
+            position: int = 0) -> None:
+        lst = [x for x in self._links.get(id_, []) if x.from_ != from_]
+        lst.append(Link(id_, parent, from_, position))
+        lst.sort(key=lambda x: x.from_)
+        self._links[id_] = lst
         if kind is not None:
             self.kinds[id_] = kind
         if name is not None:
             self.names[id_] = name
 
-    def parent(self, unit: str, month: str) -> str | None:
+    def units(self) -> list[str]:
+        return sorted(self._links)
+
+    def history(self, unit: str) -> list[Link]:
+        return list(self._links.get(unit, ()))
+
+    def restore(self, unit: str, history: list[Link]) -> None:
+        """Put back a unit's memberships as :meth:`history` returned them."""
+        if history:
+            self._links[unit] = list(history)
+        else:
+            self._links.pop(unit, None)
+
+    def link(self, unit: str, month: str) -> Link | None:
+        """The membership of ``unit`` in force in ``month``."""
         found = None
-        for from_, parent in self._parents.get(unit, ()):
-            if from_ <= month:
-                found = parent
+        for x in self._links.get(unit, ()):
+            if x.from_ <= month:
+                found = x
             else:
                 break
         return found
+
+    def parent(self, unit: str, month: str) -> str | None:
+        x = self.link(unit, month)
+        return x.parent if x else None
 
     def chain(self, unit: str, month: str) -> list[str]:
         """The unit's ancestors as of ``month``, nearest first."""
@@ -165,6 +212,33 @@ class Org:
             seen.add(p)
             p = self.parent(p, month)
         return out
+
+    def path(self, member: str, ancestor: str, month: str) -> list[Link]:
+        """The memberships leading from ``member`` up to ``ancestor`` in ``month``."""
+        out = []
+        unit = member
+        while unit != ancestor:
+            x = self.link(unit, month)
+            if x is None or x.parent is None or len(out) > 64:
+                return out
+            out.append(x)
+            unit = x.parent
+        return out
+
+    def cycle(self, unit: str) -> list[str] | None:
+        """A parent cycle through ``unit`` in any month, or None."""
+        months = sorted({x.from_ for links in self._links.values() for x in links})
+        for month in months:
+            walk = [unit]
+            p = self.parent(unit, month)
+            while p is not None:
+                walk.append(p)
+                if p == unit:
+                    return walk
+                if len(walk) > len(self._links) + 1:
+                    break
+                p = self.parent(p, month)
+        return None
 
 
 def load_states(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, ResponseState]:

@@ -106,15 +106,28 @@ class Counted:
 
 
 @dataclass
+class Excluded:
+    """A response credited here that counts for nothing, and why (withdrawn, not completed, all N/A)."""
+
+    response: ResponseState
+    why: str
+    credit: Credit
+
+
+@dataclass
 class MonthInput:
-    """Everything a rule set scores one subject-month from."""
+    """Everything a rule set scores one subject-month from.
+
+    ``kind`` is the subject's unit kind from ``unit`` events (None if undeclared).
+    """
 
     ruleset: str
     subject: str
     month: str
     adoption: Adoption
     counted: list[Counted]
-    excluded: list[tuple[ResponseState, str]]
+    excluded: list[Excluded]
+    kind: str | None = None
 
     @property
     def params(self) -> Any:
@@ -144,6 +157,7 @@ class Step:
     label: str
     formula: str
     value: Any
+    metric: str | None = None  # the metric a step belongs to; None: every metric
 
 
 @dataclass
@@ -155,17 +169,21 @@ class Trace:
     """
 
     steps: list[Step] = field(default_factory=list)
-    notes: dict[str, str] = field(default_factory=dict)  # response id -> why it did not count
+    notes: dict[tuple[str | None, str], str] = field(default_factory=dict)  # (metric, response id) -> why not
     prefix: str = ""
 
     def __bool__(self) -> bool:
         return True
 
-    def step(self, label: str, formula: str, value: Any) -> None:
-        self.steps.append(Step(self.prefix + label, formula, value))
+    def step(self, label: str, formula: str, value: Any, metric: str | None = None) -> None:
+        self.steps.append(Step(self.prefix + label, formula, value, metric))
 
-    def exclude(self, response: ResponseState, why: str) -> None:
-        self.notes[response.id] = why
+    def exclude(self, response: ResponseState, why: str, metric: str | None = None) -> None:
+        """Note that ``response`` did not count (for ``metric`` only, when given)."""
+        self.notes[(metric, response.id)] = why
+
+    def why_not(self, response_id: str, metric: str) -> str | None:
+        return self.notes.get((metric, response_id)) or self.notes.get((None, response_id))
 
 
 class RuleSet:
@@ -184,6 +202,9 @@ class RuleSet:
     defaults_path: ClassVar[str]
     #: True when :meth:`sequence` does something (months depend on earlier months).
     sequential: ClassVar[bool] = False
+    #: True when :meth:`credits` follows the org chart or the parameters: responses are
+    #: re-credited when a ``unit`` event or an adoption changes what they credit.
+    uses_org: ClassVar[bool] = False
 
     # -- parameters ----------------------------------------------------------
 
@@ -220,10 +241,23 @@ class RuleSet:
         """
         return [Credit(response.subject)]
 
+    def remedy(self, response: ResponseState, params: Any) -> str | None:
+        """Why a response opens a remedy case ``remedy:<response id>`` (CS补救), or None.
+
+        Called for completed, non-withdrawn responses whenever they change; the
+        case is derived by the projection, never written to the log.
+        """
+        return None
+
     # -- scoring ---------------------------------------------------------------
 
     def score_month(self, month: MonthInput, trace: Trace | None) -> list[Figure]:
-        """One Figure per metric for the subject-month (none when nothing counts)."""
+        """One Figure per metric for the subject-month.
+
+        Called whenever something is credited to the subject-month, even when
+        every response was excluded (``month.counted`` empty): return no figure
+        then, unless the rule set publishes something about the excluded ones.
+        """
         raise NotImplementedError
 
     def sequence(self, months: list[tuple[str, Figure]], params_of: Callable[[str], Any],

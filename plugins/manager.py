@@ -19,6 +19,7 @@ BUILTIN_PLUGINS = (
     "csat.rulesets.airline_1000",
     "csat.rulesets.plant_50",
     "csat.rulesets.iso_100",
+    "csat.rulesets.dealership_cs",
 )
 
 #: Set to a non-empty value to skip plugins found through the ``csat`` entry-point group.

@@ -131,6 +131,8 @@ class Plant50(RuleSet):
         return problems
 
     def score_month(self, month: MonthInput, trace: Trace | None) -> list[Figure]:
+        if not month.counted:
+            return []
         params: Params = month.params
         level_of = self._level_of(params)
         counts: Counter[str] = Counter()
