@@ -233,6 +233,51 @@ def _event_summary(event: dict[str, Any]) -> str:
 
 
 @cli.command()
+@click.option("--subject", "-s", help="Only cases about this unit.")
+@click.option("--period", "-p", help="A month, quarter or year.")
+@click.option("--open", "open_only", is_flag=True, help="Only cases still open.")
+@format_option()
+@click.pass_obj
+@handles_errors
+def complaints(c: Context, subject: str | None, period: str | None, open_only: bool, fmt: str) -> None:
+    """List complaint cases: filed complaints and remedy cases (CS补救) opened by rule sets.
+
+    A remedy case `remedy:<response id>` is open until a complaint_closed event
+    names it.
+
+    \b
+    Example:
+      csat complaints --open
+      csat complaints --subject sa2 --period 2026-Q1 --format json
+    """
+    rows = c.engine().complaints(subject=subject, period=period, open_only=open_only)
+    if fmt == "table":
+        rows = [{k: v for k, v in r.items() if k not in ("text",)} for r in rows]
+    click.echo(render(rows, fmt, empty="(no complaint cases)"))
+
+
+@cli.command()
+@click.argument("unit", required=False)
+@click.option("--as-of", "as_of", default=None, metavar="YYYY-MM", help="The month (default: this month).")
+@format_option()
+@click.pass_obj
+@handles_errors
+def units(c: Context, unit: str | None, as_of: str | None, fmt: str) -> None:
+    """Show units with their parent and chain of ancestors as of a month.
+
+    \b
+    Example:
+      csat units --as-of 2026-02
+      csat units s3 --as-of 2026-01
+    """
+    month = as_of or time.strftime("%Y-%m")
+    rows = c.engine().units(month, unit)
+    if fmt != "json":
+        rows = [{**r, "chain": " → ".join(r["chain"])} for r in rows]
+    click.echo(render(rows, fmt, empty="(no units)"))
+
+
+@cli.command()
 @click.pass_obj
 @handles_errors
 def rebuild(c: Context) -> None:

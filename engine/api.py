@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from . import periods
-from .errors import CsatError, IngestFailed, UnknownRuleSet
+from .errors import CsatError, IngestFailed, NotFound, UnknownRuleSet
 from .events import TAGS, Event
 from .explain import explain
 from .ingest import Ingest, IngestReport, dict_lines, file_lines
@@ -142,6 +142,52 @@ class Engine:
         periods.kind(period)
         self.catch_up()
         return explain(self.projection, rs, subject, period, metric)
+
+    def complaints(self, subject: str | None = None, period: str | None = None,
+                   open_only: bool = False) -> list[dict[str, Any]]:
+        """Complaint cases: filed complaints and the remedy cases rule sets open (``events.md`` §3)."""
+        self.catch_up()
+        where, args = [], []
+        if subject is not None:
+            where.append("c.subject = ?")
+            args.append(subject)
+        if period is not None:
+            months = periods.months_of(period)
+            where.append(f"c.period IN ({','.join('?' * len(months))})")
+            args.extend(months)
+        sql = ("SELECT c.id, c.kind, c.subject, c.period, c.ruleset, c.severity, c.source, c.response, c.text, "
+               "(SELECT outcome FROM rm_closures WHERE complaint = c.id ORDER BY position DESC LIMIT 1), "
+               "(SELECT date FROM rm_closures WHERE complaint = c.id ORDER BY position DESC LIMIT 1), "
+               "(SELECT group_concat(id, ',') FROM (SELECT id FROM rm_rectifications WHERE complaint = c.id "
+               "ORDER BY position)) FROM rm_cases c" + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY c.period, c.subject, c.position")
+        rows = []
+        for id_, kind, subj, per, rs, sev, src, resp, text, outcome, closed, rects in self.store.conn.execute(sql, args):
+            status = outcome or "open"
+            if open_only and status != "open":
+                continue
+            rows.append({"id": id_, "kind": kind, "subject": subj, "period": per, "ruleset": rs, "severity": sev,
+                         "source": src, "response": resp, "status": status, "closed": closed,
+                         "rectifications": rects.split(",") if rects else [], "text": text})
+        return rows
+
+    def units(self, as_of: str, unit: str | None = None) -> list[dict[str, Any]]:
+        """Units with their parent and chain of ancestors as of a month."""
+        if (why := periods.month_problem(as_of)):
+            raise CsatError(f"--as-of: {why}")
+        self.catch_up()
+        from .readmodel import Org
+        org = Org.load(self.store.conn)
+        names = [unit] if unit is not None else org.units()
+        if unit is not None and not org.history(unit):
+            raise NotFound(f"no unit {unit!r} in the log")
+        out = []
+        for u in names:
+            link = org.link(u, as_of)
+            out.append({"id": u, "name": org.names.get(u), "kind": org.kinds.get(u),
+                        "parent": link.parent if link else None, "since": (link.from_ or None) if link else None,
+                        "chain": org.chain(u, as_of)})
+        return out
 
     def ruleset_list(self) -> list[dict[str, Any]]:
         """The rule sets in use: id, version, title, source and the hooks their plugin implements."""
