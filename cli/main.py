@@ -5,6 +5,7 @@ import functools
 import os
 import sys
 import time
+from decimal import ROUND_DOWN, Decimal
 from collections.abc import Callable
 from typing import Any
 
@@ -170,6 +171,13 @@ def explain(c: Context, ruleset: str, subject: str, period: str, metric: str | N
     click.echo(to_json(x) if fmt == "json" else explanation_text(x))
 
 
+def _short(value: Any) -> Any:
+    """A long decimal cut to 8 places for people (JSON output keeps every digit)."""
+    if isinstance(value, Decimal) and value.as_tuple().exponent < -8:
+        return f"{value.quantize(Decimal('1e-8'), rounding=ROUND_DOWN)}…"
+    return value
+
+
 def explanation_text(x: dict[str, Any]) -> str:
     fixed = {"ruleset", "adoption", "period", "subject", "metric", "score", "grade", "grade_label", "responses",
              "params_hash", "adoption_from", "steps", "events"}
@@ -179,7 +187,7 @@ def explanation_text(x: dict[str, Any]) -> str:
     lines = [head, f"score {cell(x['score'])}{grade}   responses {x['responses']}" + (f"   {extras}" if extras else ""),
              f"parameters: adoption {x['adoption']} (from {x['adoption_from']}), {x['params_hash']}", "", "Steps"]
     lines += ["  " + line for line in table(
-        [{"step": s["label"], "formula": s["formula"], "value": s["value"]} for s in x["steps"]],
+        [{"step": s["label"], "formula": s["formula"], "value": _short(s["value"])} for s in x["steps"]],
         ["step", "formula", "value"]).splitlines()]
     lines += ["", "Events read"]
     lines += ["  " + line for line in table(
