@@ -62,7 +62,20 @@ def _events(inputs: list[MonthInput], trace: Trace, adoptions: list[Adoption], o
                 add(a.position, "correction", a.id, False, f"answers replaced: {a.reason}")
             if r.withdrawn is not None:
                 add(r.withdrawn.position, "withdrawal", r.withdrawn.id, True, f"voids {r.id}: {r.withdrawn.reason}")
+        for case in inp.cases:
+            for event_id, position, type_ in _case_events(case):
+                used, why = trace.case_notes.get((metric, event_id)) or trace.case_notes.get(
+                    (None, event_id)) or (False, "did not affect this figure")
+                add(position, type_, event_id, used, why)
     return [events[k] for k in sorted(events)]
+
+
+def _case_events(case: Any) -> list[tuple[str, int, str]]:
+    out = [(case.id, case.position, case.kind)]
+    if case.closure:
+        out.append((case.closure[0], case.closure[3], "complaint_closed"))
+    out += [(u[0], u[3], "rectification_update") for u in case.updates]
+    return out
 
 
 def explain(projection: Projection, rs: RuleSet, subject: str, period: str, metric: str | None = None) -> dict[str, Any]:

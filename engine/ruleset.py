@@ -115,6 +115,20 @@ class Excluded:
 
 
 @dataclass
+class CaseEvent:
+    """A complaint about the subject in the month, or a rectification of the subject due in the month,
+    with what later events did to it (``closure`` of a complaint; ``updates`` of a rectification, in log order)."""
+
+    kind: str                      # "complaint" or "rectification"
+    id: str
+    position: int
+    severity: str | None = None
+    due: str | None = None
+    closure: tuple[str, str, str, int] | None = None          # (closure id, outcome, date, position)
+    updates: list[tuple[str, str, str, int]] = field(default_factory=list)  # (update id, status, date, position)
+
+
+@dataclass
 class MonthInput:
     """Everything a rule set scores one subject-month from.
 
@@ -128,6 +142,7 @@ class MonthInput:
     counted: list[Counted]
     excluded: list[Excluded]
     kind: str | None = None
+    cases: list[CaseEvent] = field(default_factory=list)  # only for rule sets with ``uses_cases``
 
     @property
     def params(self) -> Any:
@@ -171,6 +186,7 @@ class Trace:
     steps: list[Step] = field(default_factory=list)
     notes: dict[tuple[str | None, str], str] = field(default_factory=dict)  # (metric, response id) -> why not
     prefix: str = ""
+    case_notes: dict[tuple[str | None, str], tuple[bool, str]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return True
@@ -184,6 +200,10 @@ class Trace:
 
     def why_not(self, response_id: str, metric: str) -> str | None:
         return self.notes.get((metric, response_id)) or self.notes.get((None, response_id))
+
+    def case(self, event_id: str, used: bool, why: str, metric: str | None = None) -> None:
+        """Say what a complaint, closure, rectification or update did to ``metric``."""
+        self.case_notes[(metric, event_id)] = (used, why)
 
 
 class RuleSet:
@@ -205,6 +225,8 @@ class RuleSet:
     #: True when :meth:`credits` follows the org chart or the parameters: responses are
     #: re-credited when a ``unit`` event or an adoption changes what they credit.
     uses_org: ClassVar[bool] = False
+    #: True when complaints and rectifications feed the scores (``MonthInput.cases``).
+    uses_cases: ClassVar[bool] = False
 
     # -- parameters ----------------------------------------------------------
 

@@ -20,6 +20,7 @@ BUILTIN_PLUGINS = (
     "csat.rulesets.plant_50",
     "csat.rulesets.iso_100",
     "csat.rulesets.dealership_cs",
+    "csat.rulesets.supplier_400",
 )
 
 #: Set to a non-empty value to skip plugins found through the ``csat`` entry-point group.

@@ -33,7 +33,7 @@ def test_usage_error_exits_2(cli):
 def test_errors_are_one_line_exit_1(cli):
     cli("ingest", AIR)
     r = cli("scores", "--ruleset", "nope", expect=1)
-    assert r.stderr == "csat: rule set 'nope' is not installed (installed: airline-1000, dealership-cs, iso-100, plant-50)\n"
+    assert r.stderr == "csat: rule set 'nope' is not installed (installed: airline-1000, dealership-cs, iso-100, plant-50, supplier-400)\n"
     r = cli("explain", "-r", "airline-1000", "-s", "finance", "-p", "2026-13", expect=1)
     assert r.stderr.startswith("csat: expected a period") and r.stderr.count("\n") == 1
     r = cli("explain", "-r", "airline-1000", "-s", "nobody", "-p", "2026-03", expect=1)

@@ -46,7 +46,7 @@ def test_an_embedder_chooses_its_rulesets(db):
 
 def test_rulesets_command(cli):
     rows = cli.json("rulesets")
-    assert [r["id"] for r in rows] == ["airline-1000", "dealership-cs", "iso-100", "plant-50"]
+    assert [r["id"] for r in rows] == ["airline-1000", "dealership-cs", "iso-100", "plant-50", "supplier-400"]
     assert rows[0]["source"] == "built in" and rows[0]["version"] and rows[0]["title"]
     table = cli("rulesets").stdout
     assert "airline-1000" in table and "built in" in table
