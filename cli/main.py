@@ -265,6 +265,30 @@ def complaints(c: Context, subject: str | None, period: str | None, open_only: b
 
 
 @cli.command()
+@click.option("--subject", "-s", help="Only rectifications of this unit.")
+@click.option("--period", "-p", help="Only rectifications raised in this month, quarter or year.")
+@click.option("--overdue", is_flag=True, help="Only those overdue at --as-of.")
+@click.option("--as-of", "as_of", metavar="YYYY-MM-DD", help="Judge status and overdue at this date (default today).")
+@format_option()
+@click.pass_obj
+@handles_errors
+def rectifications(c: Context, subject: str | None, period: str | None, overdue: bool, as_of: str | None,
+                   fmt: str) -> None:
+    """List rectifications (整改) with their status, completion and whether they are late or overdue.
+
+    Overdue is judged at --as-of: due before that day and no completed or
+    cancelled update dated on or before it.
+
+    \b
+    Example:
+      csat rectifications --overdue
+      csat rectifications --subject sup-aux --as-of 2026-03-31 --format csv
+    """
+    rows = c.engine().rectifications(subject=subject, overdue=overdue, as_of=as_of, period=period)
+    click.echo(render(rows, fmt, empty="(no rectifications)"))
+
+
+@cli.command()
 @click.argument("unit", required=False)
 @click.option("--as-of", "as_of", default=None, metavar="YYYY-MM", help="The month (default: this month).")
 @format_option()

@@ -12,6 +12,7 @@ models up to date with the log first, so nobody sees a stale score.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import os
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
@@ -169,6 +170,40 @@ class Engine:
             rows.append({"id": id_, "kind": kind, "subject": subj, "period": per, "ruleset": rs, "severity": sev,
                          "source": src, "response": resp, "status": status, "closed": closed,
                          "rectifications": rects.split(",") if rects else [], "text": text})
+        return rows
+
+    def rectifications(self, subject: str | None = None, overdue: bool = False, as_of: str | None = None,
+                       period: str | None = None) -> list[dict[str, Any]]:
+        """Rectifications as they stood at ``as_of`` (a date, default today): status, completion,
+        lateness and whether overdue (``events.md`` §3). Updates dated after ``as_of`` are ignored."""
+        day = as_of or _dt.date.today().isoformat()
+        if (why := periods.date_problem(day)):
+            raise CsatError(f"--as-of: {why}")
+        self.catch_up()
+        where, args = [], []
+        if subject is not None:
+            where.append("subject = ?")
+            args.append(subject)
+        if period is not None:
+            months = periods.months_of(period)
+            where.append(f"period IN ({','.join('?' * len(months))})")
+            args.extend(months)
+        conn = self.store.conn
+        rows = []
+        for id_, subj, per, issue, due, complaint, response in conn.execute(
+                "SELECT id, subject, period, issue, due, complaint, response FROM rm_rectifications"
+                + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY due, id", args):
+            updates = [(st, d) for st, d in conn.execute(
+                "SELECT status, date FROM rm_rectification_updates WHERE rectification = ? AND date <= ? "
+                "ORDER BY position", (id_, day))]
+            status = updates[-1][0] if updates else "open"
+            completed = next((d for st, d in reversed(updates) if st == "completed"), None)
+            is_overdue = due < day and not any(st in ("completed", "cancelled") for st, _ in updates)
+            if overdue and not is_overdue:
+                continue
+            rows.append({"id": id_, "subject": subj, "period": per, "issue": issue, "due": due, "status": status,
+                         "completed": completed, "late": completed is not None and completed > due,
+                         "overdue": is_overdue, "complaint": complaint, "response": response})
         return rows
 
     def units(self, as_of: str, unit: str | None = None) -> list[dict[str, Any]]:

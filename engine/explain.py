@@ -108,7 +108,11 @@ def explain(projection: Projection, rs: RuleSet, subject: str, period: str, metr
             if stored else inputs[-1].adoption
         figures = [f for met, rows in sorted(stored.items())
                    if (f := rs.roll_up(period, met, rows, adoption.params, trace)) is not None]
-    figure = _pick(figures, metric, rs, subject, period)
+    try:
+        figure = _pick(figures, metric, rs, subject, period)
+    except NotFound as e:
+        why = [s.formula for s in trace.steps if metric is not None and s.metric == metric and s.value is None]
+        raise NotFound(f"{e}: {'; '.join(why)}" if why else str(e)) from None
     used_adoptions = {(i.adoption.ruleset, i.adoption.id): i.adoption for i in inputs}
     used_adoptions[(adoption.ruleset, adoption.id)] = adoption
     out = published_row(rs.id, period, subject, adoption, figure)

@@ -85,7 +85,9 @@ class Ingest:
         if self.problems or dry_run:
             self.store.rollback()
             if self.problems:
-                raise IngestFailed(self.problems)
+                order = {name: i for i, name in enumerate(self.sources)}
+                self.problems.sort(key=lambda p: (order.get(p[0], -1), p[1]))
+                raise IngestFailed([p[2] for p in self.problems])
         else:
             self.store.commit()
         return report
@@ -99,27 +101,30 @@ class Ingest:
             if self.store.tracked() == self.store.max_position():
                 return
             self.store.rollback()
-        raise IngestFailed(["the log keeps moving (another writer?); try again"])
+        raise IngestFailed(["the log keeps moving (another writer?); try again"])  # noqa: EM101
 
     # -- the pass ------------------------------------------------------------------
 
     def _run(self, lines: Iterable[Line], dry_run: bool, progress: Callable[[int], None] | None) -> IngestReport:
-        self.problems: list[str] = []
+        self.problems: list[tuple[str, int, str]] = []   # (source, line, "FILE:LINE: message")
+        self.sources: dict[str, None] = {}
         self.report = IngestReport(dry_run=dry_run)
         self.at = now()
         self.adoptions = Adoptions.load(self.store.conn, self.rulesets)
         self.org = Org.load(self.store.conn)
         self.closed: dict[str, str] = {}              # case id -> closure id, this call
+        self.rect_state: dict[str, tuple[str, str]] = {}  # rectification -> (status, date) after this call's updates
         self.next_position = self.store.max_position() + 1
         self.withdrawn: dict[str, str] = {}           # response id -> withdrawal id, this call
         self.implicit: dict[str, list[Any]] = {}      # ruleset -> [Recorded, flushed?]
         chunk: list[tuple[str, int, Event]] = []
         for source, number, raw in lines:
             self.report.lines += 1
+            self.sources.setdefault(source)
             try:
                 chunk.append((source, number, decode_line(raw)))
             except ValueError as e:
-                self.problems.append(f"{source}:{number}: {e}")
+                self.problems.append((source, number, f"{source}:{number}: {e}"))
             if len(chunk) >= self.CHUNK:
                 self._chunk(chunk)
                 if progress:
@@ -143,20 +148,20 @@ class Ingest:
             try:
                 ev = self._transform(ev)
             except InvalidParams as e:
-                self.problems.extend(f"{where}: {p}" for p in e.problems)
+                self.problems.extend((source, number, f"{where}: {p}") for p in e.problems)
                 continue
             key = natural_key(ev)
             if key in self.known:
                 if same_event(self.known[key], ev):
                     self.report.present += 1
                 else:
-                    self.problems.append(f"{where}: conflict: {key.split(':', 1)[0]} {ev.id!r} is already in the "
-                                         "log with a different body (fix data with a correction or withdrawal, "
-                                         "never by re-sending)")
+                    self.problems.append((source, number, f"{where}: conflict: {key.split(':', 1)[0]} {ev.id!r} is "
+                                          "already in the log with a different body (fix data with a correction or "
+                                          "withdrawal, never by re-sending)"))
                 continue
             problems = self._check(ev)
             if problems:
-                self.problems.extend(f"{where}: {p}" for p in problems)
+                self.problems.extend((source, number, f"{where}: {p}") for p in problems)
                 continue
             self._accept(ev, key)
         if self.pending:
@@ -171,6 +176,8 @@ class Ingest:
             self.adoptions.add(ev.ruleset, ev.id, ev.from_, self._position(), ev.params)
         if isinstance(ev, ComplaintClosed):
             self.closed[ev.complaint] = ev.id
+        if isinstance(ev, RectificationUpdated):
+            self.rect_state[ev.rectification] = (ev.status, ev.date)
         self.known[key] = ev
         self.pending.append(Recorded(self.at, ev))
         self.report.appended += 1
@@ -287,10 +294,35 @@ class Ingest:
                     problems.append(f"field `complaint`: remedy case {ev.complaint!r} names no response in the log")
             elif not self._exists(f"complaint:{ev.complaint}"):
                 problems.append(f"field `complaint`: no complaint {ev.complaint!r} in the log or earlier in the input")
-        if isinstance(ev, RectificationUpdated) and not self._exists(f"rectification:{ev.rectification}"):
-            problems.append(f"field `rectification`: no rectification {ev.rectification!r} in the log or "
-                            "earlier in the input")
+        if isinstance(ev, RectificationUpdated):
+            if not self._exists(f"rectification:{ev.rectification}"):
+                problems.append(f"field `rectification`: no rectification {ev.rectification!r} in the log or "
+                                "earlier in the input")
+            else:
+                problems += self._lifecycle_problems(ev)
         return problems
+
+    #: rectification life cycle: open → completed → verified / ineffective; ineffective → completed again;
+    #: open or ineffective → cancelled; nothing after verified or cancelled.
+    NEXT = {"open": ("completed", "cancelled"), "completed": ("verified", "ineffective"),
+            "ineffective": ("completed", "cancelled"), "verified": (), "cancelled": ()}
+
+    def _lifecycle_problems(self, ev: RectificationUpdated) -> list[str]:
+        state = self.rect_state.get(ev.rectification)
+        if state is None:
+            row = self.store.conn.execute(
+                "SELECT status, date FROM rm_rectification_updates WHERE rectification = ? ORDER BY position DESC "
+                "LIMIT 1", (ev.rectification,)).fetchone()
+            state = tuple(row) if row else ("open", "")
+        status, last_date = state
+        allowed = self.NEXT[status]
+        if ev.status not in allowed:
+            expected = " or ".join(allowed) if allowed else "nothing more (the life cycle has ended)"
+            return [f"field `status`: rectification {ev.rectification!r} is {status}; expected {expected}, "
+                    f"got {ev.status!r}"]
+        if ev.date < last_date:
+            return [f"field `date`: {ev.date} is before the previous update of {ev.rectification!r} ({last_date})"]
+        return []
 
     def _unit_problems(self, ev: UnitDeclared) -> list[str]:
         """A parent that would put the unit in a cycle (in any month) is refused; otherwise the
