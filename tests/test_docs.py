@@ -1,0 +1,28 @@
+"""The figures the docs quote are the engine's."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from conftest import ROOT
+
+
+def test_supplier_worked_example(engine):
+    engine.ingest([ROOT / "rulesets" / "examples" / "supplier-demo.jsonl"])
+    rows = {r["metric"]: r for r in engine.scores(ruleset="supplier-400", subject="sup-aux", period="2026-03")}
+    assert {m: rows[m]["score"] for m in rows} == {"quality": Decimal("25.00"), "delivery": Decimal("25.00"),
+                                                   "service": Decimal("50.00"), "price": Decimal("45.00"),
+                                                   "composite": Decimal("40.00")}
+    q = rows["quality"]
+    assert (q["iqc"], q["defect"], q["complaint"], q["complaints"]) == (0, 10, 15, ["cmp-aux-03"])
+    s = rows["service"]
+    assert (s["cooperation"], s["rectification"], s["replies"], s["rectifications"]) == (10, 40, 0, ["rect-aux-03"])
+    c = rows["composite"]
+    assert (c["grade"], c["grade_label"], c["status"], c["category"]) == ("C", "黄", "disqualified", "consumables")
+    earlier = [engine.scores(ruleset="supplier-400", subject="sup-aux", period=m, metric="composite")[0]
+               for m in ("2026-01", "2026-02", "2026-04")]
+    assert [(r["score"], r["status"]) for r in earlier] == [(Decimal("50.00"), "qualified"),
+                                                            (Decimal("47.50"), "qualified"),
+                                                            (Decimal("41.00"), "disqualified")]
+    doc = (ROOT / "docs" / "supplier-400.md").read_text(encoding="utf-8")
+    for figure in ("= 400 / 10 = 40.00", "January (50.00) and February (47.50)", "100 − 10 × 2 − 30 − 5 × 1 = 45"):
+        assert figure in doc
