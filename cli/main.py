@@ -123,11 +123,13 @@ def ingest(c: Context, files: tuple[str, ...], dry_run: bool) -> None:
 @click.option("--period", "-p", help="A month YYYY-MM, quarter YYYY-Qn or year YYYY. Default: every period with data.")
 @click.option("--subject", "-s", help="Only this subject (unit id).")
 @click.option("--metric", "-m", help="Only this metric.")
+@click.option("--as-of", "as_of", metavar="N|TIME", help="As published when the log ended at position N or at "
+              "recording time TIME (YYYY-MM-DD[THH:MM[:SS]], UTC).")
 @format_option()
 @click.pass_obj
 @handles_errors
 def scores(c: Context, ruleset: str | None, period: str | None, subject: str | None, metric: str | None,
-           fmt: str) -> None:
+           as_of: str | None, fmt: str) -> None:
     """Show scores, ordered by rule set, period, subject and metric.
 
     \b
@@ -135,8 +137,9 @@ def scores(c: Context, ruleset: str | None, period: str | None, subject: str | N
       csat scores
       csat scores --ruleset airline-1000 --period 2026-Q1
       csat scores --subject finance --format json
+      csat scores --as-of 120               # as published when the log ended at position 120
     """
-    rows = c.engine().scores(ruleset=ruleset, period=period, subject=subject, metric=metric)
+    rows = c.engine().scores(ruleset=ruleset, period=period, subject=subject, metric=metric, as_of=as_of)
     click.echo(render_scores(rows, fmt))
 
 
@@ -310,10 +313,58 @@ def units(c: Context, unit: str | None, as_of: str | None, fmt: str) -> None:
 
 
 @cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--ruleset", "-r", required=True, help="The rule set the parameters are for.")
+@click.option("--from", "from_", required=True, metavar="YYYY-MM", help="First month the parameters apply to.")
+@click.option("--id", "id_", help="Adoption id (default: FILE's name and the month).")
+@click.option("--note", help="Why (kept in the log).")
+@click.pass_obj
+@handles_errors
+def adopt(c: Context, file: str, ruleset: str, from_: str, id_: str | None, note: str | None) -> None:
+    """Adopt the parameters in FILE (TOML, merged over the shipped defaults) from a month on.
+
+    Scores of months from --from move to the new parameters; earlier months
+    keep theirs. Each problem in FILE is one line naming the TOML key.
+
+    \b
+    Example:
+      csat adopt plant-2027.toml --ruleset plant-50 --from 2027-01 --note "new coefficients"
+    """
+    report = c.engine().adopt(file, ruleset=ruleset, from_=from_, id=id_, note=note)
+    click.echo(report.summary())
+
+
+@cli.command()
+@click.option("--ruleset", "-r", required=True, help="The rule set.")
+@click.option("--params", "params", required=True, type=click.Path(dir_okay=False), help="A TOML parameter file.")
+@click.option("--period", "-p", help="Only this month, quarter or year.")
+@click.option("--all", "all_", is_flag=True, help="Every row, not only those that change.")
+@format_option()
+@click.pass_obj
+@handles_errors
+def whatif(c: Context, ruleset: str, params: str, period: str | None, all_: bool, fmt: str) -> None:
+    """Recompute a rule set's scores as if FILE had been adopted from the beginning.
+
+    Nothing is written to the log or to the published scores: rows show
+    before, after and delta, and grades before and after.
+
+    \b
+    Example:
+      csat whatif --ruleset plant-50 --params harsher.toml
+      csat whatif -r airline-1000 --params weights.toml --period 2026-Q1 --all --format csv
+    """
+    rows = c.engine().whatif(ruleset, params, period=period, all=all_)
+    click.echo(render(rows, fmt, empty="(nothing would change)"))
+
+
+@cli.command()
 @click.pass_obj
 @handles_errors
 def rebuild(c: Context) -> None:
     """Drop the read models and rebuild them from the whole log.
+
+    The rebuild runs in one transaction: another process reading meanwhile
+    sees the previous read models until the new ones are complete.
 
     \b
     Example:

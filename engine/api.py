@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -22,14 +23,16 @@ import msgspec
 
 from . import periods
 from .errors import CsatError, IngestFailed, NotFound, UnknownRuleSet
-from .events import TAGS, Event
+from .events import TAGS, Event, ParametersAdopted
 from .explain import explain
 from .ingest import Ingest, IngestReport, dict_lines, file_lines
+from .params import canonical, merge, read_toml
 from .projection import EXTRAS_DEC, Progress, Projection
 from .ruleset import RuleSet
 from .store import DEFAULT_DB, Store
 
 DB_ENV = "CSAT_DB"
+_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?)?$")
 
 
 def default_target() -> str:
@@ -106,17 +109,46 @@ class Engine:
         return self.projection.rebuild(progress)
 
     def scores(self, ruleset: str | None = None, period: str | None = None, subject: str | None = None,
-               metric: str | None = None) -> list[dict[str, Any]]:
+               metric: str | None = None, as_of: int | str | None = None) -> list[dict[str, Any]]:
         """Score rows (``events.md`` §4), ordered by ruleset, period, subject, metric.
 
         ``period`` may be a month, a quarter or a year; without it every period
-        with data (months and their roll-ups) is returned.
+        with data (months and their roll-ups) is returned. ``as_of`` (a log
+        position, or a recording time ``YYYY-MM-DD[THH:MM[:SS]]``) gives the
+        scores as they stood when the log ended there.
         """
         if ruleset is not None:
             self._ruleset(ruleset)
         if period is not None:
             periods.kind(period)
+        if as_of is not None:
+            with self.projection.as_of(self.position_at(as_of)):
+                return self._score_rows(ruleset, period, subject, metric)
         self.catch_up()
+        return self._score_rows(ruleset, period, subject, metric)
+
+    def position_at(self, as_of: int | str) -> int:
+        """A log position, or the last position recorded at or before a time (UTC, ISO 8601)."""
+        if isinstance(as_of, int) or (isinstance(as_of, str) and as_of.isdigit()):
+            position = int(as_of)
+            if position < 0:
+                raise CsatError(f"--as-of: expected a position ≥ 0, got {position}")
+            return position
+        stamp = as_of.rstrip("Z")
+        if not _STAMP.match(stamp):
+            raise CsatError(f"--as-of: expected a log position or a time YYYY-MM-DD[THH:MM[:SS]], got {as_of!r}")
+        lo, hi = 0, self.store.max_position()
+        while lo < hi:  # recording times do not decrease along the log
+            mid = (lo + hi + 1) // 2
+            at = self.store.at_positions([mid])[mid].at.rstrip("Z")
+            if at[:len(stamp)] <= stamp:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def _score_rows(self, ruleset: str | None, period: str | None, subject: str | None,
+                    metric: str | None) -> list[dict[str, Any]]:
         where, args = [], []
         for column, value in (("ruleset", ruleset), ("period", period), ("subject", subject), ("metric", metric)):
             if value is not None:
@@ -133,6 +165,59 @@ class Engine:
             row.update(EXTRAS_DEC.decode(extras))
             rows.append(row)
         return rows
+
+    # -- policy revisions ------------------------------------------------------------
+
+    def params_from(self, ruleset: str, data: dict[str, Any] | str | os.PathLike[str]) -> dict[str, Any]:
+        """Complete parameters from a TOML file or a dict: merged over the shipped defaults and
+        validated (InvalidParams names the file and the key)."""
+        rs = self._ruleset(ruleset)
+        source = "params"
+        if not isinstance(data, dict):
+            source = os.fspath(data)
+            data = read_toml(source)
+        return canonical(rs.decode_params(merge(rs.default_params(), data), source))
+
+    def adopt(self, params: dict[str, Any] | str | os.PathLike[str], *, ruleset: str, from_: str,
+              id: str | None = None, note: str | None = None) -> IngestReport:
+        """Append an adoption of ``params`` (a TOML file or a dict) for ``ruleset`` from month ``from_``."""
+        if (why := periods.month_problem(from_)):
+            raise CsatError(f"--from: {why}")
+        complete = self.params_from(ruleset, params)
+        if id is None:
+            stem = os.path.splitext(os.path.basename(params))[0] if not isinstance(params, dict) else "adoption"
+            id = f"{stem}-{from_}"
+        event = {"type": "adoption", "id": id, "ruleset": ruleset, "from": from_, "params": complete}
+        if note:
+            event["note"] = note
+        return self.append([event])
+
+    def whatif(self, ruleset: str, params: dict[str, Any] | str | os.PathLike[str], period: str | None = None,
+               all: bool = False) -> list[dict[str, Any]]:
+        """Every score of ``ruleset`` (or of ``period``) recomputed as if ``params`` had been adopted
+        from the rule set's first month, beside the current ones. Nothing is written."""
+        complete = self.params_from(ruleset, params)
+        if period is not None:
+            periods.kind(period)
+        self.catch_up()
+        first = self.store.conn.execute("SELECT MIN(period) FROM rm_responses WHERE ruleset = ?",
+                                        (ruleset,)).fetchone()[0]
+        if first is None:
+            return []
+        before = {(r["period"], r["subject"], r["metric"]): r for r in self._score_rows(ruleset, period, None, None)}
+        adoption = ParametersAdopted(id="what-if", ruleset=ruleset, from_=first, params=complete,
+                                     note="what-if, never appended")
+        with self.projection.what_if(adoption):
+            after = {(r["period"], r["subject"], r["metric"]): r for r in self._score_rows(ruleset, period, None, None)}
+        out = []
+        for key in sorted(before.keys() | after.keys()):
+            b, a = before.get(key, {}), after.get(key, {})
+            sb, sa = b.get("score"), a.get("score")
+            delta = sa - sb if sa is not None and sb is not None else None
+            if all or sb != sa or b.get("grade") != a.get("grade"):
+                out.append({"period": key[0], "subject": key[1], "metric": key[2], "before": sb, "after": sa,
+                            "delta": delta, "grade_before": b.get("grade"), "grade_after": a.get("grade")})
+        return out
 
     def explain(self, ruleset: str, subject: str, period: str, metric: str | None = None) -> dict[str, Any]:
         """How one figure was derived: the score row plus ``params_hash``, ``steps`` and ``events``.

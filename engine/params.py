@@ -52,8 +52,9 @@ def decode(params_type: type, data: dict[str, Any], source: str = "params") -> A
 
 
 def canonical(params: Any) -> dict[str, Any]:
-    """The complete parameters as plain data (Decimals as strings): what the log stores."""
-    return msgspec.to_builtins(params)
+    """The complete parameters as plain JSON data (Decimals as strings, tuples as lists):
+    exactly what the log stores and reads back."""
+    return msgspec.json.decode(msgspec.json.encode(params))
 
 
 def params_hash(data: dict[str, Any]) -> str:

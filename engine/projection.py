@@ -10,9 +10,10 @@ and years above them — never everything. A rebuild is a catch-up from 0.
 """
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -76,23 +77,32 @@ class Projection:
     def behind(self) -> int:
         return self.store.max_position() - self.store.tracked()
 
-    def catch_up(self, progress: Progress | None = None, settle: bool = True) -> int:
-        """Apply every event after the tracked position; returns how many were applied."""
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A write transaction; inside an outer one (rebuild, what-if, as-of) it joins that one."""
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.store.rollback()
+            raise
+        self.conn.execute("COMMIT")
+
+    def catch_up(self, progress: Progress | None = None, settle: bool = True, upto: int | None = None) -> int:
+        """Apply every event after the tracked position (up to ``upto``); returns how many were applied."""
         start = self.store.tracked()
-        end = self.store.max_position()
+        end = self.store.max_position() if upto is None else min(upto, self.store.max_position())
         applied = 0
         if end > start:
             adoptions = Adoptions.load(self.conn, self.rulesets)
             org = Org.load(self.conn)
             for page in self.store.pages(start, self.PAGE, upto=end):
-                self.conn.execute("BEGIN IMMEDIATE")
-                try:
+                with self.transaction():
                     self._apply(page, adoptions, org)
                     self.store.track(page[-1].position)
-                    self.conn.execute("COMMIT")
-                except BaseException:
-                    self.store.rollback()
-                    raise
                 applied += len(page)
                 if progress:
                     progress(len(page))
@@ -100,14 +110,46 @@ class Projection:
             self.settle()
         return applied
 
-    def rebuild(self, progress: Progress | None = None) -> int:
-        """Drop every read model and rebuild it from position 0."""
+    def _reset(self) -> None:
         drop_all(self.db)
         ensure_schema(self.db)
-        self.conn.execute("BEGIN IMMEDIATE")
         self.store.forget_tracking()
-        self.conn.execute("COMMIT")
-        return self.catch_up(progress)
+
+    def rebuild(self, progress: Progress | None = None) -> int:
+        """Drop every read model and rebuild it from position 0, in one transaction: a reader
+        in another process sees the old read models until the new ones are complete."""
+        with self.transaction():
+            self._reset()
+            return self.catch_up(progress)
+
+    @contextlib.contextmanager
+    def as_of(self, position: int) -> Iterator[None]:
+        """The read models as they stood when the log ended at ``position``, inside a
+        transaction that is rolled back afterwards (nothing changes)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._reset()
+            self.catch_up(upto=position)
+            yield
+        finally:
+            self.store.rollback()
+
+    @contextlib.contextmanager
+    def what_if(self, adoption: ParametersAdopted) -> Iterator[None]:
+        """The read models as if ``adoption`` were appended now, inside a transaction that is
+        rolled back afterwards: neither the log nor the published read models change."""
+        self.catch_up()
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            adoptions = Adoptions.load(self.conn, self.rulesets)
+            org = Org.load(self.conn)
+            position = self.store.max_position() + 1
+            self._apply([Logged(position, "", f"adoption:{adoption.ruleset}:{adoption.id}", adoption)],
+                        adoptions, org)
+            self.settle()
+            yield
+        finally:
+            self.store.rollback()
 
     def _credits(self, state: ResponseState, adoptions: Adoptions, org: Org) -> list[Credit]:
         rs = self.rulesets.get(state.ruleset)
@@ -315,17 +357,12 @@ class Projection:
         by_subject: dict[tuple[str, str], set[str]] = defaultdict(set)
         for ruleset, subject, month in dirty:
             by_subject[(ruleset, subject)].add(month)
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction():
             for (ruleset, subject), months in sorted(by_subject.items()):
                 rs = self.rulesets.get(ruleset)
                 if rs is not None:
                     self._rescore(rs, subject, sorted(months), adoptions, org)
             self.conn.executemany("DELETE FROM rm_dirty WHERE ruleset = ? AND subject = ? AND period = ?", dirty)
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.store.rollback()
-            raise
         return len(dirty)
 
     def _rescore(self, rs: RuleSet, subject: str, months: list[str], adoptions: Adoptions, org: Org) -> None:
