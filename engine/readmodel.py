@@ -18,7 +18,7 @@ import sqlite_utils
 from .params import params_hash
 from .ruleset import Adoption, ResponseState, RuleSet
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 5
 
 TABLES = ("scores", "rm_responses", "rm_credits", "rm_adoptions", "rm_units", "rm_dirty", "rm_cases",
           "rm_closures", "rm_rectifications", "rm_rectification_updates", "rm_meta")
@@ -61,9 +61,11 @@ def ensure_schema(db: sqlite_utils.Database) -> bool:
                                    "subject": str, "state": bytes}, pk="id")
         db["rm_credits"].create({"ruleset": str, "subject": str, "period": str, "response": str,
                                  "role": str, "via": str},
-                                pk=("ruleset", "subject", "period", "response", "role", "via"))
+                                pk=("ruleset", "period", "subject", "response", "role", "via"))
         db["rm_credits"].create_index(["response"])
-        db["rm_credits"].create_index(["ruleset", "period"])
+        db["rm_credits"].create_index(["subject", "period"])
+        # credits that came through a member (team roll-ups): what a unit event re-credits
+        db.execute("CREATE INDEX rm_credits_via ON rm_credits (via, period) WHERE via != ''")
         db["rm_adoptions"].create({"ruleset": str, "id": str, "from_": str, "position": int,
                                    "params": str, "hash": str}, pk=("ruleset", "id"))
         db["rm_units"].create({"id": str, "from_": str, "position": int, "name": str, "kind": str,
@@ -74,6 +76,7 @@ def ensure_schema(db: sqlite_utils.Database) -> bool:
         db["rm_cases"].create({"id": str, "kind": str, "subject": str, "period": str, "ruleset": str,
                                "severity": str, "source": str, "category": str, "response": str, "text": str,
                                "date": str, "position": int}, pk="id")
+        db["rm_cases"].create_index(["subject", "period"])
         db["rm_closures"].create({"id": str, "complaint": str, "date": str, "outcome": str, "note": str,
                                   "position": int}, pk="id")
         db["rm_closures"].create_index(["complaint"])
@@ -81,6 +84,7 @@ def ensure_schema(db: sqlite_utils.Database) -> bool:
                                         "ruleset": str, "complaint": str, "response": str, "item": str,
                                         "position": int}, pk="id")
         db["rm_rectifications"].create_index(["complaint"])
+        db["rm_rectifications"].create_index(["subject", "due"])
         db["rm_rectification_updates"].create({"id": str, "rectification": str, "status": str, "date": str,
                                                "note": str, "position": int}, pk="id")
         db["rm_rectification_updates"].create_index(["rectification"])

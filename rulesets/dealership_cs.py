@@ -152,40 +152,76 @@ class DealershipCS(RuleSet):
                 return f"{item}: {answer} points (≤ {plain(ceiling)})"
         return None
 
+    def _values(self, r: ResponseState, form: Form, params: Params) -> dict[str, tuple[list, Decimal | None]]:
+        """Each metric of the response's form: its (item, weight, points) terms and value (None: N/A).
+        The same for every unit the callback is credited to, so computed once per settle of a month."""
+        cache = self.__dict__.setdefault("_value_cache", {})
+        hit = cache.get(id(r))
+        if hit is not None and hit[0] is r and hit[1] is params:
+            return hit[2]
+        if len(cache) > 50_000:
+            cache.clear()
+        level_of = self._level_of(params)
+        points: dict[str, Decimal | None] = {}
+        for item, answer in r.answers.items():
+            if isinstance(answer, str):
+                level = level_of.get(answer)
+                points[item] = params.levels[level].points if level else None
+            else:
+                points[item] = dec(answer)
+        out = {}
+        for metric, m in form.metrics.items():
+            pts = [(item, w, points.get(item)) for item, w in m.weights.items()]
+            value = None if any(p is None for _, _, p in pts) else div(total(mul(w, p) for _, w, p in pts), HUNDRED)
+            out[metric] = (pts, value)
+        cache[id(r)] = (r, params, out)
+        return out
+
     def score_month(self, month: MonthInput, trace: Trace | None) -> list[Figure]:
         params: Params = month.params
+        values: dict[str, list[Decimal]] = {}
+        credited: dict[str, dict[str, Credit]] = {}
+        for c in month.counted:
+            r = c.response
+            form = params.forms.get(r.form or "")
+            if form is None:
+                continue
+            per_metric = self._values(r, form, params)
+            for metric, m in form.metrics.items():
+                if m.credit != c.credit.role:
+                    continue
+                seen = credited.setdefault(metric, {})
+                if r.id in seen:
+                    continue  # once per unit, however many members it credits
+                seen[r.id] = c.credit
+                pts, value = per_metric[metric]
+                if value is None:
+                    if trace:
+                        trace.exclude(r, f"N/A in {', '.join(i for i, _, p in pts if p is None)}: does not "
+                                      f"count for {metric}", metric)
+                    continue
+                values.setdefault(metric, []).append(value)
+                if trace:
+                    via = f" via {c.credit.via}" if c.credit.via else ""
+                    trace.step(f"{metric} callback {r.id}{via}", "Σ weight × points / 100 = (" + " + ".join(
+                        f"{plain(w)}×{plain(p)}" for _, w, p in pts) + ") / 100", value, metric)
+        if trace:
+            for c in month.counted:
+                for form_id, form in params.forms.items():
+                    if c.response.form != form_id:
+                        for metric in form.metrics:
+                            trace.exclude(c.response, f"a {c.response.form} callback: {metric} comes from the "
+                                          f"{form_id} form", metric)
         figures = []
         for form_id, form in params.forms.items():
             for metric, m in form.metrics.items():
-                credited: dict[str, Credit] = {}
-                values: list[Decimal] = []
-                for c in month.counted:
-                    r = c.response
-                    if r.form != form_id or c.credit.role != m.credit:
-                        if trace and r.form != form_id:
-                            trace.exclude(r, f"a {r.form} callback: {metric} comes from the {form_id} form", metric)
-                        continue
-                    if r.id in credited:
-                        continue  # once per unit, however many members it credits
-                    credited[r.id] = c.credit
-                    pts = [(item, w, self.points(r.answers.get(item, NA), params)) for item, w in m.weights.items()]
-                    if any(p is None for _, _, p in pts):
-                        if trace:
-                            trace.exclude(r, f"N/A in {', '.join(i for i, _, p in pts if p is None)}: does not "
-                                          f"count for {metric}", metric)
-                        continue
-                    value = div(total(mul(w, p) for _, w, p in pts), HUNDRED)
-                    values.append(value)
-                    if trace:
-                        via = f" via {c.credit.via}" if c.credit.via else ""
-                        trace.step(f"{metric} callback {r.id}{via}", "Σ weight × points / 100 = (" + " + ".join(
-                            f"{plain(w)}×{plain(p)}" for _, w, p in pts) + ") / 100", value, metric)
+                vals = values.get(metric, [])
                 failed = len({x.response.id for x in month.excluded if x.response.form == form_id
                               and x.response.status in FAILED and x.credit.role == m.credit and not x.credit.via})
-                if not values and not failed:
+                if not vals and not failed:
                     continue
-                direct = failed > 0 or any(not c.via for c in credited.values())
-                figures.append(self._figure(metric, total(values), len(values),
+                direct = failed > 0 or any(not c.via for c in credited.get(metric, {}).values())
+                figures.append(self._figure(metric, total(vals), len(vals),
                                             "unit" if direct else (month.kind or "group"),
                                             failed if direct else None, trace))
         return figures
