@@ -1,18 +1,32 @@
-"""Benchmark: ingest and rebuild of synthetic airline-1000 responses through the real `csat` CLI.
+"""csat benchmark suite: the engine measured against the raw SQLite floor, in one run.
 
-    .venv/bin/python bench/bench.py                     # 100,000 responses
-    .venv/bin/python bench/bench.py --responses 1000000
+    .venv/bin/python bench/bench.py                          # 100,000 events, 3 runs
+    .venv/bin/python bench/bench.py --sizes 100000,1000000   # both sizes, and the linearity check
+    .venv/bin/python bench/bench.py --runs 1 --trials 200    # quicker
 
-Each phase runs as its own `csat` process (so its peak RSS is its own);
-figures are the median of --runs runs. Results print as a table and are
-written to bench/results/<timestamp>.json.
+Data: a synthetic mix over every built-in rule set (bench/synth.py: airline
+questionnaires, dealership callbacks with teams and moves, plant forms, ISO
+surveys, suppliers with complaints and rectifications).
+
+Figures (medians over --runs):
+  floor-insert   plain sqlite3 executemany of the same pre-encoded events into a table shaped like
+                 the event store's, one transaction, WAL
+  floor-read     plain SELECT of those rows in order + msgspec decode into Structs
+  ingest         `csat ingest` of the JSONL file (validated, appended), events/s, peak RSS
+  rebuild        `csat rebuild` of every projection, events/s, peak RSS
+  whatif         `csat whatif` of every rule set over the whole store, total seconds
+  incremental    append one response and read its updated score: p50 / p99 over --trials
+  explain        `Engine.explain` of a subject-month with 10,000 responses
+Results print as a table and go to bench/results/<timestamp>.json.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import random
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -24,67 +38,219 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import synth  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "CSAT_NO_ENTRY_POINTS": "1"}
+WHATIF = {  # one changed parameter per rule set
+    "airline-1000": "[grades.B]\npoints = 750\nlabel = \"良好\"\n",
+    "plant-50": "[bonus]\npoints = 2\n",
+    "iso-100": "[[grades]]\nid = \"A\"\nlabel = \"甲\"\nmin = 92\n[[grades]]\nid = \"D\"\nlabel = \"丁\"\nmin = 0\n",
+    "dealership-cs": "[levels.basic]\npoints = 70\n",
+    "supplier-400": "[delivery]\nper_late_delivery = 20\n",
+}
 
 
 def csat_command() -> list[str]:
-    exe = shutil.which("csat", path=str(Path(sys.executable).parent)) or shutil.which("csat")
-    return [exe] if exe else [sys.executable, "-m", "csat.cli.main"]
+    exe = Path(sys.executable).parent / "csat"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "csat.cli.main"]
 
 
 def run_child(cmd: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MiB) and stdout of one child process (its own rusage, via wait4)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=ENV)
+        _, status, usage = os.wait4(proc.pid, 0)
+        dt = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode:
+            raise SystemExit(f"{' '.join(cmd)} failed: {err.read().decode()[-800:]}")
+        return dt, usage.ru_maxrss / 1024, out.read().decode()
+
+
+def remove_db(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def encoded_rows(data: Path) -> list[tuple[str, int, str, bytes]]:
+    """The events of the file as the store holds them (originator id, version, topic, state)."""
+    from csat.engine.events import decode_line, natural_key, tag_of
+    from csat.engine.store import Recorded, _STATE_ENCODER
+    rows = []
+    at = "2026-11-23T00:00:00.000000Z"
+    with open(data, "rb") as f:
+        for line in f:
+            ev = decode_line(line)
+            rows.append((natural_key(ev), 1, tag_of(ev), _STATE_ENCODER.encode(Recorded(at, ev))))
+    return rows
+
+
+def floor_insert(rows: list, path: Path) -> float:
+    remove_db(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, topic TEXT, "
+                 "state BLOB, PRIMARY KEY (originator_id, originator_version))")
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "CSAT_NO_ENTRY_POINTS": "1"})
-    _, status, usage = os.wait4(proc.pid, 0)
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO stored_events VALUES (?, ?, ?, ?)", rows)
+    conn.execute("COMMIT")
     dt = time.perf_counter() - t0
-    out = proc.stdout.read().decode()
-    err = proc.stderr.read().decode()
-    if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"{' '.join(cmd)} failed: {err[-500:]}")
-    return dt, usage.ru_maxrss / 1024, out
+    conn.close()
+    return dt
+
+
+def floor_read(path: Path) -> float:
+    from csat.engine.store import _STATE_DECODER
+    conn = sqlite3.connect(path)
+    t0 = time.perf_counter()
+    cur = conn.execute("SELECT rowid, originator_id, state FROM stored_events ORDER BY rowid")
+    n = 0
+    while batch := cur.fetchmany(5000):
+        for _, _, state in batch:
+            _STATE_DECODER.decode(state)
+            n += 1
+    dt = time.perf_counter() - t0
+    conn.close()
+    return dt
+
+
+def incremental(db: Path, trials: int) -> tuple[float, float]:
+    """p50 and p99 (ms) of appending one airline response and reading its updated score."""
+    from csat.engine import Engine
+    rnd = random.Random(3)
+    with Engine.open(db) as engine:
+        engine.catch_up()
+        keys = engine.store.conn.execute(
+            "SELECT DISTINCT subject, period FROM scores WHERE ruleset = 'airline-1000' AND kind = 'month'").fetchall()
+        times = []
+        for i in range(trials):
+            subject, period = rnd.choice(keys)
+            t0 = time.perf_counter()
+            engine.append([{"type": "response", "id": f"bench-incr-{i}", "ruleset": "airline-1000", "period": period,
+                            "subject": subject, "rater": "bench-unit",
+                            "answers": {"professionalism": "A", "efficiency": "B", "quality": "B"}}])
+            rows = engine.scores(ruleset="airline-1000", period=period, subject=subject)
+            times.append((time.perf_counter() - t0) * 1000)
+            assert rows
+    times.sort()
+    return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))]
+
+
+def explain_10k(work: Path, runs: int) -> float:
+    """Seconds to explain one airline subject-month of 10,000 questionnaires (median)."""
+    from csat.engine import Engine
+    db = work / "explain.db"
+    remove_db(db)
+    data = work / "explain.jsonl"
+    with open(data, "w", encoding="utf-8") as f:
+        synth.write_jsonl(synth.airline(10_000, departments=1, raters=100, managers=100), f)
+    with Engine.open(db) as engine:
+        engine.ingest([data])
+        engine.catch_up()
+        (row,) = engine.scores(ruleset="airline-1000", period="2024-01", subject="dept-00")
+        assert row["responses"] >= 9_000
+        times = []
+        for _ in range(max(3, runs)):
+            t0 = time.perf_counter()
+            engine.explain("airline-1000", "dept-00", "2024-01")
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def measure(size: int, runs: int, trials: int, work: Path) -> dict:
+    data = work / f"mixed-{size}.jsonl"
+    with open(data, "w", encoding="utf-8") as f:
+        events = synth.write_jsonl(synth.mixed(size), f)
+    rows = encoded_rows(data)
+    floor_db = work / "floor.db"
+    fi = statistics.median(floor_insert(rows, floor_db) for _ in range(runs))
+    fr = statistics.median(floor_read(floor_db) for _ in range(runs))
+    del rows
+    csat = csat_command()
+    ing, ing_rss, reb, reb_rss = [], [], [], []
+    db = work / "csat.db"
+    for _ in range(runs):
+        remove_db(db)
+        dt, rss, _ = run_child([*csat, "--db", str(db), "ingest", str(data)])
+        ing.append(dt)
+        ing_rss.append(rss)
+        dt, rss, _ = run_child([*csat, "--db", str(db), "rebuild"])
+        reb.append(dt)
+        reb_rss.append(rss)
+    logged = sqlite3.connect(db).execute("SELECT MAX(rowid) FROM stored_events").fetchone()[0]
+    whatif_s = 0.0
+    for ruleset, toml in WHATIF.items():
+        p = work / f"{ruleset}.toml"
+        p.write_text(toml, encoding="utf-8")
+        whatif_s += run_child([*csat, "--db", str(db), "whatif", "-r", ruleset, "--params", str(p)])[0]
+    p50, p99 = incremental(db, trials)
+    ex = explain_10k(work, runs)
+    out = {
+        "size": size, "events": events, "logged": logged, "runs": runs,
+        "floor_insert_eps": round(events / fi), "floor_read_eps": round(events / fr),
+        "ingest_eps": round(events / statistics.median(ing)), "ingest_s": round(statistics.median(ing), 2),
+        "rebuild_eps": round(logged / statistics.median(reb)), "rebuild_s": round(statistics.median(reb), 2),
+        "whatif_all_rulesets_s": round(whatif_s, 2), "whatif_eps": round(logged / whatif_s),
+        "incremental_p50_ms": round(p50, 2), "incremental_p99_ms": round(p99, 2),
+        "explain_10k_ms": round(ex * 1000, 1),
+        "ingest_peak_rss_mib": round(max(ing_rss), 1), "rebuild_peak_rss_mib": round(max(reb_rss), 1),
+    }
+    out["ingest_vs_floor_insert"] = round(out["ingest_eps"] / out["floor_insert_eps"], 3)
+    out["rebuild_vs_floor_read"] = round(out["rebuild_eps"] / out["floor_read_eps"], 3)
+    return out
+
+
+TARGETS = {
+    "ingest_vs_floor_insert": (">=", 0.4), "rebuild_vs_floor_read": (">=", 0.3), "incremental_p99_ms": ("<", 20),
+    "explain_10k_ms": ("<", 50), "ingest_peak_rss_mib": ("<", 300), "rebuild_peak_rss_mib": ("<", 300),
+}
+
+
+def report(results: list[dict]) -> str:
+    keys = [k for k in results[0] if k not in ("size",)]
+    lines = [f"{'figure':<26}" + "".join(f"{r['size']:>14,}" for r in results) + "   target"]
+    for k in keys:
+        target = TARGETS.get(k)
+        cells = "".join(f"{r[k]:>14,}" if isinstance(r[k], (int, float)) else f"{r[k]:>14}" for r in results)
+        mark = ""
+        if target:
+            op, bound = target
+            ok = all((r[k] >= bound) if op == ">=" else (r[k] < bound) for r in results)
+            mark = f"   {op} {bound} {'met' if ok else 'NOT MET'}"
+        lines.append(f"{k:<26}{cells}{mark}")
+    if len(results) == 2:
+        small, big = results
+        for k in ("ingest_s", "rebuild_s"):
+            factor = big[k] / small[k] if small[k] else 0
+            scale = big["size"] / small["size"]
+            lines.append(f"{'linear ' + k:<26}{factor:>14.2f}× for {scale:.0f}× the events   "
+                         f"≤ {1.1 * scale:.0f}× {'met' if factor <= 1.1 * scale else 'NOT MET'}")
+    return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--responses", type=int, default=100_000)
+    ap.add_argument("--sizes", default="100000", help="comma-separated event counts (default 100000)")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--keep", help="keep the work folder here")
+    ap.add_argument("--trials", type=int, default=1000, help="incremental trials")
+    ap.add_argument("--keep", help="work folder to keep")
     args = ap.parse_args()
     work = Path(args.keep or tempfile.mkdtemp(prefix="csat-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    data = work / "airline.jsonl"
-    with open(data, "w", encoding="utf-8") as f:
-        events = synth.write_jsonl(synth.airline(args.responses), f)
-    csat = csat_command()
-    results: dict[str, list[float]] = {"ingest_s": [], "ingest_rss_mib": [], "rebuild_s": [], "rebuild_rss_mib": []}
-    for i in range(args.runs):
-        db = work / f"run{i}.db"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{db}{suffix}").unlink(missing_ok=True)
-        dt, rss, out = run_child([*csat, "--db", str(db), "ingest", str(data)])
-        results["ingest_s"].append(dt)
-        results["ingest_rss_mib"].append(rss)
-        dt, rss, out = run_child([*csat, "--db", str(db), "rebuild"])
-        results["rebuild_s"].append(dt)
-        results["rebuild_rss_mib"].append(rss)
-        logged = int(subprocess.run([sys.executable, "-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1])"
-                                     ".execute('select max(rowid) from stored_events').fetchone()[0])", str(db)],
-                                    capture_output=True, text=True).stdout)
-    med = {k: statistics.median(v) for k, v in results.items()}
-    summary = {
-        "responses": args.responses, "events_in_file": events, "events_in_log": logged, "runs": args.runs,
-        "ingest_events_per_s": round(events / med["ingest_s"]), "ingest_s": round(med["ingest_s"], 2),
-        "ingest_peak_rss_mib": round(med["ingest_rss_mib"], 1),
-        "rebuild_events_per_s": round(logged / med["rebuild_s"]), "rebuild_s": round(med["rebuild_s"], 2),
-        "rebuild_peak_rss_mib": round(med["rebuild_rss_mib"], 1),
-        "python": sys.version.split()[0], "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-    width = max(map(len, summary))
-    for k, v in summary.items():
-        print(f"{k:<{width}}  {v:>12,}" if isinstance(v, (int, float)) else f"{k:<{width}}  {v:>12}")
+    results = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        print(f"measuring {size:,} events ...", file=sys.stderr, flush=True)
+        results.append(measure(size, args.runs, args.trials, work))
+    text = report(results)
+    print(text)
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(exist_ok=True)
-    (out_dir / f"{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(summary, indent=1))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (out_dir / f"{stamp}.json").write_text(json.dumps({"when": stamp, "python": sys.version.split()[0],
+                                                       "results": results}, indent=1))
     if not args.keep:
         shutil.rmtree(work)
 
