@@ -13,7 +13,7 @@ from . import periods
 from .errors import NotFound
 from .numbers import publish
 from .projection import Projection
-from .readmodel import Adoptions, Org
+from .readmodel import Adoptions, Org  # noqa: F401
 from .ruleset import Adoption, Figure, MonthInput, RuleSet, Trace
 
 
@@ -81,8 +81,7 @@ def _case_events(case: Any) -> list[tuple[str, int, str]]:
 def explain(projection: Projection, rs: RuleSet, subject: str, period: str, metric: str | None = None) -> dict[str, Any]:
     """The explanation of one score row; raises NotFound when there is none."""
     kind = periods.kind(period)
-    adoptions = Adoptions.load(projection.conn, projection.rulesets)
-    org = Org.load(projection.conn)
+    adoptions, org = projection.state()
     trace = Trace()
     inputs: list[MonthInput] = []
     months = periods.months_of(period)

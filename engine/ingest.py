@@ -25,7 +25,7 @@ from .events import (ComplaintClosed, ComplaintFiled, Event, ParametersAdopted, 
                      decode_line, natural_key, same_event)
 from .params import canonical, merge
 from .projection import Projection
-from .readmodel import Adoptions, Org, load_states
+from .readmodel import load_states
 from .ruleset import RuleSet
 from .store import Recorded, Store, now
 
@@ -110,8 +110,9 @@ class Ingest:
         self.sources: dict[str, None] = {}
         self.report = IngestReport(dry_run=dry_run)
         self.at = now()
-        self.adoptions = Adoptions.load(self.store.conn, self.rulesets)
-        self.org = Org.load(self.store.conn)
+        adoptions, org = self.projection.state()
+        self.adoptions = adoptions.copy()   # this call's lines join the copies, never the projection's
+        self.org = org.copy()
         self.closed: dict[str, str] = {}              # case id -> closure id, this call
         self.rect_state: dict[str, tuple[str, str]] = {}  # rectification -> (status, date) after this call's updates
         self.next_position = self.store.max_position() + 1

@@ -72,10 +72,24 @@ class Projection:
         self.rulesets = rulesets
         self._rows: list[tuple[Any, ...]] = []
         self._deletes: list[tuple[str, str, str]] = []
+        self._state: tuple[Adoptions, Org] | None = None
+        self._state_at = -1  # the tracked position the cached state reflects
         if ensure_schema(self.db):
             self.store.forget_tracking()
 
     # -- catching up -------------------------------------------------------------
+
+    def state(self) -> tuple[Adoptions, Org]:
+        """The adoptions and the org chart as of the tracked position, kept in memory and
+        updated as events are applied (forgotten after a rollback or a rebuild)."""
+        tracked = self.store.tracked()
+        if self._state is None or tracked != self._state_at:  # another process may have moved the views
+            self._state = (Adoptions.load(self.conn, self.rulesets), Org.load(self.conn))
+            self._state_at = tracked
+        return self._state
+
+    def forget_state(self) -> None:
+        self._state = None
 
     def behind(self) -> int:
         return self.store.max_position() - self.store.tracked()
@@ -100,12 +114,16 @@ class Projection:
         end = self.store.max_position() if upto is None else min(upto, self.store.max_position())
         applied = 0
         if end > start:
-            adoptions = Adoptions.load(self.conn, self.rulesets)
-            org = Org.load(self.conn)
+            adoptions, org = self.state()
             for page in self.store.pages(start, self.PAGE, upto=end):
-                with self.transaction():
-                    self._apply(page, adoptions, org)
-                    self.store.track(page[-1].position)
+                try:
+                    with self.transaction():
+                        self._apply(page, adoptions, org)
+                        self.store.track(page[-1].position)
+                except BaseException:
+                    self.forget_state()
+                    raise
+                self._state_at = page[-1].position
                 applied += len(page)
                 if progress:
                     progress(len(page))
@@ -117,13 +135,18 @@ class Projection:
         drop_all(self.db)
         ensure_schema(self.db)
         self.store.forget_tracking()
+        self.forget_state()
 
     def rebuild(self, progress: Progress | None = None) -> int:
         """Drop every read model and rebuild it from position 0, in one transaction: a reader
         in another process sees the old read models until the new ones are complete."""
-        with self.transaction():
-            self._reset()
-            return self.catch_up(progress)
+        try:
+            with self.transaction():
+                self._reset()
+                return self.catch_up(progress)
+        except BaseException:
+            self.forget_state()
+            raise
 
     @contextlib.contextmanager
     def as_of(self, position: int) -> Iterator[None]:
@@ -136,6 +159,7 @@ class Projection:
             yield
         finally:
             self.store.rollback()
+            self.forget_state()
 
     @contextlib.contextmanager
     def what_if(self, adoption: ParametersAdopted) -> Iterator[None]:
@@ -144,8 +168,7 @@ class Projection:
         self.catch_up()
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            adoptions = Adoptions.load(self.conn, self.rulesets)
-            org = Org.load(self.conn)
+            adoptions, org = self.state()
             position = self.store.max_position() + 1
             self._apply([Logged(position, "", f"adoption:{adoption.ruleset}:{adoption.id}", adoption)],
                         adoptions, org)
@@ -153,6 +176,7 @@ class Projection:
             yield
         finally:
             self.store.rollback()
+            self.forget_state()
 
     def _credits(self, state: ResponseState, adoptions: Adoptions, org: Org) -> list[Credit]:
         rs = self.rulesets.get(state.ruleset)
@@ -380,8 +404,7 @@ class Projection:
         dirty = self.conn.execute("SELECT ruleset, subject, period FROM rm_dirty").fetchall()
         if not dirty:
             return 0
-        adoptions = Adoptions.load(self.conn, self.rulesets)
-        org = Org.load(self.conn)
+        adoptions, org = self.state()
         by_month: dict[tuple[str, str], list[str]] = defaultdict(list)
         by_subject: dict[tuple[str, str], set[str]] = defaultdict(set)
         for ruleset, subject, month in dirty:

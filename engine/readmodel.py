@@ -122,6 +122,12 @@ class Adoptions:
         self._by_ruleset[ruleset] = lst
         return adoption
 
+    def copy(self) -> "Adoptions":
+        """An independent copy (decoded parameters shared; they are immutable)."""
+        other = Adoptions(self.rulesets)
+        other._by_ruleset = {k: list(v) for k, v in self._by_ruleset.items()}
+        return other
+
     def in_force(self, ruleset: str, month: str) -> Adoption | None:
         """The latest adoption whose ``from`` ≤ month (ties: the later event)."""
         found = None
@@ -178,6 +184,13 @@ class Org:
             self.kinds[id_] = kind
         if name is not None:
             self.names[id_] = name
+
+    def copy(self) -> "Org":
+        other = Org()
+        other._links = {k: list(v) for k, v in self._links.items()}
+        other.kinds = dict(self.kinds)
+        other.names = dict(self.names)
+        return other
 
     def units(self) -> list[str]:
         return sorted(self._links)

@@ -125,3 +125,21 @@ def test_adoption_merges_over_the_shipped_defaults_not_the_previous_adoption(eng
     # no indicator weights in force any more: every answered indicator weighs the same
     # flight-ops (866.67 + 800) / 2 = 833.33; maintenance 600; (833.33 + 600) / 2 = 716.67; × 0.2 = 143.33
     assert (row["score"], row["final"]) == (Decimal("716.67"), Decimal("143.33"))
+
+
+def test_two_engines_on_one_store_stay_consistent(db, tmp_path):
+    """One process catches up the shared read models; the other's in-memory state must follow."""
+    with Engine.open(db) as a, Engine.open(db) as b:
+        a.ingest([AIR])
+        assert score_of(a)["adoption"] == "airline-policy-2026"
+        assert score_of(b)["final"] == Decimal("108.00")
+        finance = {"weight": "0.2", "indicators": {"professionalism": 0.4, "efficiency": 0.3, "quality": 0.3}}
+        b.append([{"type": "adoption", "id": "b-weights", "ruleset": "airline-1000", "from": "2026-03",
+                   "params": {"departments": {"finance": finance}}}])
+        b.catch_up()  # b moves the shared views past the adoption
+        a.append([{"type": "response", "id": "late-form", "ruleset": "airline-1000", "period": "2026-03",
+                   "subject": "finance", "rater": "cabin", "answers": {"professionalism": "A", "efficiency": "A",
+                                                                       "quality": "A"}}])
+        row = score_of(a)
+        assert row["adoption"] == "b-weights"  # a knows the adoption b applied
+        assert row["final"] == Decimal("162.67")  # (840 + 600 + 1000) / 3 = 813.33…, × 0.2
