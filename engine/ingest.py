@@ -138,35 +138,36 @@ class Ingest:
         return self.report
 
     def _chunk(self, chunk: list[tuple[str, int, Event]]) -> None:
-        keys = {natural_key(ev) for _, _, ev in chunk}
+        natural = [natural_key(ev) for _, _, ev in chunk]
+        keys = set(natural)
         keys |= {f"response:{ev.response}" for _, _, ev in chunk
                  if isinstance(ev, (ResponseCorrected, ResponseWithdrawn, ComplaintFiled,
                                     RectificationRequired)) and ev.response}
         self.known = {k: lg.event for k, lg in self.store.get(sorted(keys)).items()}
         self.pending: list[Recorded] = []
-        for source, number, ev in chunk:
-            where = f"{source}:{number}"
-            try:
-                ev = self._transform(ev)
-            except InvalidParams as e:
-                self.problems.extend((source, number, f"{where}: {p}") for p in e.problems)
-                continue
-            key = natural_key(ev)
+        self.pending_keys: list[str] = []
+        for (source, number, ev), key in zip(chunk, natural):
+            if isinstance(ev, ParametersAdopted):
+                try:
+                    ev = self._transform(ev)
+                except InvalidParams as e:
+                    self.problems.extend((source, number, f"{source}:{number}: {p}") for p in e.problems)
+                    continue
             if key in self.known:
                 if same_event(self.known[key], ev):
                     self.report.present += 1
                 else:
-                    self.problems.append((source, number, f"{where}: conflict: {key.split(':', 1)[0]} {ev.id!r} is "
+                    self.problems.append((source, number, f"{source}:{number}: conflict: {key.split(':', 1)[0]} {ev.id!r} is "
                                           "already in the log with a different body (fix data with a correction or "
                                           "withdrawal, never by re-sending)"))
                 continue
             problems = self._check(ev)
             if problems:
-                self.problems.extend((source, number, f"{where}: {p}") for p in problems)
+                self.problems.extend((source, number, f"{source}:{number}: {p}") for p in problems)
                 continue
             self._accept(ev, key)
         if self.pending:
-            self.store.append(self.pending)
+            self.store.append(self.pending, self.pending_keys)
 
     def _accept(self, ev: Event, key: str) -> None:
         if isinstance(ev, ResponseRecorded) and self.adoptions.in_force(ev.ruleset, ev.period) is None:
@@ -181,6 +182,7 @@ class Ingest:
             self.rect_state[ev.rectification] = (ev.status, ev.date)
         self.known[key] = ev
         self.pending.append(Recorded(self.at, ev))
+        self.pending_keys.append(key)
         self.report.appended += 1
 
     def _position(self) -> int:
@@ -197,7 +199,7 @@ class Ingest:
             lowered = msgspec.structs.replace(old, from_=period)
             recorded = Recorded(self.at, lowered)
             if mine[0] in self.pending:
-                self.pending[self.pending.index(mine[0])] = recorded
+                self.pending[self.pending.index(mine[0])] = recorded  # same key: pending_keys unchanged
             else:
                 self.store.replace_uncommitted(recorded)
             mine[0] = recorded
@@ -212,6 +214,7 @@ class Ingest:
         recorded = Recorded(self.at, ev)
         self.implicit[ruleset] = [recorded]
         self.pending.append(recorded)
+        self.pending_keys.append(natural_key(ev))
         self.adoptions.add(ruleset, id_, period, self._position(), params)
         self.known[natural_key(ev)] = ev
         self.report.appended += 1
@@ -257,12 +260,12 @@ class Ingest:
         return key in self.known
 
     def _check(self, ev: Event) -> list[str]:
+        if type(ev).__struct_config__.tag == "response":  # the bulk of every file: no isinstance chain
+            if ev.ruleset not in self.rulesets:
+                return [self._ruleset_problem(ev.ruleset)]
+            return self._answers_problems(ev)
         if isinstance(ev, UnitDeclared):
             return self._unit_problems(ev)
-        if isinstance(ev, ResponseRecorded):
-            if (p := self._ruleset_problem(ev.ruleset)):
-                return [p]
-            return self._answers_problems(ev)
         if isinstance(ev, (ResponseCorrected, ResponseWithdrawn)):
             target = self._response(ev.response)
             if target is None:

@@ -229,13 +229,18 @@ class Projection:
                 self.conn.execute("INSERT OR REPLACE INTO rm_adoptions VALUES (?, ?, ?, ?, ?, ?)",
                                   (ev.ruleset, ev.id, ev.from_, logged.position,
                                    msgspec.json.encode(ev.params).decode(), ""))
+                rs = self.rulesets.get(ev.ruleset)
+                before = [a for a in adoptions.of(ev.ruleset) if a.from_ >= ev.from_]
+                if (at_from := adoptions.in_force(ev.ruleset, ev.from_)) is not None:
+                    before.append(at_from)
                 adoption = adoptions.add(ev.ruleset, ev.id, ev.from_, logged.position, ev.params)
+                recredit = rs is not None and rs.uses_org and (
+                    not before or any(rs.credit_params(a.params) != rs.credit_params(adoption.params) for a in before))
                 self.conn.execute("UPDATE rm_adoptions SET hash = ? WHERE ruleset = ? AND id = ?",
                                   (adoption.hash, ev.ruleset, ev.id))
                 self.conn.execute("INSERT OR IGNORE INTO rm_dirty SELECT DISTINCT ruleset, subject, period "
                                   "FROM rm_credits WHERE ruleset = ? AND period >= ?", (ev.ruleset, ev.from_))
-                rs = self.rulesets.get(ev.ruleset)
-                if rs is not None and rs.uses_org:
+                if recredit:
                     self._recredit([r for (r,) in self.conn.execute(
                         "SELECT id FROM rm_responses WHERE ruleset = ? AND period >= ?", (ev.ruleset, ev.from_))],
                         adoptions, org)

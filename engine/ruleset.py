@@ -263,6 +263,11 @@ class RuleSet:
         """
         return [Credit(response.subject)]
 
+    def credit_params(self, params: Any) -> Any:
+        """The part of the parameters :meth:`credits` depends on (compared between adoptions:
+        responses are re-credited only when it changes). Default: none."""
+        return None
+
     def remedy(self, response: ResponseState, params: Any) -> str | None:
         """Why a response opens a remedy case ``remedy:<response id>`` (CS补救), or None.
 

@@ -140,6 +140,9 @@ class DealershipCS(RuleSet):
                     out[Credit(ancestor, credit, unit)] = None
         return list(out)
 
+    def credit_params(self, params: Params) -> Any:
+        return tuple((form, tuple(sorted({m.credit for m in f.metrics.values()}))) for form, f in params.forms.items())
+
     def remedy(self, response: ResponseState, params: Params) -> str | None:
         level_of = self._level_of(params)
         ceiling = max((params.levels[lv].points for lv in params.remedy_levels), default=None)

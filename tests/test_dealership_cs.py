@@ -202,3 +202,17 @@ def test_rebuild_equals_incremental_with_org_changes(db, tmp_path):
         with sqlite3.connect(db) as conn:
             assert conn.execute("SELECT * FROM scores ORDER BY 1, 2, 3, 4").fetchall() == before
             assert conn.execute("SELECT * FROM rm_cases ORDER BY id").fetchall() == cases
+
+
+def test_an_adoption_that_changes_crediting_recredits_and_one_that_does_not_is_cheap(engine):
+    engine.append([unit("shop", kind="workshop"), unit("bay-1", "shop", "bay"),
+                   service("j1", "2026-03", "sa", ["bay-1"], [S, S, D, S, S, S])])
+    assert score(engine, "bay-1", "2026-03", "repair_quality")["score"] == Decimal("25.00")
+    engine.append([{"type": "adoption", "id": "points", "ruleset": "dealership-cs", "from": "2026-01",
+                    "params": {"levels": {"dissatisfied": {"points": 20}}}}])
+    assert score(engine, "bay-1", "2026-03", "repair_quality")["score"] == Decimal("20.00")
+    engine.append([{"type": "adoption", "id": "to-advisor", "ruleset": "dealership-cs", "from": "2026-03",
+                    "params": {"forms": {"service": {"metrics": {"repair_quality": {"credit": "subject"}}}}}}])
+    assert score(engine, "bay-1", "2026-03", "repair_quality") is None
+    assert score(engine, "shop", "2026-03", "repair_quality") is None
+    assert score(engine, "sa", "2026-03", "repair_quality")["score"] == Decimal("25.00")  # defaults again: 25
