@@ -208,7 +208,8 @@ def test_an_adoption_that_changes_crediting_recredits_and_one_that_does_not_is_c
     engine.append([unit("shop", kind="workshop"), unit("bay-1", "shop", "bay"),
                    service("j1", "2026-03", "sa", ["bay-1"], [S, S, D, S, S, S])])
     assert score(engine, "bay-1", "2026-03", "repair_quality")["score"] == Decimal("25.00")
-    engine.append([{"type": "adoption", "id": "points", "ruleset": "dealership-cs", "from": "2026-01",
+    # the implicit default adoption runs from 2026-03; the same `from` and a later event wins
+    engine.append([{"type": "adoption", "id": "points", "ruleset": "dealership-cs", "from": "2026-03",
                     "params": {"levels": {"dissatisfied": {"points": 20}}}}])
     assert score(engine, "bay-1", "2026-03", "repair_quality")["score"] == Decimal("20.00")
     engine.append([{"type": "adoption", "id": "to-advisor", "ruleset": "dealership-cs", "from": "2026-03",
