@@ -35,6 +35,20 @@ DB_ENV = "CSAT_DB"
 _STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?)?$")
 
 
+def _subject_period_filter(subject: str | None, period: str | None, prefix: str = "") -> tuple[list[str], list[Any]]:
+    """WHERE terms for an optional subject and an optional month, quarter or year."""
+    where: list[str] = []
+    args: list[Any] = []
+    if subject is not None:
+        where.append(f"{prefix}subject = ?")
+        args.append(subject)
+    if period is not None:
+        months = periods.months_of(period)
+        where.append(f"{prefix}period IN ({','.join('?' * len(months))})")
+        args.extend(months)
+    return where, args
+
+
 def default_target() -> str:
     """``$CSAT_DB`` or ``./csat.db``."""
     return os.environ.get(DB_ENV) or DEFAULT_DB
@@ -233,14 +247,7 @@ class Engine:
                    open_only: bool = False) -> list[dict[str, Any]]:
         """Complaint cases: filed complaints and the remedy cases rule sets open (``events.md`` §3)."""
         self.catch_up()
-        where, args = [], []
-        if subject is not None:
-            where.append("c.subject = ?")
-            args.append(subject)
-        if period is not None:
-            months = periods.months_of(period)
-            where.append(f"c.period IN ({','.join('?' * len(months))})")
-            args.extend(months)
+        where, args = _subject_period_filter(subject, period, "c.")
         sql = ("SELECT c.id, c.kind, c.subject, c.period, c.ruleset, c.severity, c.source, c.response, c.text, "
                "(SELECT outcome FROM rm_closures WHERE complaint = c.id ORDER BY position DESC LIMIT 1), "
                "(SELECT date FROM rm_closures WHERE complaint = c.id ORDER BY position DESC LIMIT 1), "
@@ -265,14 +272,7 @@ class Engine:
         if (why := periods.date_problem(day)):
             raise CsatError(f"--as-of: {why}")
         self.catch_up()
-        where, args = [], []
-        if subject is not None:
-            where.append("subject = ?")
-            args.append(subject)
-        if period is not None:
-            months = periods.months_of(period)
-            where.append(f"period IN ({','.join('?' * len(months))})")
-            args.extend(months)
+        where, args = _subject_period_filter(subject, period)
         conn = self.store.conn
         rows = []
         for id_, subj, per, issue, due, complaint, response in conn.execute(

@@ -20,12 +20,12 @@ from typing import Any
 import msgspec
 
 from . import periods
-from .events import (NA, ComplaintClosed, ComplaintFiled, ParametersAdopted, RectificationRequired,
-                     RectificationUpdated, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared)
+from .cases import mark_case_groups, month_cases, record_case_event
+from .events import NA, ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared
 from .numbers import publish
 from .readmodel import (Adoptions, Org, database, decode_state, drop_all, encode_state, ensure_schema,
                         load_states)
-from .ruleset import Amendment, CaseEvent, Counted, Credit, Excluded, Figure, MonthInput, ResponseState, RuleSet
+from .ruleset import Amendment, Counted, Credit, Excluded, Figure, MonthInput, ResponseState, RuleSet
 from .store import Logged, Store
 
 Progress = Callable[[int], None]
@@ -298,64 +298,10 @@ class Projection:
             self.conn.executemany("DELETE FROM rm_cases WHERE id = ?", drop)
 
     def _record_case_event(self, logged: Logged) -> None:
-        ev, pos = logged.event, logged.position
         case_rulesets = [rs.id for rs in self.rulesets.values() if rs.uses_cases]
         if case_rulesets:
-            self._mark_case_groups(ev, case_rulesets)
-        if isinstance(ev, ComplaintFiled):
-            self.conn.execute("INSERT OR REPLACE INTO rm_cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                              (ev.id, "complaint", ev.subject, ev.period, ev.ruleset, ev.severity, ev.source,
-                               ev.category, ev.response, ev.text, ev.date, pos))
-        elif isinstance(ev, ComplaintClosed):
-            self.conn.execute("INSERT OR REPLACE INTO rm_closures VALUES (?, ?, ?, ?, ?, ?)",
-                              (ev.id, ev.complaint, ev.date, ev.outcome, ev.note, pos))
-        elif isinstance(ev, RectificationRequired):
-            self.conn.execute("INSERT OR REPLACE INTO rm_rectifications VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                              (ev.id, ev.subject, ev.period, ev.issue, ev.due, ev.ruleset, ev.complaint,
-                               ev.response, ev.item, pos))
-        elif isinstance(ev, RectificationUpdated):
-            self.conn.execute("INSERT OR REPLACE INTO rm_rectification_updates VALUES (?, ?, ?, ?, ?, ?)",
-                              (ev.id, ev.rectification, ev.status, ev.date, ev.note, pos))
-
-    def _mark_case_groups(self, ev: Any, rulesets: list[str]) -> None:
-        """The subject-months a complaint or rectification event moves, for rule sets that use them."""
-        target = None
-        if isinstance(ev, ComplaintFiled):
-            target = (ev.subject, ev.period)
-        elif isinstance(ev, ComplaintClosed):
-            target = self.conn.execute("SELECT subject, period FROM rm_cases WHERE id = ?", (ev.complaint,)).fetchone()
-        elif isinstance(ev, RectificationRequired):
-            target = (ev.subject, ev.due[:7])
-        elif isinstance(ev, RectificationUpdated):
-            row = self.conn.execute("SELECT subject, due FROM rm_rectifications WHERE id = ?",
-                                    (ev.rectification,)).fetchone()
-            target = (row[0], row[1][:7]) if row else None
-        if target:
-            self.conn.executemany("INSERT OR IGNORE INTO rm_dirty VALUES (?, ?, ?)",
-                                  [(rs, target[0], target[1]) for rs in rulesets])
-
-    def cases(self, subject: str, month: str, ruleset: str) -> list[CaseEvent]:
-        """Complaints about the subject in the month and rectifications due in the month."""
-        out = []
-        for id_, severity, position, rs in self.conn.execute(
-                "SELECT id, severity, position, ruleset FROM rm_cases WHERE kind = 'complaint' AND subject = ? "
-                "AND period = ? ORDER BY position", (subject, month)):
-            if rs not in (None, ruleset):
-                continue
-            closure = self.conn.execute("SELECT id, outcome, date, position FROM rm_closures WHERE complaint = ? "
-                                        "ORDER BY position DESC LIMIT 1", (id_,)).fetchone()
-            out.append(CaseEvent("complaint", id_, position, severity=severity,
-                                 closure=tuple(closure) if closure else None))
-        for id_, due, position, rs in self.conn.execute(
-                "SELECT id, due, position, ruleset FROM rm_rectifications WHERE subject = ? AND due >= ? AND due < ? "
-                "ORDER BY position", (subject, f"{month}-01", f"{month}-99")):
-            if rs not in (None, ruleset):
-                continue
-            updates = [tuple(u) for u in self.conn.execute(
-                "SELECT id, status, date, position FROM rm_rectification_updates WHERE rectification = ? "
-                "ORDER BY position", (id_,))]
-            out.append(CaseEvent("rectification", id_, position, due=due, updates=updates))
-        return out
+            mark_case_groups(self.conn, logged.event, case_rulesets)
+        record_case_event(self.conn, logged)
 
     # -- scoring -------------------------------------------------------------------
 
@@ -395,7 +341,7 @@ class Projection:
             inp = inputs.get(subject)
             if inp is None:
                 kind = org.kinds.get(subject) if org is not None else None
-                cases = self.cases(subject, month, rs.id) if rs.uses_cases else []
+                cases = month_cases(self.conn, subject, month, rs.id) if rs.uses_cases else []
                 inp = inputs[subject] = MonthInput(rs.id, subject, month, adoption, [], [], kind, cases)
             state, why = hit
             if why is None:

@@ -249,6 +249,14 @@ class RuleSet:
         """Checks beyond the schema (``key: what was expected``); none by default."""
         return []
 
+    def per_params(self, name: str, params: Any, build: Callable[[Any], Any]) -> Any:
+        """``build(params)``, computed once per parameters object (lookup tables and the like)."""
+        cache = self.__dict__.setdefault(f"_per_params_{name}", {})
+        hit = cache.get(id(params))
+        if hit is None or hit[0] is not params:
+            hit = cache[id(params)] = (params, build(params))
+        return hit[1]
+
     # -- input -----------------------------------------------------------------
 
     def check_response(self, response: ResponseRecorded, params: Any) -> list[Problem]:

@@ -62,14 +62,9 @@ class Airline1000(RuleSet):
         return problems
 
     def _grade_of(self, params: Params) -> dict[str, str]:
-        """Letter or Chinese label -> letter (cached per parameters object)."""
-        cache = self.__dict__.setdefault("_grade_cache", {})
-        hit = cache.get(id(params))
-        if hit is None or hit[0] is not params:
-            lookup = {letter: letter for letter in params.grades}
-            lookup.update({g.label: letter for letter, g in params.grades.items()})
-            hit = cache[id(params)] = (params, lookup)
-        return hit[1]
+        """Letter or Chinese label -> letter."""
+        return self.per_params("grades", params, lambda p: {
+            **{letter: letter for letter in p.grades}, **{g.label: letter for letter, g in p.grades.items()}})
 
     def check_response(self, response: ResponseRecorded, params: Params) -> list[Problem]:
         problems = []

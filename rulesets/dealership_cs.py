@@ -90,11 +90,8 @@ class DealershipCS(RuleSet):
         return problems
 
     def _level_of(self, params: Params) -> dict[str, str]:
-        cache = self.__dict__.setdefault("_level_cache", {})
-        hit = cache.get(id(params))
-        if hit is None or hit[0] is not params:
-            hit = cache[id(params)] = (params, {a: lvl for lvl, spec in params.levels.items() for a in spec.answers})
-        return hit[1]
+        return self.per_params("levels", params, lambda p: {a: lvl for lvl, spec in p.levels.items()
+                                                             for a in spec.answers})
 
     def points(self, answer: Any, params: Params) -> Decimal | None:
         """The points of an answer (a level's answer, or a number 0–100); None for N/A or unknown."""

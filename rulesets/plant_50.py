@@ -105,11 +105,7 @@ class Plant50(RuleSet):
         return problems
 
     def _level_of(self, params: Params) -> dict[str, str]:
-        cache = self.__dict__.setdefault("_level_cache", {})
-        hit = cache.get(id(params))
-        if hit is None or hit[0] is not params:
-            hit = cache[id(params)] = (params, {a: lvl for lvl, answers in params.levels.items() for a in answers})
-        return hit[1]
+        return self.per_params("levels", params, lambda p: {a: lvl for lvl, answers in p.levels.items() for a in answers})
 
     def check_response(self, response: ResponseRecorded, params: Params) -> list[Problem]:
         problems = []
