@@ -370,7 +370,7 @@ class Projection:
                     inp = inputs.get(subject)
                     figures = rs.score_month(inp, None) if inp is not None else []
                     self._write(rs, month, subject, "month", inp.adoption if inp else None, figures)
-            self._flush_rows()
+                self._flush_rows()  # a month at a time: memory stays flat however long the log
             for (ruleset, subject), months in sorted(by_subject.items()):
                 self._above_months(self.rulesets[ruleset], subject, months, adoptions)
             self._flush_rows()

@@ -124,6 +124,9 @@ class Store:
         # checkpoint every 16 MB of WAL instead of 4 MB: a checkpoint stalls the commit that
         # triggers it (~20 ms), and at the default every ~50th small append hit one
         self.conn.execute("PRAGMA wal_autocheckpoint=4000")
+        # 32 MiB of page cache (SQLite's default is 2 MiB): rebuilds and big ingests walk indexes
+        # much larger than that
+        self.conn.execute("PRAGMA cache_size=-32768")
 
     def close(self) -> None:
         self.conn.close()

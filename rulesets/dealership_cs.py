@@ -156,11 +156,12 @@ class DealershipCS(RuleSet):
         """Each metric of the response's form: its (item, weight, points) terms and value (None: N/A).
         The same for every unit the callback is credited to, so computed once per settle of a month."""
         cache = self.__dict__.setdefault("_value_cache", {})
+        if cache.get("month") != r.period or len(cache) > 20_000:  # responses of one month at a time
+            cache.clear()
+            cache["month"] = r.period
         hit = cache.get(id(r))
         if hit is not None and hit[0] is r and hit[1] is params:
             return hit[2]
-        if len(cache) > 50_000:
-            cache.clear()
         level_of = self._level_of(params)
         points: dict[str, Decimal | None] = {}
         for item, answer in r.answers.items():
