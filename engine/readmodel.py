@@ -18,7 +18,7 @@ import sqlite_utils
 from .params import params_hash
 from .ruleset import Adoption, ResponseState, RuleSet
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 TABLES = ("scores", "rm_responses", "rm_credits", "rm_adoptions", "rm_units", "rm_dirty", "rm_cases",
           "rm_closures", "rm_rectifications", "rm_rectification_updates", "rm_meta")
@@ -59,6 +59,7 @@ def ensure_schema(db: sqlite_utils.Database) -> bool:
         db["scores"].create_index(["ruleset", "subject", "kind"])
         db["rm_responses"].create({"id": str, "position": int, "ruleset": str, "period": str,
                                    "subject": str, "state": bytes}, pk="id")
+        db["rm_responses"].create_index(["ruleset", "period"])
         db["rm_credits"].create({"ruleset": str, "subject": str, "period": str, "response": str,
                                  "role": str, "via": str},
                                 pk=("ruleset", "period", "subject", "response", "role", "via"))
