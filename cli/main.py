@@ -373,8 +373,11 @@ def rebuild(c: Context) -> None:
     engine = c.engine()
     total = engine.store.max_position()
     t0 = time.perf_counter()
-    with progress_bar(total, "rebuild") as bar:
-        n = engine.rebuild(progress=bar.update)
+    if sys.stderr.isatty():
+        with progress_bar(total, "rebuild") as bar:
+            n = engine.rebuild(progress=bar.update)
+    else:
+        n = engine.rebuild()
     dt = time.perf_counter() - t0
     click.echo(f"rebuilt from {n} events in {dt:.2f} s ({n / dt if dt else 0:,.0f} events/s)")
 

@@ -13,7 +13,7 @@ from . import periods
 from .errors import NotFound
 from .numbers import publish
 from .projection import Projection
-from .readmodel import Adoptions, Org  # noqa: F401
+from .readmodel import Adoptions, Org
 from .ruleset import Adoption, Figure, MonthInput, RuleSet, Trace
 
 

@@ -101,7 +101,7 @@ class Ingest:
             if self.store.tracked() == self.store.max_position():
                 return
             self.store.rollback()
-        raise IngestFailed(["the log keeps moving (another writer?); try again"])  # noqa: EM101
+        raise IngestFailed(["the log keeps moving (another writer?); try again"])
 
     # -- the pass ------------------------------------------------------------------
 

@@ -95,7 +95,6 @@ def check_scoring(rulesets: list[RuleSet], examples: Sequence[str | os.PathLike[
                   tmp_path: str | os.PathLike[str]) -> None:
     """The examples score; every row explains to itself; a rebuild and an event-by-event
     ingest give the same rows as one ingest."""
-    from .manager import BUILTIN_PLUGINS  # noqa: F401  (built-ins stay installed beside the plugin)
     builtins = [i.ruleset for i in installed_rulesets(make_plugin_manager(entry_points=False))]
     everything = builtins + [rs for rs in rulesets if rs.id not in {b.id for b in builtins}]
     ids = {rs.id for rs in rulesets}

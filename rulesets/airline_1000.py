@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from decimal import Decimal
-from typing import Any
 
 import msgspec
 

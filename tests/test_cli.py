@@ -109,3 +109,11 @@ def test_demo_builds_a_fresh_database_and_leaves_real_stores_alone(tmp_path, mon
     runner.invoke(group, ["--db", "real.db", "ingest", AIR])
     r = runner.invoke(group, ["--db", "real.db", "demo"])
     assert r.exit_code == 1 and "is not a demo database" in r.stderr
+
+
+def test_rebuild_reports_events_per_second_and_keeps_the_scores(cli):
+    cli("ingest", AIR)
+    before = cli.json("scores")
+    out = cli("rebuild").stdout
+    assert out.startswith("rebuilt from 8 events in ") and out.rstrip().endswith("events/s)")
+    assert cli.json("scores") == before

@@ -2,13 +2,12 @@
 agent; an agent's month (and quarter, and year) is the mean of its ratings."""
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 
 import msgspec
 
 from csat.engine.events import NA, ResponseRecorded
-from csat.engine.numbers import ZERO, add, dec, div, plain
+from csat.engine.numbers import div
 from csat.engine.ruleset import Figure, MonthInput, Problem, RuleSet, Trace, module_file
 from csat.plugins import hookimpl
 
