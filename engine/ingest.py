@@ -25,11 +25,10 @@ from .events import (ComplaintClosed, ComplaintFiled, Event, ParametersAdopted, 
                      decode_line, natural_key, same_event)
 from .params import canonical, merge
 from .projection import Projection
+from .readers import Line, lines_of
 from .readmodel import load_states
 from .ruleset import RuleSet
 from .store import Recorded, Store, now
-
-Line = tuple[str, int, bytes]  # (source name, line number, raw line)
 
 
 @dataclass
@@ -45,16 +44,6 @@ class IngestReport:
     def summary(self) -> str:
         verb = "would be appended" if self.dry_run else "appended"
         return f"{self.appended} {verb}, {self.present} already present"
-
-
-def jsonl_lines(path: str) -> Iterator[Line]:
-    """The non-blank lines of a JSON Lines file (UTF-8, BOM tolerated)."""
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, 1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            if raw.strip():
-                yield path, number, raw
 
 
 def dict_lines(items: Iterable[Event | dict[str, Any]], name: str = "<input>") -> Iterator[Line]:
@@ -122,6 +111,9 @@ class Ingest:
         for source, number, raw in lines:
             self.report.lines += 1
             self.sources.setdefault(source)
+            if isinstance(raw, str):  # a problem the reader found (e.g. a CSV header)
+                self.problems.append((source, number, f"{source}:{number}: {raw}"))
+                continue
             try:
                 chunk.append((source, number, decode_line(raw)))
             except ValueError as e:
@@ -366,5 +358,5 @@ def file_lines(paths: Iterable[str | os.PathLike[str]]) -> tuple[Iterator[Line],
 
     def gen() -> Iterator[Line]:
         for p in readable:
-            yield from jsonl_lines(p)
+            yield from lines_of(p)
     return gen(), problems

@@ -1,0 +1,67 @@
+"""CSV survey sheets: one row per response, one column per item; UTF-8 (BOM or not) or GB18030."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from conftest import EXAMPLES
+
+HEADER = "id,ruleset,period,subject,rater,attitude,response,solution,reason:response,comment\n"
+ROWS = [
+    "p1,plant-50,2026-03,purchasing,workshop-1,满意,不满意,满意,等料三天,\n",
+    "p2,plant-50,2026-03,purchasing,workshop-2,满意,满意,满意,,\n",
+    "p3,plant-50,2026-03,purchasing,workshop-3,满意,不满意,满意,等料三天,请提前备料\n",
+    "p4,plant-50,2026-03,purchasing,workshop-4,满意,满意,N/A,,\n",
+]
+
+
+def test_a_gb18030_sheet_scores_like_the_json_lines(cli, tmp_path):
+    sheet = tmp_path / "purchasing.csv"
+    sheet.write_bytes((HEADER + "".join(ROWS)).encode("gb18030"))
+    assert cli("ingest", str(sheet)).stdout.strip() == "5 appended, 0 already present"  # + implicit adoption
+    (row,) = cli.json("scores", "--period", "2026-03", "--subject", "purchasing")
+    assert (row["score"], row["grade"], row["workshops"]) == (Decimal("38.89"), "weak", 4)  # as the spec example
+    (logged,) = cli.json("log", "--id", "p3")
+    assert logged["event"]["reasons"] == {"response": "等料三天"} and logged["event"]["comment"] == "请提前备料"
+    p2 = cli.json("log", "--id", "p2")[0]["event"]
+    assert p2["answers"] == {"attitude": "满意", "response": "满意", "solution": "满意"} and "reasons" not in p2
+    assert cli.json("log", "--id", "p4")[0]["event"]["answers"]["solution"] == "N/A"
+
+
+def test_utf8_with_bom_numbers_and_roles(cli, tmp_path):
+    sheet = tmp_path / "iso.csv"
+    sheet.write_bytes("\ufeffid,ruleset,period,subject,rater,quality,delivery,service,after_sales,price\n"
+                      "c1,iso-100,2026-11,company,c1,28,18,14,18,13\n"
+                      "c4,iso-100,2026-11,company,c4,27.5,19,14,N/A,13\n".encode("utf-8"))
+    cli("ingest", str(sheet))
+    (row,) = cli.json("scores", "--period", "2026-11")
+    assert row["score"] == Decimal("91.44")  # (91 + 100 × 73.5 / 80) / 2 = (91 + 91.875) / 2 = 91.4375
+    dealer = tmp_path / "jobs.csv"
+    dealer.write_text("id,ruleset,form,period,subject,role:workshop,q1,q2,q3,q4,q5,q6\n"
+                      "j1,dealership-cs,service,2026-03,sa1,\"bay-1, bay-2\",很好,很好,不满意,很好,很好,很好\n",
+                      encoding="utf-8")
+    cli("ingest", str(dealer))
+    rows = cli.json("scores", "--ruleset", "dealership-cs", "--metric", "repair_quality", "--period", "2026-03")
+    assert {r["subject"] for r in rows} == {"bay-1", "bay-2"}
+
+
+def test_sheet_problems_are_one_line_each_with_the_row(cli, tmp_path):
+    sheet = tmp_path / "bad.csv"
+    sheet.write_text("id,ruleset,period,subject,rater,attitude\n"
+                     "b1,plant-50,2026-13,d,w1,满意\n"
+                     "b2,plant-50,2026-03,d,w1,很好\n"
+                     "b3,plant-50,2026-03,d,w1,满意,extra\n", encoding="utf-8")
+    lines = cli("ingest", str(sheet), expect=1).stderr.splitlines()
+    assert lines[0] == f"{sheet}:2: field `period`: expected a real month YYYY-MM (01-12), got '2026-13'"
+    assert lines[1].startswith(f"{sheet}:3: field `answers.attitude`: expected a level")
+    assert lines[2] == f"{sheet}:4: 1 cell(s) beyond the last named column"
+    headless = tmp_path / "headless.csv"
+    headless.write_text("id,period,subject\nx,2026-01,d\n", encoding="utf-8")
+    r = cli("ingest", str(headless), expect=1)
+    assert r.stderr.splitlines()[0].startswith(f"{headless}:1: CSV header: missing column(s) ruleset")
+
+
+def test_sheet_and_json_lines_in_one_call_are_all_or_nothing(cli, tmp_path, db):
+    sheet = tmp_path / "bad.csv"
+    sheet.write_text("id,ruleset,period,subject,rater,attitude\nb1,plant-50,2026-03,d,w1,好\n", encoding="utf-8")
+    cli("ingest", str(EXAMPLES / "plant-50.jsonl"), str(sheet), expect=1)
+    assert cli.json("log") == []
