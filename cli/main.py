@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sqlite3
 import sys
 import time
 from decimal import ROUND_DOWN, Decimal
@@ -40,6 +41,10 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
+def c_db(args: tuple[Any, ...]) -> str:
+    return next((a.db for a in args if isinstance(a, Context)), "")
+
+
 def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Errors become one line on stderr (exit 1), never a traceback."""
     @functools.wraps(fn)
@@ -52,6 +57,8 @@ def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(str(e))
         except CsatError as e:
             fail(str(e))
+        except sqlite3.Error as e:
+            fail(f"database {c_db(args)}: {e}")
         except BrokenPipeError:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(1)

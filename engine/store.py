@@ -118,8 +118,11 @@ class Store:
             raise StoreError(f"cannot open {self.path}: {e}") from e
         self.insert_statement = self.recorder.insert_events_statement
         #: csat's own connection for batch writes, bulk reads and the read models.
-        self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
+        try:
+            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open {self.path}: {e}") from e
         self.conn.execute("PRAGMA synchronous=NORMAL")
         # checkpoint every 16 MB of WAL instead of 4 MB: a checkpoint stalls the commit that
         # triggers it (~20 ms), and at the default every ~50th small append hit one

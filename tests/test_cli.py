@@ -117,3 +117,13 @@ def test_rebuild_reports_events_per_second_and_keeps_the_scores(cli):
     out = cli("rebuild").stdout
     assert out.startswith("rebuilt from 8 events in ") and out.rstrip().endswith("events/s)")
     assert cli.json("scores") == before
+
+
+def test_an_unusable_store_is_one_line(tmp_path):
+    from click.testing import CliRunner
+    r = CliRunner().invoke(group, ["--db", str(tmp_path / "no" / "such" / "dir" / "x.db"), "scores"])
+    assert r.exit_code == 1 and r.stderr.startswith("csat: cannot open ") and r.stderr.count("\n") == 1
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a database" * 100)
+    r = CliRunner().invoke(group, ["--db", str(junk), "scores"])
+    assert r.exit_code == 1 and r.stderr.startswith("csat: ") and r.stderr.count("\n") == 1, r.stderr
