@@ -103,15 +103,17 @@ def cli(ctx: click.Context, db: str | None) -> None:
 @click.pass_obj
 @handles_errors
 def ingest(c: Context, files: tuple[str, ...], dry_run: bool) -> None:
-    """Append the events of JSON Lines FILES to the log, all or nothing.
+    """Append the events of FILES to the log, all or nothing.
 
-    Every invalid line is reported as FILE:LINE: message and nothing is
-    appended. Re-ingesting the same file appends nothing.
+    FILES are JSON Lines, or CSV survey sheets (*.csv: one row per response,
+    one column per item; UTF-8 or GB18030). Every invalid line is reported as
+    FILE:LINE: message and nothing is appended. Re-ingesting the same file
+    appends nothing.
 
     \b
     Example:
       csat ingest responses-2026-03.jsonl corrections.jsonl
-      csat ingest --dry-run responses-2026-04.jsonl
+      csat ingest --dry-run survey-2026-04.csv
     """
     engine = c.engine()
     total = sum(os.path.getsize(f) for f in files if os.path.isfile(f))
@@ -350,7 +352,7 @@ def adopt(c: Context, file: str, ruleset: str, from_: str, id_: str | None, note
 @click.pass_obj
 @handles_errors
 def whatif(c: Context, ruleset: str, params: str, period: str | None, all_: bool, fmt: str) -> None:
-    """Recompute a rule set's scores as if FILE had been adopted from the beginning.
+    """Recompute a rule set's scores as if --params had been adopted from the beginning.
 
     Nothing is written to the log or to the published scores: rows show
     before, after and delta, and grades before and after.
