@@ -336,6 +336,27 @@ def mean_of_months(period: str, metric: str, months: Sequence[tuple[str, Figure]
                   extras=extras, state=state)
 
 
+class MinGrade(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A grade reached from a minimum score (e.g. 甲 from 90): the shape of ``[[grades]]`` with ``min``."""
+
+    id: str
+    min: Decimal
+    label: str = ""
+
+
+def first_grade(grades: Sequence[MinGrade], score: Decimal) -> MinGrade:
+    """The first grade whose ``min`` ≤ the (unrounded) score; grades are listed best first."""
+    return next(g for g in grades if g.min <= score)
+
+
+def threshold_problems(grades: Sequence[MinGrade], key: str = "grades") -> list[str]:
+    """Grades by minimum must be listed best first and end at 0, so every score gets one."""
+    mins = [g.min for g in grades]
+    if not mins or mins != sorted(mins, reverse=True) or mins[-1] != 0:
+        return [f"key `{key}`: expected descending min, the last min = 0"]
+    return []
+
+
 def module_file(module_file_path: str, name: str) -> str:
     """A file beside a module, e.g. the shipped TOML of a rule set."""
     return os.path.join(os.path.dirname(os.path.abspath(module_file_path)), name)

@@ -13,7 +13,8 @@ import msgspec
 
 from csat.engine.events import NA, ResponseRecorded
 from csat.engine.numbers import ZERO, add, dec, div, mul, plain, total
-from csat.engine.ruleset import Figure, MonthInput, Problem, RuleSet, Trace, module_file
+from csat.engine.ruleset import (Figure, MinGrade, MonthInput, Problem, RuleSet, Trace, first_grade, module_file,
+                                 threshold_problems)
 from csat.plugins import hookimpl
 
 HUNDRED = Decimal(100)
@@ -24,20 +25,14 @@ class Item(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     label: str = ""
 
 
-class Grade(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    id: str
-    min: Decimal
-    label: str = ""
-
-
 class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     items: dict[str, Item]
-    grades: list[Grade]
+    grades: list[MinGrade]
     precision: int = 2
 
 
-def grade_of(params: Params, score: Decimal) -> Grade:
-    return next(g for g in params.grades if g.min <= score)
+def grade_of(params: Params, score: Decimal) -> MinGrade:
+    return first_grade(params.grades, score)
 
 
 class Iso100(RuleSet):
@@ -58,9 +53,7 @@ class Iso100(RuleSet):
         maxima = total(i.max for i in params.items.values())
         if params.items and maxima != HUNDRED:
             problems.append(f"key `items`: the maxima must sum to 100, got {plain(maxima)}")
-        mins = [g.min for g in params.grades]
-        if not params.grades or mins != sorted(mins, reverse=True) or mins[-1] != 0:
-            problems.append("key `grades`: expected descending min, the last min = 0")
+        problems += threshold_problems(params.grades)
         return problems
 
     def check_response(self, response: ResponseRecorded, params: Params) -> list[Problem]:

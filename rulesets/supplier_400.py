@@ -19,8 +19,8 @@ import msgspec
 from csat.engine import periods
 from csat.engine.events import ResponseRecorded
 from csat.engine.numbers import CONTEXT, ZERO, dec, div, mean, mul, plain, publish, sub, total
-from csat.engine.ruleset import (CaseEvent, Figure, MonthInput, Problem, RuleSet, Trace, mean_of_months,
-                                 module_file)
+from csat.engine.ruleset import (CaseEvent, Figure, MinGrade, MonthInput, Problem, RuleSet, Trace, first_grade,
+                                 mean_of_months, module_file, threshold_problems)
 from csat.plugins import hookimpl
 
 DIMENSIONS = ("delivery", "service", "quality", "price")
@@ -72,12 +72,6 @@ class Price(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     gap_steps: list[GapStep]
 
 
-class Grade(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    id: str
-    min: Decimal
-    label: str = ""
-
-
 class Status(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     disqualify_grade: str
     disqualify_months: int
@@ -91,7 +85,7 @@ class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     price: Price
     categories: dict[str, dict[str, Decimal]]
     default_category: str
-    grades: list[Grade]
+    grades: list[MinGrade]
     status: Status
     precision: int = 2
 
@@ -104,8 +98,8 @@ def ceil(x: Decimal) -> Decimal:
     return x.to_integral_value(rounding=ROUND_CEILING, context=CONTEXT)
 
 
-def grade_of(params: Params, score: Decimal) -> Grade:
-    return next(g for g in params.grades if g.min <= score)
+def grade_of(params: Params, score: Decimal) -> MinGrade:
+    return first_grade(params.grades, score)
 
 
 class Supplier400(RuleSet):
@@ -132,9 +126,7 @@ class Supplier400(RuleSet):
             problems.append("key `quality.default_severity`: not a key of quality.complaint_points")
         if params.quality.defect_step <= 0:
             problems.append("key `quality.defect_step`: expected > 0")
-        mins = [g.min for g in params.grades]
-        if not mins or mins != sorted(mins, reverse=True) or mins[-1] != 0:
-            problems.append("key `grades`: expected descending min, the last min = 0")
+        problems += threshold_problems(params.grades)
         if params.status.disqualify_grade not in {g.id for g in params.grades}:
             problems.append("key `status.disqualify_grade`: not a grade id")
         steps = [s.min_gap for s in params.price.gap_steps]
