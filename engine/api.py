@@ -26,7 +26,7 @@ from .errors import CsatError, IngestFailed, NotFound, UnknownRuleSet
 from .events import TAGS, Event, ParametersAdopted
 from .explain import explain
 from .ingest import Ingest, IngestReport, dict_lines, file_lines
-from .params import canonical, merge, read_toml
+from .params import read_toml
 from .projection import EXTRAS_DEC, Progress, Projection
 from .ruleset import RuleSet
 from .store import DEFAULT_DB, Store
@@ -190,7 +190,7 @@ class Engine:
         if not isinstance(data, dict):
             source = os.fspath(data)
             data = read_toml(source)
-        return canonical(rs.decode_params(merge(rs.default_params(), data), source))
+        return rs.complete_params(data, source)
 
     def adopt(self, params: dict[str, Any] | str | os.PathLike[str], *, ruleset: str, from_: str,
               id: str | None = None, note: str | None = None) -> IngestReport:
@@ -296,8 +296,7 @@ class Engine:
         if (why := periods.month_problem(as_of)):
             raise CsatError(f"--as-of: {why}")
         self.catch_up()
-        from .readmodel import Org
-        org = Org.load(self.store.conn)
+        org = self.projection.state()[1]
         names = [unit] if unit is not None else org.units()
         if unit is not None and not org.history(unit):
             raise NotFound(f"no unit {unit!r} in the log")

@@ -158,10 +158,6 @@ def natural_key(event: Event) -> str:
     return f"{tag_of(event)}:{event.id}"
 
 
-def key_prefix(tag: str) -> str:
-    return f"{tag}:"
-
-
 # -- strict input -------------------------------------------------------------
 
 _MONTH_FIELDS = ("period", "from_")
@@ -303,7 +299,3 @@ def same_event(a: Event, b: Event) -> bool:
     """Equal type and fields, whether decoded strictly (input) or leniently (stored)."""
     return tag_of(a) == tag_of(b) and msgspec.structs.astuple(a) == msgspec.structs.astuple(b)
 
-
-def from_dict(data: dict[str, Any]) -> Event:
-    """Build an event from a dict in the ingest format, validating as ingest does."""
-    return decode_line(msgspec.json.encode(data))

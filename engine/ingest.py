@@ -23,7 +23,6 @@ from .errors import IngestFailed, InvalidParams
 from .events import (ComplaintClosed, ComplaintFiled, Event, ParametersAdopted, RectificationRequired,
                      RectificationUpdated, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared,
                      decode_line, natural_key, same_event)
-from .params import canonical, merge
 from .projection import Projection
 from .readers import Line, lines_of
 from .readmodel import load_states
@@ -112,12 +111,12 @@ class Ingest:
             self.report.lines += 1
             self.sources.setdefault(source)
             if isinstance(raw, str):  # a problem the reader found (e.g. a CSV header)
-                self.problems.append((source, number, f"{source}:{number}: {raw}"))
+                self._problem(source, number, raw)
                 continue
             try:
                 chunk.append((source, number, decode_line(raw)))
             except ValueError as e:
-                self.problems.append((source, number, f"{source}:{number}: {e}"))
+                self._problem(source, number, str(e))
             if len(chunk) >= self.CHUNK:
                 self._chunk(chunk)
                 if progress:
@@ -143,23 +142,27 @@ class Ingest:
                 try:
                     ev = self._transform(ev)
                 except InvalidParams as e:
-                    self.problems.extend((source, number, f"{source}:{number}: {p}") for p in e.problems)
+                    for p in e.problems:
+                        self._problem(source, number, p)
                     continue
             if key in self.known:
                 if same_event(self.known[key], ev):
                     self.report.present += 1
                 else:
-                    self.problems.append((source, number, f"{source}:{number}: conflict: {key.split(':', 1)[0]} {ev.id!r} is "
-                                          "already in the log with a different body (fix data with a correction or "
-                                          "withdrawal, never by re-sending)"))
+                    self._problem(source, number, f"conflict: {key.split(':', 1)[0]} {ev.id!r} is already in the log "
+                                  "with a different body (fix data with a correction or withdrawal, never by re-sending)")
                 continue
             problems = self._check(ev)
             if problems:
-                self.problems.extend((source, number, f"{source}:{number}: {p}") for p in problems)
+                for p in problems:
+                    self._problem(source, number, p)
                 continue
             self._accept(ev, key)
         if self.pending:
             self.store.append(self.pending, self.pending_keys)
+
+    def _problem(self, source: str, number: int, message: str) -> None:
+        self.problems.append((source, number, f"{source}:{number}: {message}"))
 
     def _accept(self, ev: Event, key: str) -> None:
         if isinstance(ev, ResponseRecorded) and self.adoptions.in_force(ev.ruleset, ev.period) is None:
@@ -200,7 +203,7 @@ class Ingest:
             return
         taken = {a.id for a in self.adoptions.of(ruleset)}
         id_ = "default" if "default" not in taken else f"default-{period}"
-        params = canonical(rs.decode_params(rs.default_params(), f"{ruleset} defaults"))
+        params = rs.complete_params({}, f"{ruleset} defaults")
         ev = ParametersAdopted(id=id_, ruleset=ruleset, from_=period, params=params,
                                note="implicit adoption of the shipped defaults on first use")
         recorded = Recorded(self.at, ev)
@@ -217,10 +220,7 @@ class Ingest:
     def _transform(self, ev: Event) -> Event:
         """The form the log stores: adoptions carry complete parameters."""
         if isinstance(ev, ParametersAdopted) and ev.ruleset in self.rulesets:
-            rs = self.rulesets[ev.ruleset]
-            merged = merge(rs.default_params(), ev.params)
-            params = rs.decode_params(merged, "params")
-            return msgspec.structs.replace(ev, params=canonical(params))
+            return msgspec.structs.replace(ev, params=self.rulesets[ev.ruleset].complete_params(ev.params))
         return ev
 
     def _ruleset_problem(self, ruleset: str | None) -> str | None:

@@ -76,6 +76,8 @@ class Projection:
         self._deletes: list[tuple[str, str, str]] = []
         self._state: tuple[Adoptions, Org] | None = None
         self._state_at = -1  # the tracked position the cached state reflects
+        self._org_rulesets = [rs.id for rs in rulesets.values() if rs.uses_org]
+        self._case_rulesets = [rs.id for rs in rulesets.values() if rs.uses_cases]
         if ensure_schema(self.db):
             self.store.forget_tracking()
 
@@ -92,9 +94,6 @@ class Projection:
 
     def forget_state(self) -> None:
         self._state = None
-
-    def behind(self) -> int:
-        return self.store.max_position() - self.store.tracked()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -228,9 +227,6 @@ class Projection:
                     dirty.add((state.ruleset, c.subject, state.period))
             elif isinstance(ev, ParametersAdopted):
                 flush()
-                self.conn.execute("INSERT OR REPLACE INTO rm_adoptions VALUES (?, ?, ?, ?, ?, ?)",
-                                  (ev.ruleset, ev.id, ev.from_, logged.position,
-                                   msgspec.json.encode(ev.params).decode(), ""))
                 rs = self.rulesets.get(ev.ruleset)
                 before = [a for a in adoptions.of(ev.ruleset) if a.from_ >= ev.from_]
                 if (at_from := adoptions.in_force(ev.ruleset, ev.from_)) is not None:
@@ -238,8 +234,9 @@ class Projection:
                 adoption = adoptions.add(ev.ruleset, ev.id, ev.from_, logged.position, ev.params)
                 recredit = rs is not None and rs.uses_org and (
                     not before or any(rs.credit_params(a.params) != rs.credit_params(adoption.params) for a in before))
-                self.conn.execute("UPDATE rm_adoptions SET hash = ? WHERE ruleset = ? AND id = ?",
-                                  (adoption.hash, ev.ruleset, ev.id))
+                self.conn.execute("INSERT OR REPLACE INTO rm_adoptions VALUES (?, ?, ?, ?, ?, ?)",
+                                  (ev.ruleset, ev.id, ev.from_, logged.position,
+                                   msgspec.json.encode(ev.params).decode(), adoption.hash))
                 self.conn.execute("INSERT OR IGNORE INTO rm_dirty SELECT DISTINCT ruleset, subject, period "
                                   "FROM rm_credits WHERE ruleset = ? AND period >= ?", (ev.ruleset, ev.from_))
                 if recredit:
@@ -252,7 +249,7 @@ class Projection:
                 self.conn.execute("INSERT OR REPLACE INTO rm_units VALUES (?, ?, ?, ?, ?, ?)",
                                   (ev.id, from_, logged.position, ev.name, ev.kind, ev.parent))
                 org.add(ev.id, from_, ev.name, ev.kind, ev.parent, logged.position)
-                org_rulesets = [rs.id for rs in self.rulesets.values() if rs.uses_org]
+                org_rulesets = self._org_rulesets
                 if org_rulesets:
                     marks = ",".join("?" * len(org_rulesets))
                     self._recredit([r for (r,) in self.conn.execute(
@@ -292,7 +289,7 @@ class Projection:
             if why:
                 upsert.append((f"remedy:{st.id}", "remedy", st.subject, st.period, st.ruleset, None, "callback",
                                None, st.id, why, None, st.position))
-            else:
+            elif st.corrections or st.withdrawn is not None:  # only an amended response can lose its case
                 drop.append((f"remedy:{st.id}",))
         if upsert:
             self.conn.executemany("INSERT OR REPLACE INTO rm_cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", upsert)
@@ -300,9 +297,8 @@ class Projection:
             self.conn.executemany("DELETE FROM rm_cases WHERE id = ?", drop)
 
     def _record_case_event(self, logged: Logged) -> None:
-        case_rulesets = [rs.id for rs in self.rulesets.values() if rs.uses_cases]
-        if case_rulesets:
-            mark_case_groups(self.conn, logged.event, case_rulesets)
+        if self._case_rulesets:
+            mark_case_groups(self.conn, logged.event, self._case_rulesets)
         record_case_event(self.conn, logged)
 
     # -- scoring -------------------------------------------------------------------
@@ -394,15 +390,12 @@ class Projection:
             for period in rollups:
                 self._write_rollup(rs, subject, period, adoptions, stored)
 
-    def month_figures(self, rs: RuleSet, subject: str, months: Iterable[str] | None = None,
-                      metric: str | None = None) -> dict[str, list[tuple[str, Figure]]]:
+    def month_figures(self, rs: RuleSet, subject: str,
+                      months: Iterable[str] | None = None) -> dict[str, list[tuple[str, Figure]]]:
         """Stored month figures of a subject, by metric, in month order."""
         sql = ("SELECT period, metric, score, grade, grade_label, responses, extras, state FROM scores "
                "WHERE ruleset = ? AND subject = ? AND kind = 'month'")
         args: list[Any] = [rs.id, subject]
-        if metric is not None:
-            sql += " AND metric = ?"
-            args.append(metric)
         wanted = set(months) if months is not None else None
         out: dict[str, list[tuple[str, Figure]]] = defaultdict(list)
         for period, met, score, grade, label, responses, extras, state in self.conn.execute(

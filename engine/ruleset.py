@@ -26,7 +26,7 @@ import msgspec
 from .events import NA, Answer, ResponseRecorded
 from .numbers import dec, mean, plain, publish
 from .errors import InvalidParams
-from .params import decode, read_toml
+from .params import canonical, decode, merge, read_toml
 
 
 class Problem(NamedTuple):
@@ -244,6 +244,10 @@ class RuleSet:
         if problems:
             raise InvalidParams([f"{source}: {p}" for p in problems])
         return params
+
+    def complete_params(self, data: dict[str, Any], source: str = "params") -> dict[str, Any]:
+        """``data`` merged over the shipped defaults, validated, as the plain data an adoption stores."""
+        return canonical(self.decode_params(merge(self.default_params(), data), source))
 
     def check_params(self, params: Any) -> list[str]:
         """Checks beyond the schema (``key: what was expected``); none by default."""

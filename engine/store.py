@@ -19,7 +19,7 @@ import datetime as _dt
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Union
+from typing import Union
 
 import msgspec
 from eventsourcing.persistence import InfrastructureFactory, Mapper, StoredEvent, Tracking
@@ -179,17 +179,6 @@ class Store:
                 found[key] = Logged(position, at, key, event)
         return found
 
-    def of_type(self, tag: str) -> list[Logged]:
-        """Every event of one type, by key range (the primary-key index)."""
-        rows = self.conn.execute(
-            f"SELECT rowid, originator_id, state FROM {_TABLE} WHERE originator_id >= ? AND originator_id < ? "
-            "ORDER BY rowid", (f"{tag}:", f"{tag};")).fetchall()
-        out = []
-        for position, key, state in rows:
-            at, event = decode_state(state)
-            out.append(Logged(position, at, key, event))
-        return out
-
     def at_positions(self, positions: Iterable[int]) -> dict[int, Logged]:
         pos = list(positions)
         found: dict[int, Logged] = {}
@@ -248,7 +237,3 @@ class Store:
     def forget_tracking(self, name: str = VIEWS) -> None:
         self.conn.execute("DELETE FROM tracking WHERE application_name = ?", (name,))
 
-
-def rows_as_dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
-    cols = [c[0] for c in cursor.description]
-    return [dict(zip(cols, row)) for row in cursor.fetchall()]

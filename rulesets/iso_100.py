@@ -31,10 +31,6 @@ class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     precision: int = 2
 
 
-def grade_of(params: Params, score: Decimal) -> MinGrade:
-    return first_grade(params.grades, score)
-
-
 class Iso100(RuleSet):
     id = "iso-100"
     version = "1.0"
@@ -101,12 +97,12 @@ class Iso100(RuleSet):
         if not scores:
             return []
         return [self._figure(params, "satisfaction", total(scores), len(scores),
-                             [grade_of(params, s).id for s in scores], suggestions, trace)]
+                             [first_grade(params.grades, s).id for s in scores], suggestions, trace)]
 
     def _figure(self, params: Params, metric: str, sum_: Decimal, count: int, response_grades: list[str] | dict,
                 suggestions: int, trace: Trace | None) -> Figure:
         mean = div(sum_, Decimal(count))
-        grade = grade_of(params, mean)
+        grade = first_grade(params.grades, mean)
         if isinstance(response_grades, dict):
             counts = {g.id: int(response_grades.get(g.id, 0)) for g in params.grades}
         else:

@@ -98,10 +98,6 @@ def ceil(x: Decimal) -> Decimal:
     return x.to_integral_value(rounding=ROUND_CEILING, context=CONTEXT)
 
 
-def grade_of(params: Params, score: Decimal) -> MinGrade:
-    return first_grade(params.grades, score)
-
-
 class Supplier400(RuleSet):
     id = "supplier-400"
     version = "1.0"
@@ -284,7 +280,7 @@ class Supplier400(RuleSet):
         category = month.kind if month.kind in p.categories else p.default_category
         ratios = p.categories[category]
         composite = div(total(mul(ratios[d], figures[d].score) for d in DIMENSIONS), total(ratios.values()))
-        grade = grade_of(p, composite)
+        grade = first_grade(p.grades, composite)
         zero = any(figures[d].score == 0 for d in DIMENSIONS)
         if trace:
             trace.step("composite", f"category {category} ({':'.join(plain(ratios[d]) for d in DIMENSIONS)} as "
@@ -334,7 +330,7 @@ class Supplier400(RuleSet):
         fig = mean_of_months(period, metric, months, trace, params.precision)
         if fig is None or metric != "composite":
             return fig
-        grade = grade_of(params, fig.score)
+        grade = first_grade(params.grades, fig.score)
         if trace:
             trace.step("grade", f"first grade whose min ≤ {plain(fig.score)} (unrounded): {grade.id} {grade.label}",
                        grade.id, "composite")
