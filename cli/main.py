@@ -13,9 +13,11 @@ from typing import Any
 import click
 
 from csat.engine import CsatError, Engine, IngestFailed, default_target
-from csat.engine.api import DB_ENV
+from csat.engine.api import DB_ENV, valid_as_of
+from csat.engine.store import sqlite_message
 
-from .output import cell, format_option, render, table, to_json
+from .output import cell, format_option, render, render_stream, table, to_json
+from .progress import ProgressLine
 
 SCORE_FIRST = ("ruleset", "period", "subject", "metric", "score", "grade", "grade_label", "responses")
 
@@ -26,13 +28,22 @@ class Context:
         self.db = db if db is not None else default_target()
         self._engine: Engine | None = None
 
-    def engine(self) -> Engine:
+    def engine(self, create: bool = False) -> Engine:
+        """The opened store. Only writing commands (``create``) make a new one; a reading command
+        on a path that is not a csat store fails with one line."""
         if self._engine is None:
-            self._engine = Engine.open(self.db)
+            self._engine = Engine.open(self.db, create=create)
         return self._engine
 
     def close(self) -> None:
-        if self._engine is not None:
+        if self._engine is None:
+            return
+        try:
+            for line in self._engine.warnings():  # once per command, after its work
+                click.echo(f"csat: warning: {line}", err=True)
+        except Exception:  # noqa: BLE001 — a warning must never turn a result into a traceback
+            pass
+        finally:
             self._engine.close()
 
 
@@ -58,7 +69,9 @@ def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except CsatError as e:
             fail(str(e))
         except sqlite3.Error as e:
-            fail(f"database {c_db(args)}: {e}")
+            fail(sqlite_message(c_db(args), e))
+        except RecursionError:
+            fail("input nested too deeply")
         except BrokenPipeError:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(1)
@@ -67,10 +80,27 @@ def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def progress_bar(total: int, label: str):
-    """A progress bar on stderr, shown only on a terminal and for long runs."""
-    return click.progressbar(length=total, label=label, file=sys.stderr,
-                             show_eta=True, show_percent=True, width=30)
+def as_of_option(what: str = "As published"):
+    """``--as-of N|TIME``: a log position or a real recording time; anything else is a usage error."""
+    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None and not valid_as_of(value):
+            raise click.BadParameter(f"expected a log position or a real time YYYY-MM-DD[THH:MM[:SS]], got {value!r}")
+        return value
+    return click.option("--as-of", "as_of", metavar="N|TIME", callback=check,
+                        help=f"{what} when the log ended at position N or at recording time TIME "
+                             "(YYYY-MM-DD[THH:MM[:SS]], UTC).")
+
+
+def _count_lines(files: tuple[str, ...]) -> int:
+    n = 0
+    for f in files:
+        try:
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    n += block.count(b"\n")
+        except OSError:
+            pass
+    return n
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -115,15 +145,17 @@ def ingest(c: Context, files: tuple[str, ...], dry_run: bool) -> None:
       csat ingest responses-2026-03.jsonl corrections.jsonl
       csat ingest --dry-run survey-2026-04.csv
     """
-    engine = c.engine()
-    total = sum(os.path.getsize(f) for f in files if os.path.isfile(f))
-    if total > 4_000_000 and sys.stderr.isatty():
-        with progress_bar(total, "ingest") as bar:
-            report = engine.ingest(files, dry_run=dry_run, progress=bar.update)
-    else:
-        report = engine.ingest(files, dry_run=dry_run)
-    for a in report.implicit_adoptions:
-        click.echo(f"recorded implicit adoption of the shipped defaults: {a}", err=True)
+    engine = c.engine(create=True)
+    show = ProgressLine("ingest", lines_total=_count_lines(files) if sys.stderr.isatty() else 0)
+    try:
+        report = engine.ingest(files, dry_run=dry_run, progress=show)
+        for a in report.implicit_adoptions:
+            click.echo(f"recorded implicit adoption of the shipped defaults: {a}", err=True)
+        if not dry_run and report.appended:
+            show.label, show.events_total = "scores", engine.store.max_position() - engine.projection.tracked()
+            engine.catch_up(progress=show)  # the next read is instant
+    finally:
+        show.done()
     click.echo(report.summary())
 
 
@@ -132,8 +164,7 @@ def ingest(c: Context, files: tuple[str, ...], dry_run: bool) -> None:
 @click.option("--period", "-p", help="A month YYYY-MM, quarter YYYY-Qn or year YYYY. Default: every period with data.")
 @click.option("--subject", "-s", help="Only this subject (unit id).")
 @click.option("--metric", "-m", help="Only this metric.")
-@click.option("--as-of", "as_of", metavar="N|TIME", help="As published when the log ended at position N or at "
-              "recording time TIME (YYYY-MM-DD[THH:MM[:SS]], UTC).")
+@as_of_option()
 @format_option()
 @click.pass_obj
 @handles_errors
@@ -219,32 +250,54 @@ def rulesets(c: Context, fmt: str) -> None:
     Example:
       csat rulesets --format json
     """
-    rows = c.engine().ruleset_list()
+    from csat.plugins import load_rulesets, make_plugin_manager
+    infos, broken = load_rulesets(make_plugin_manager())
+    rows: list[dict[str, Any]] = [
+        {"id": i.ruleset.id, "version": i.ruleset.version, "title": i.ruleset.title, "source": i.source,
+         "status": "ok", "metrics": list(i.ruleset.metrics), "hooks": list(i.hooks)} for i in infos]
+    rows += [{"id": None, "version": None, "title": None, "source": b.source, "status": "broken",
+              "plugin": b.plugin, "reason": b.reason} for b in broken]
     if fmt == "table":
-        rows = [{**r, "metrics": ", ".join(r["metrics"]), "hooks": ", ".join(r["hooks"])} for r in rows]
-    click.echo(render(rows, fmt, first=("id", "version", "title", "source")))
+        rows = [{**r, "metrics": ", ".join(r.get("metrics", ())), "hooks": ", ".join(r.get("hooks", ()))}
+                for r in rows]
+    click.echo(render(rows, fmt, first=("id", "version", "title", "source", "status")))
+    for b in broken:
+        click.echo(f"csat: warning: {b.line()}", err=True)
 
 
 @cli.command()
 @click.option("--type", "type_", help="Only events of this type (response, correction, adoption, ...).")
 @click.option("--id", "id_", help="Only events with this id.")
+@click.option("--subject", "-s", help="Only events about this subject.")
+@click.option("--period", "-p", help="Only events of this month, quarter or year.")
+@click.option("--ruleset", "-r", help="Only events of this rule set.")
+@click.option("--limit", type=click.IntRange(min=0), help="At most this many events (from the start).")
+@click.option("--tail", type=click.IntRange(min=0), help="Only the last this many events.")
 @format_option()
 @click.pass_obj
 @handles_errors
-def log(c: Context, type_: str | None, id_: str | None, fmt: str) -> None:
-    """List the events of the log with their position and recording time.
+def log(c: Context, type_: str | None, id_: str | None, subject: str | None, period: str | None,
+        ruleset: str | None, limit: int | None, tail: int | None, fmt: str) -> None:
+    """List the events of the log with their position and recording time, as they stream.
 
     \b
     Example:
       csat log --type withdrawal
       csat log --id air-2026-03-3 --format json
+      csat log --subject finance --period 2026-Q1 --ruleset airline-1000
+      csat log --tail 20
     """
-    rows = list(c.engine().log(type=type_, id=id_))
+    if period is not None:
+        from csat.engine import periods
+        periods.kind(period)
+    rows = c.engine().log(type=type_, id=id_, subject=subject, period=period, ruleset=ruleset, limit=limit,
+                          tail=tail)
     if fmt != "json":
-        rows = [{"position": r["position"], "recorded": r["recorded"], "type": r["type"], "id": r["id"],
+        rows = ({"position": r["position"], "recorded": r["recorded"], "type": r["type"], "id": r["id"],
                  "event": to_json(r["event"]).replace("\n", "").replace("  ", " ") if fmt == "csv" else
-                 _event_summary(r["event"])} for r in rows]
-    click.echo(render(rows, fmt, empty="(no events)"))
+                 _event_summary(r["event"])} for r in rows)
+    render_stream(rows, fmt, click.echo, columns=("position", "recorded", "type", "id", "event"),
+                  empty="(no events)")
 
 
 def _event_summary(event: dict[str, Any]) -> str:
@@ -339,7 +392,7 @@ def adopt(c: Context, file: str, ruleset: str, from_: str, id_: str | None, note
     Example:
       csat adopt plant-2027.toml --ruleset plant-50 --from 2027-01 --note "new coefficients"
     """
-    report = c.engine().adopt(file, ruleset=ruleset, from_=from_, id=id_, note=note)
+    report = c.engine(create=True).adopt(file, ruleset=ruleset, from_=from_, id=id_, note=note)
     click.echo(report.summary())
 
 
@@ -380,13 +433,12 @@ def rebuild(c: Context) -> None:
       csat rebuild
     """
     engine = c.engine()
-    total = engine.store.max_position()
+    show = ProgressLine("rebuild", events_total=engine.store.max_position())
     t0 = time.perf_counter()
-    if sys.stderr.isatty():
-        with progress_bar(total, "rebuild") as bar:
-            n = engine.rebuild(progress=bar.update)
-    else:
-        n = engine.rebuild()
+    try:
+        n = engine.rebuild(progress=show)
+    finally:
+        show.done()
     dt = time.perf_counter() - t0
     click.echo(f"rebuilt from {n} events in {dt:.2f} s ({n / dt if dt else 0:,.0f} events/s)")
 

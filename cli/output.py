@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -96,3 +96,50 @@ def _csv_value(value: Any) -> Any:
     if value is None:
         return ""
     return value
+
+
+def render_stream(rows: Iterable[dict[str, Any]], fmt: str, emit: Callable[[str], None], columns: Sequence[str],
+                  empty: str = "(no rows)", chunk: int = 200) -> None:
+    """Rows written as they come (``csat log`` of a million events starts at once and never holds
+    them all): JSON as one array, CSV row by row, a table in chunks whose columns only ever widen."""
+    if fmt == "json":
+        first = True
+        for r in rows:
+            emit(("[\n" if first else ",\n") + " " + to_json(r).replace("\n", "\n ").rstrip())
+            first = False
+        emit("[]" if first else "\n]")
+        return
+    if fmt == "csv":
+        emit(",".join(columns))
+        for r in rows:
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="").writerow([_csv_value(r.get(c)) for c in columns])
+            emit(buf.getvalue())
+        return
+    widths = [width(c) for c in columns]
+    batch: list[dict[str, Any]] = []
+    shown = False
+
+    def flush() -> None:
+        nonlocal shown
+        texts = [[cell(r.get(c)) for c in columns] for r in batch]
+        for t in texts:
+            for i, v in enumerate(t):
+                widths[i] = max(widths[i], width(v))
+        numeric = [c == "position" for c in columns]
+        if not shown:
+            emit("  ".join(pad(c, widths[i], numeric[i]) for i, c in enumerate(columns)).rstrip())
+            emit("  ".join("-" * w for w in widths))
+            shown = True
+        for t in texts:
+            emit("  ".join(pad(v, widths[i], numeric[i]) for i, v in enumerate(t)).rstrip())
+        batch.clear()
+
+    for r in rows:
+        batch.append(r)
+        if len(batch) >= chunk:
+            flush()
+    if batch:
+        flush()
+    if not shown:
+        emit(empty)

@@ -4,9 +4,9 @@ primitives, explanations and the embedding API (:class:`Engine`).
 No command line and no plugin machinery lives here; rule sets are handed in.
 """
 from .api import Engine, default_target
-from .errors import (CsatError, IngestFailed, InvalidEvent, InvalidParams, NotFound, StoreError,
-                     UnknownRuleSet)
+from .errors import (CsatError, IngestFailed, InvalidEvent, InvalidParams, NotFound, RuleSetFailed,
+                     RuleSetUnavailable, StoreError, UnknownRuleSet)
 from .ingest import IngestReport
 
 __all__ = ["Engine", "default_target", "IngestReport", "CsatError", "IngestFailed", "InvalidEvent",
-           "InvalidParams", "NotFound", "StoreError", "UnknownRuleSet"]
+           "InvalidParams", "NotFound", "RuleSetFailed", "RuleSetUnavailable", "StoreError", "UnknownRuleSet"]

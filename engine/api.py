@@ -13,6 +13,7 @@ models up to date with the log first, so nobody sees a stale score.
 from __future__ import annotations
 
 import datetime as _dt
+import inspect
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -49,6 +50,36 @@ def _subject_period_filter(subject: str | None, period: str | None, prefix: str 
     return where, args
 
 
+def _real_time(stamp: str) -> bool:
+    """``2026-02-30`` or ``2026-03-01T25:00`` are not times."""
+    date, _, clock = stamp.partition("T")
+    parts = (clock.split(":") + ["0", "0"])[:3] if clock else ["0", "0", "0"]
+    try:
+        _dt.datetime(*map(int, date.split("-")), int(parts[0]), int(parts[1] or 0), int(float(parts[2] or 0)))
+    except ValueError:
+        return False
+    return True
+
+
+def _progress(progress: Progress | None) -> Progress | None:
+    """Accept the older one-argument progress callables (events only) beside the keyword form."""
+    if progress is None:
+        return None
+    try:
+        inspect.signature(progress).bind(0, scored=0)
+        return progress
+    except (TypeError, ValueError):
+        return lambda events=0, scored=0, lines=0: progress(events) if events else None
+
+
+def valid_as_of(value: str) -> bool:
+    """A log position (digits) or a real recording time ``YYYY-MM-DD[THH:MM[:SS]]``."""
+    if value.isdigit():
+        return True
+    stamp = value.rstrip("Z")
+    return bool(_STAMP.match(stamp)) and _real_time(stamp)
+
+
 def default_target() -> str:
     """``$CSAT_DB`` or ``./csat.db``."""
     return os.environ.get(DB_ENV) or DEFAULT_DB
@@ -63,8 +94,10 @@ class Engine:
     """
 
     def __init__(self, store: Store, rulesets: Iterable[RuleSet], sources: dict[str, str] | None = None,
-                 hooks: dict[str, tuple[str, ...]] | None = None):
+                 hooks: dict[str, tuple[str, ...]] | None = None, broken: Iterable[str] = ()):
         self.store = store
+        #: one line per plugin that could not be loaded (named, with the reason)
+        self.broken = list(broken)
         self.rulesets: dict[str, RuleSet] = {}
         for rs in rulesets:
             if rs.id in self.rulesets:
@@ -75,16 +108,28 @@ class Engine:
         self.projection = Projection(store, self.rulesets)
 
     @classmethod
-    def open(cls, target: str | os.PathLike[str] | None = None, rulesets: Iterable[RuleSet] | None = None) -> "Engine":
-        """Open (or create) a store. Without ``rulesets``, the installed ones
-        (built-ins and the ``csat`` entry-point group) are used."""
-        store = Store(target if target is not None else default_target())
+    def open(cls, target: str | os.PathLike[str] | None = None, rulesets: Iterable[RuleSet] | None = None, *,
+             create: bool = True) -> "Engine":
+        """Open a store (creating it unless ``create`` is false: then a path that is not a csat
+        store raises StoreError). Without ``rulesets``, the installed ones (built-ins and the
+        ``csat`` entry-point group; plugins that fail to load are skipped and listed in
+        :attr:`broken`) are used."""
         if rulesets is not None:
-            return cls(store, rulesets)
-        from csat.plugins import installed_rulesets, make_plugin_manager  # the engine itself needs no pluggy
-        infos = installed_rulesets(make_plugin_manager())
-        return cls(store, [i.ruleset for i in infos], {i.ruleset.id: i.source for i in infos},
-                   {i.ruleset.id: i.hooks for i in infos})
+            store = Store(target if target is not None else default_target(), create=create)
+            try:
+                return cls(store, rulesets)
+            except BaseException:
+                store.close()
+                raise
+        from csat.plugins import load_rulesets, make_plugin_manager  # the engine itself needs no pluggy
+        infos, broken = load_rulesets(make_plugin_manager())
+        store = Store(target if target is not None else default_target(), create=create)
+        try:
+            return cls(store, [i.ruleset for i in infos], {i.ruleset.id: i.source for i in infos},
+                       {i.ruleset.id: i.hooks for i in infos}, [b.line() for b in broken])
+        except BaseException:
+            store.close()
+            raise
 
     def close(self) -> None:
         self.store.close()
@@ -115,12 +160,18 @@ class Engine:
     # -- reading -------------------------------------------------------------------
 
     def catch_up(self, progress: Progress | None = None) -> int:
-        """Bring the read models up to date with the log; returns events applied."""
-        return self.projection.catch_up(progress)
+        """Bring the read models up to date with the log; returns events applied.
+
+        ``progress(events=n, scored=m)`` is called as events are applied and subject-months
+        scored (a callable taking one positional count gets the events only).
+        """
+        return self.projection.catch_up(_progress(progress))
 
     def rebuild(self, progress: Progress | None = None) -> int:
-        """Drop the read models and rebuild them from the whole log; returns events applied."""
-        return self.projection.rebuild(progress)
+        """Drop the read models and rebuild them from the whole log, in one transaction; returns
+        events applied. Refuses (StoreError) while the log holds events of rule sets that are
+        not installed, rather than drop their published scores."""
+        return self.projection.rebuild(_progress(progress))
 
     def scores(self, ruleset: str | None = None, period: str | None = None, subject: str | None = None,
                metric: str | None = None, as_of: int | str | None = None) -> list[dict[str, Any]]:
@@ -131,15 +182,32 @@ class Engine:
         position, or a recording time ``YYYY-MM-DD[THH:MM[:SS]]``) gives the
         scores as they stood when the log ended there.
         """
-        if ruleset is not None:
+        if ruleset is not None and ruleset not in self.projection.missing():
             self._ruleset(ruleset)
         if period is not None:
             periods.kind(period)
         if as_of is not None:
-            with self.projection.as_of(self.position_at(as_of)):
-                return self._score_rows(ruleset, period, subject, metric)
+            position = self.position_at(as_of)
+            only = [ruleset] if ruleset in self.rulesets else None
+            with self.projection.snapshot(position, only=only) as private:
+                return self._score_rows(ruleset, period, subject, metric, private.conn)
         self.catch_up()
         return self._score_rows(ruleset, period, subject, metric)
+
+    def warnings(self) -> list[str]:
+        """One line per thing the user should know about this store and these plugins: plugins
+        that failed to load, rule sets whose events are in the log but cannot be used here (their
+        published scores are kept as they are), and scoring failures met by this process."""
+        out = list(self.broken)
+        missing = self.projection.missing()
+        if missing:
+            listed = ", ".join(f"{r} ({n} events)" for r, n in sorted(missing.items()))
+            why = "; ".join(self.projection.unusable[r] for r in sorted(missing) if r in self.projection.unusable)
+            out.append(f"{sum(missing.values())} events of the log belong to rule sets that are not installed or "
+                       f"not usable here: {listed}; their published scores are kept as they were"
+                       + (f" ({why})" if why else ""))
+        out += list(self.projection.failures)
+        return out
 
     def position_at(self, as_of: int | str) -> int:
         """A log position, or the last position recorded at or before a time (UTC, ISO 8601)."""
@@ -149,8 +217,8 @@ class Engine:
                 raise CsatError(f"--as-of: expected a position ≥ 0, got {position}")
             return position
         stamp = as_of.rstrip("Z")
-        if not _STAMP.match(stamp):
-            raise CsatError(f"--as-of: expected a log position or a time YYYY-MM-DD[THH:MM[:SS]], got {as_of!r}")
+        if not _STAMP.match(stamp) or not _real_time(stamp):
+            raise CsatError(f"--as-of: expected a log position or a real time YYYY-MM-DD[THH:MM[:SS]], got {as_of!r}")
         lo, hi = 0, self.store.max_position()
         while lo < hi:  # recording times do not decrease along the log
             mid = (lo + hi + 1) // 2
@@ -162,7 +230,7 @@ class Engine:
         return lo
 
     def _score_rows(self, ruleset: str | None, period: str | None, subject: str | None,
-                    metric: str | None) -> list[dict[str, Any]]:
+                    metric: str | None, conn: Any = None) -> list[dict[str, Any]]:
         where, args = [], []
         for column, value in (("ruleset", ruleset), ("period", period), ("subject", subject), ("metric", metric)):
             if value is not None:
@@ -172,7 +240,8 @@ class Engine:
                "FROM scores" + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY ruleset, period, subject, metric")
         rows = []
-        for rs, adoption, per, subj, met, score, grade, label, responses, extras in self.store.conn.execute(sql, args):
+        for rs, adoption, per, subj, met, score, grade, label, responses, extras in (conn or self.store.conn).execute(
+                sql, args):
             row = {"ruleset": rs, "adoption": adoption, "period": per, "subject": subj, "metric": met,
                    "score": Decimal(score) if score is not None else None, "grade": grade,
                    "grade_label": label, "responses": responses}
@@ -214,15 +283,22 @@ class Engine:
         if period is not None:
             periods.kind(period)
         self.catch_up()
-        first = self.store.conn.execute("SELECT MIN(period) FROM rm_responses WHERE ruleset = ?",
-                                        (ruleset,)).fetchone()[0]
+        conn = self.store.conn
+        conn.execute("BEGIN")  # one read snapshot: the published rows and the position they reflect
+        try:
+            position = self.projection.tracked()
+            first = conn.execute("SELECT MIN(period) FROM rm_responses WHERE ruleset = ?", (ruleset,)).fetchone()[0]
+            before = {(r["period"], r["subject"], r["metric"]): r
+                      for r in self._score_rows(ruleset, period, None, None)}
+        finally:
+            conn.execute("COMMIT")
         if first is None:
             return []
-        before = {(r["period"], r["subject"], r["metric"]): r for r in self._score_rows(ruleset, period, None, None)}
         adoption = ParametersAdopted(id="what-if", ruleset=ruleset, from_=first, params=complete,
                                      note="what-if, never appended")
-        with self.projection.what_if(adoption):
-            after = {(r["period"], r["subject"], r["metric"]): r for r in self._score_rows(ruleset, period, None, None)}
+        with self.projection.snapshot(position, only=[ruleset], then=[adoption]) as private:
+            after = {(r["period"], r["subject"], r["metric"]): r
+                     for r in self._score_rows(ruleset, period, None, None, private.conn)}
         out = []
         for key in sorted(before.keys() | after.keys()):
             b, a = before.get(key, {}), after.get(key, {})
@@ -275,9 +351,11 @@ class Engine:
         where, args = _subject_period_filter(subject, period)
         conn = self.store.conn
         rows = []
+        where.append("period <= ?")  # raised in a later month: it did not exist yet at the as-of date
+        args.append(day[:7])
         for id_, subj, per, issue, due, complaint, response in conn.execute(
-                "SELECT id, subject, period, issue, due, complaint, response FROM rm_rectifications"
-                + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY due, id", args):
+                "SELECT id, subject, period, issue, due, complaint, response FROM rm_rectifications WHERE "
+                + " AND ".join(where) + " ORDER BY due, id", args):
             updates = [(st, d) for st, d in conn.execute(
                 "SELECT status, date FROM rm_rectification_updates WHERE rectification = ? AND date <= ? "
                 "ORDER BY position", (id_, day))]
@@ -315,15 +393,46 @@ class Engine:
                  "hooks": list(self.hooks.get(rs.id, ()))}
                 for rs in sorted(self.rulesets.values(), key=lambda r: r.id)]
 
-    def log(self, type: str | None = None, id: str | None = None, after: int = 0) -> Iterator[dict[str, Any]]:
-        """The events of the log with position and recording time, optionally one type or one id."""
+    def log(self, type: str | None = None, id: str | None = None, after: int = 0, *, subject: str | None = None,
+            period: str | None = None, ruleset: str | None = None, limit: int | None = None,
+            tail: int | None = None) -> Iterator[dict[str, Any]]:
+        """The events of the log with position and recording time, streamed page by page.
+
+        Filters: one ``type``, one ``id``, events about a ``subject``, in a ``period`` (month,
+        quarter or year) or of a ``ruleset``; ``limit`` stops after that many, ``tail`` gives the
+        last that many (in log order).
+        """
         if type is not None and type not in TAGS:
             raise CsatError(f"unknown event type {type!r} (expected one of {', '.join(TAGS)})")
+        months = set(periods.months_of(period)) if period is not None else None
+
+        def wanted(lg: Any) -> bool:
+            ev = lg.event
+            return ((type is None or lg.type == type) and (id is None or ev.id == id)
+                    and (subject is None or getattr(ev, "subject", None) == subject)
+                    and (months is None or getattr(ev, "period", None) in months)
+                    and (ruleset is None or getattr(ev, "ruleset", None) == ruleset))
+
+        def row(lg: Any) -> dict[str, Any]:
+            return {"position": lg.position, "recorded": lg.at, "type": lg.type, "id": lg.event.id,
+                    "event": msgspec.to_builtins(lg.event)}
+
+        if tail is not None:
+            last: list[Any] = []
+            for page in self.store.pages_backwards():
+                last += [lg for lg in page if wanted(lg)]
+                if len(last) >= tail:
+                    break
+            yield from (row(lg) for lg in reversed(last[:tail]))
+            return
+        n = 0
         for page in self.store.pages(after):
             for lg in page:
-                if (type is None or lg.type == type) and (id is None or lg.event.id == id):
-                    yield {"position": lg.position, "recorded": lg.at, "type": lg.type, "id": lg.event.id,
-                           "event": msgspec.to_builtins(lg.event)}
+                if wanted(lg):
+                    if limit is not None and n >= limit:
+                        return
+                    n += 1
+                    yield row(lg)
 
     def _ruleset(self, ruleset: str) -> RuleSet:
         try:

@@ -40,3 +40,19 @@ class IngestFailed(CsatError, ValueError):
 
 class StoreError(CsatError, RuntimeError):
     """The event store or the read models cannot be used as asked."""
+
+
+class RuleSetFailed(CsatError, RuntimeError):
+    """A rule set's code raised, or returned something other than its contract says.
+
+    ``ruleset`` is its id, ``where`` what it was doing (e.g. ``scoring finance 2026-03``),
+    ``problem`` what was wrong. Other rule sets keep working.
+    """
+
+    def __init__(self, ruleset: str, where: str, problem: str):
+        self.ruleset, self.where, self.problem = ruleset, where, problem
+        super().__init__(f"rule set {ruleset}: {where}: {problem}")
+
+
+class RuleSetUnavailable(CsatError, LookupError):
+    """A command needs a rule set whose events are in the log but which is not installed (or is broken)."""

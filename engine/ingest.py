@@ -19,10 +19,11 @@ from typing import Any
 
 import msgspec
 
-from .errors import IngestFailed, InvalidParams
+from .errors import IngestFailed, InvalidParams, RuleSetFailed
 from .events import (ComplaintClosed, ComplaintFiled, Event, ParametersAdopted, RectificationRequired,
                      RectificationUpdated, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared,
                      decode_line, natural_key, same_event)
+from .guard import guarded
 from .projection import Projection
 from .readers import Line, lines_of
 from .readmodel import load_states
@@ -69,9 +70,11 @@ class Ingest:
             report = self._run(lines, dry_run, progress)
         except BaseException:
             self.store.rollback()
+            self.projection.forget_state()
             raise
         if self.problems or dry_run:
             self.store.rollback()
+            self.projection.forget_state()
             if self.problems:
                 order = {name: i for i, name in enumerate(self.sources)}
                 self.problems.sort(key=lambda p: (order.get(p[0], -1), p[1]))
@@ -81,15 +84,11 @@ class Ingest:
         return report
 
     def _start_transaction(self) -> None:
-        # The working tables answer "is this response withdrawn?" and "which
-        # adoption is in force?"; they must be current when the write lock is taken.
-        for _ in range(10):
-            self.projection.catch_up(settle=False)
-            self.store.begin_write()
-            if self.store.tracked() == self.store.max_position():
-                return
-            self.store.rollback()
-        raise IngestFailed(["the log keeps moving (another writer?); try again"])
+        # The working tables answer "is this response withdrawn?" and "which adoption is in
+        # force?": they are brought up to date inside this write transaction, so no other
+        # writer can move the log between that and the checks.
+        self.store.begin_write()
+        self.projection.catch_up(settle=False)
 
     # -- the pass ------------------------------------------------------------------
 
@@ -120,12 +119,12 @@ class Ingest:
             if len(chunk) >= self.CHUNK:
                 self._chunk(chunk)
                 if progress:
-                    progress(len(chunk))
+                    progress(lines=len(chunk))
                 chunk = []
         if chunk:
             self._chunk(chunk)
             if progress:
-                progress(len(chunk))
+                progress(lines=len(chunk))
         return self.report
 
     def _chunk(self, chunk: list[tuple[str, int, Event]]) -> None:
@@ -144,6 +143,9 @@ class Ingest:
                 except InvalidParams as e:
                     for p in e.problems:
                         self._problem(source, number, p)
+                    continue
+                except RuleSetFailed as e:
+                    self._problem(source, number, str(e))
                     continue
             if key in self.known:
                 if same_event(self.known[key], ev):
@@ -203,7 +205,7 @@ class Ingest:
             return
         taken = {a.id for a in self.adoptions.of(ruleset)}
         id_ = "default" if "default" not in taken else f"default-{period}"
-        params = rs.complete_params({}, f"{ruleset} defaults")
+        params = guarded(rs, "completing its shipped parameters", rs.complete_params, {}, f"{ruleset} defaults")
         ev = ParametersAdopted(id=id_, ruleset=ruleset, from_=period, params=params,
                                note="implicit adoption of the shipped defaults on first use")
         recorded = Recorded(self.at, ev)
@@ -220,7 +222,14 @@ class Ingest:
     def _transform(self, ev: Event) -> Event:
         """The form the log stores: adoptions carry complete parameters."""
         if isinstance(ev, ParametersAdopted) and ev.ruleset in self.rulesets:
-            return msgspec.structs.replace(ev, params=self.rulesets[ev.ruleset].complete_params(ev.params))
+            rs = self.rulesets[ev.ruleset]
+            try:
+                return msgspec.structs.replace(ev, params=rs.complete_params(ev.params))
+            except InvalidParams:
+                raise
+            except Exception as e:  # noqa: BLE001 — the plugin's own code failed, not the input
+                raise RuleSetFailed(rs.id, f"completing the parameters of adoption {ev.id}",
+                                    f"raised {type(e).__name__}: {e}") from e
         return ev
 
     def _ruleset_problem(self, ruleset: str | None) -> str | None:
@@ -262,11 +271,15 @@ class Ingest:
             target = self._response(ev.response)
             if target is None:
                 return [f"field `response`: no response {ev.response!r} in the log or earlier in the input"]
+            if target.ruleset not in self.rulesets:
+                what = "corrected" if isinstance(ev, ResponseCorrected) else "withdrawn"
+                return [f"field `response`: response {ev.response!r} belongs to rule set {target.ruleset!r}, which "
+                        f"is not installed, so it cannot be {what} now (install the rule set and ingest again)"]
             by = self._withdrawn_by(ev.response)
             if by is not None:
                 what = "corrected" if isinstance(ev, ResponseCorrected) else "withdrawn again"
                 return [f"field `response`: response {ev.response!r} was withdrawn by {by!r} and cannot be {what}"]
-            if isinstance(ev, ResponseCorrected) and target.ruleset in self.rulesets:
+            if isinstance(ev, ResponseCorrected):
                 corrected = msgspec.structs.replace(target, answers=ev.answers, reasons=ev.reasons,
                                                     comment=ev.comment)
                 return self._answers_problems(corrected)
@@ -341,9 +354,24 @@ class Ingest:
 
     def _answers_problems(self, ev: ResponseRecorded) -> list[str]:
         rs = self.rulesets[ev.ruleset]
+        if ev.ruleset in self.adoptions.failed:
+            return [f"field `ruleset`: rule set {rs.id} cannot be used: {self.adoptions.failed[ev.ruleset]}"]
         adoption = self.adoptions.in_force(ev.ruleset, ev.period)
-        params = adoption.params if adoption else rs.decode_params(rs.default_params(), f"{rs.id} defaults")
-        return [f"field `{p.field}`: {p.message}" for p in rs.check_response(ev, params)]
+        where = f"checking response {ev.id}"
+        try:
+            params = adoption.params if adoption else self._defaults(rs)
+            found = guarded(rs, where, rs.check_response, ev, params)
+            if not isinstance(found, (list, tuple)) or not all(
+                    isinstance(p, tuple) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in found):
+                raise RuleSetFailed(rs.id, where, f"check_response: expected a list of Problem(field, message), "
+                                    f"got {found!r:.80}")
+        except RuleSetFailed as e:
+            return [str(e)]
+        return [f"field `{p[0]}`: {p[1]}" for p in found]
+
+    def _defaults(self, rs: RuleSet) -> Any:
+        return guarded(rs, "decoding its shipped parameters", rs.decode_params, rs.default_params(),
+                       f"{rs.id} defaults")
 
 
 def file_lines(paths: Iterable[str | os.PathLike[str]]) -> tuple[Iterator[Line], list[str]]:

@@ -4,91 +4,125 @@ eventsourcing's SQLite recorder has no subscriptions, so the projection pulls:
 it reads the log in pages from its tracked position. Each page is applied to
 the working tables (``rm_*``) and marks the subject-months it touches as dirty,
 in one transaction with the tracking position (eventsourcing's ``tracking``
-table). :meth:`Projection.settle` then rescores only the dirty subject-months,
+table). :meth:`Scoring.settle` then rescores only the dirty subject-months,
 the subject's later months when the rule set is sequential, and the quarters
 and years above them — never everything. A rebuild is a catch-up from 0.
+
+Many processes (``events.md`` §6). Work is done under the store's write lock,
+and what to do is decided *inside* it: a page is read after the tracked
+position as it stands once the lock is held, and dirty marks are read inside
+the settling transaction, so two processes never apply the same events or
+score the same marks. A process that finds nothing to do takes no lock.
+
+Rule sets that cannot be used (not installed, their plugin broken, their
+adoptions no longer decoding): their events are kept in the working tables
+without credits and the rule set is marked *pending*; their published rows are
+never touched. When the rule set is usable again, the next catch-up re-credits
+its responses and rescores it.
 """
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import sqlite3
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from decimal import Decimal
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import msgspec
 
-from . import periods
-from .cases import mark_case_groups, month_cases, record_case_event
-from .events import NA, ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared
-from .numbers import publish
-from .readmodel import (Adoptions, Org, database, decode_state, drop_all, encode_state, ensure_schema,
-                        load_states)
-from .ruleset import Amendment, Counted, Credit, Excluded, Figure, MonthInput, ResponseState, RuleSet
+from .cases import mark_case_groups, record_case_event
+from .errors import RuleSetFailed, StoreError
+from .events import (ComplaintFiled, ParametersAdopted, RectificationRequired, ResponseCorrected, ResponseRecorded,
+                     ResponseWithdrawn, UnitDeclared)
+from .guard import checked_credits, checked_remedy, guarded
+from .readmodel import (Adoptions, Org, database, drop_all, encode_state, ensure_schema, load_states,
+                        schema_version, SCHEMA_VERSION)
+from .ruleset import Amendment, Credit, ResponseState, RuleSet
+from .settle import EXTRAS_DEC, SCORE_COLUMNS, Progress, Scoring, exclusion
 from .store import Logged, Store
 
-Progress = Callable[[int], None]
-SCORE_COLUMNS = ("ruleset", "period", "subject", "metric", "kind", "adoption", "params_hash", "score", "grade",
-                 "grade_label", "responses", "extras", "state")
-
-_EXTRAS_ENC = msgspec.json.Encoder(decimal_format="number")
-_STATE_ENC = msgspec.json.Encoder()
-EXTRAS_DEC = msgspec.json.Decoder(float_hook=Decimal)
-_STATE_DEC = msgspec.json.Decoder(dict[str, Any])
+__all__ = ["Projection", "Progress", "EXTRAS_DEC", "SCORE_COLUMNS", "exclusion"]
 
 
-def exclusion(state: ResponseState) -> str | None:
-    """Why a response counts for nothing whatever the rule set, or None when it may count."""
-    if state.withdrawn is not None:
-        w = state.withdrawn
-        return f"withdrawn by {w.id} (position {w.position}): {w.reason}"
-    if state.status != "completed":
-        return f"status {state.status}: only completed responses are scored"
-    if not state.answers:
-        return "no answers"
-    if all(v == NA for v in state.answers.values()):
-        return "every answer is N/A"
-    return None
+def _ruleset_of(ev: Any) -> str | None:
+    return getattr(ev, "ruleset", None)
 
 
-def _stored_form(f: Figure) -> tuple[Any, ...]:
-    """What a figure looks like once written (its unrounded score is in ``state``),
-    to tell whether re-sequencing changed it."""
-    state = dict(f.state)
-    state.setdefault("score", f.score)
-    return (f.metric, f.grade, f.grade_label, f.responses, _EXTRAS_ENC.encode(f.extras), _STATE_ENC.encode(state))
+class Projection(Scoring):
+    """Keeps the read models of one store in step with its log.
 
-
-class Projection:
-    """Keeps the read models of one store in step with its log."""
+    :param views: the connection holding the read models; default the store's
+        own (the shared, published ones). A private snapshot passes a
+        connection to a temporary file (see :meth:`snapshot`).
+    :param only: in a private snapshot, the rule sets whose events are applied
+        (others are skipped entirely).
+    """
 
     PAGE = 5000
-    #: above this many dirty subjects in one rule-set month, read the whole month by range scans
-    MANY_SUBJECTS = 50
 
-    def __init__(self, store: Store, rulesets: dict[str, RuleSet]):
+    def __init__(self, store: Store, rulesets: dict[str, RuleSet], views: sqlite3.Connection | None = None,
+                 only: Iterable[str] | None = None):
         self.store = store
-        self.conn: sqlite3.Connection = store.conn
+        self.conn: sqlite3.Connection = views if views is not None else store.conn
         self.db = database(self.conn)
         self.rulesets = rulesets
+        self.only = set(only) if only is not None else None
         self._rows: list[tuple[Any, ...]] = []
         self._deletes: list[tuple[str, str, str]] = []
         self._state: tuple[Adoptions, Org] | None = None
         self._state_at = -1  # the tracked position the cached state reflects
-        self._org_rulesets = [rs.id for rs in rulesets.values() if rs.uses_org]
-        self._case_rulesets = [rs.id for rs in rulesets.values() if rs.uses_cases]
-        if ensure_schema(self.db):
-            self.store.forget_tracking()
+        #: rule set -> why it cannot be used in this process (its plugin raised or its parameters fail)
+        self.unusable: dict[str, str] = {}
+        #: one line per scoring failure met by this process (rule set, subject-month, what was wrong)
+        self.failures: dict[str, None] = {}
+        self.strict = False  # a rebuild: an event of a rule set that cannot be used stops it
+        self._ensure_schema()
 
-    # -- catching up -------------------------------------------------------------
+    # -- the tracked position (on the views' connection) ----------------------------
+
+    def tracked(self) -> int:
+        return self.store.tracked(conn=self.conn)
+
+    def _track(self, position: int) -> None:
+        self.store.track(position, conn=self.conn)
+
+    def _ensure_schema(self) -> None:
+        if schema_version(self.db) == SCHEMA_VERSION:
+            return
+        with self.transaction():  # several processes may open a new store at once: one creates it
+            if ensure_schema(self.db, self.rulesets):
+                self.store.forget_tracking(conn=self.conn)
+
+    # -- which rule sets can be used ---------------------------------------------------
+
+    def usable(self, ruleset: str) -> bool:
+        return ruleset in self.rulesets and ruleset not in self.unusable
+
+    def failed(self, e: RuleSetFailed) -> None:
+        """Note a scoring failure: its subject-month stays dirty and keeps its published rows."""
+        self.failures[str(e)] = None
+
+    def _give_up(self, e: RuleSetFailed) -> None:
+        """A rule set whose code failed while events were applied is unusable for this process."""
+        self.unusable.setdefault(e.ruleset, str(e))
+
+    def missing(self) -> dict[str, int]:
+        """Rule sets with events in the log that cannot be used here, and how many events each has."""
+        return {r: n for r, n in self.conn.execute("SELECT ruleset, events FROM rm_rulesets WHERE events > 0")
+                if not self.usable(r)}
 
     def state(self) -> tuple[Adoptions, Org]:
         """The adoptions and the org chart as of the tracked position, kept in memory and
         updated as events are applied (forgotten after a rollback or a rebuild)."""
-        tracked = self.store.tracked()
+        tracked = self.tracked()
         if self._state is None or tracked != self._state_at:  # another process may have moved the views
-            self._state = (Adoptions.load(self.conn, self.rulesets), Org.load(self.conn))
+            adoptions = Adoptions.load(self.conn, self.rulesets)
+            for ruleset, why in adoptions.failed.items():
+                self.unusable.setdefault(ruleset, f"rule set {ruleset}: {why}")
+            self._state = (adoptions, Org.load(self.conn))
             self._state_at = tracked
         return self._state
 
@@ -97,7 +131,7 @@ class Projection:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """A write transaction; inside an outer one (rebuild, what-if, as-of) it joins that one."""
+        """A write transaction; inside an outer one (rebuild, ingest) it joins that one."""
         if self.conn.in_transaction:
             yield
             return
@@ -105,91 +139,122 @@ class Projection:
         try:
             yield
         except BaseException:
-            self.store.rollback()
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            self.forget_state()
             raise
         self.conn.execute("COMMIT")
 
+    # -- catching up -------------------------------------------------------------
+
+    def behind(self, upto: int | None = None) -> bool:
+        """Is there anything to apply or score? Reads only: takes no lock."""
+        end = self.store.max_position() if upto is None else min(upto, self.store.max_position())
+        if end > self.tracked():
+            return True
+        if any(self.usable(r) for (r,) in self.conn.execute("SELECT DISTINCT ruleset FROM rm_dirty")):
+            return True
+        return bool(self._resumable())
+
     def catch_up(self, progress: Progress | None = None, settle: bool = True, upto: int | None = None) -> int:
         """Apply every event after the tracked position (up to ``upto``); returns how many were applied."""
-        start = self.store.tracked()
-        end = self.store.max_position() if upto is None else min(upto, self.store.max_position())
+        if not self.conn.in_transaction and not self.behind(upto):
+            return 0
         applied = 0
-        if end > start:
-            adoptions, org = self.state()
-            for page in self.store.pages(start, self.PAGE, upto=end):
-                try:
-                    with self.transaction():
-                        self._apply(page, adoptions, org)
-                        self.store.track(page[-1].position)
-                except BaseException:
-                    self.forget_state()
-                    raise
-                self._state_at = page[-1].position
-                applied += len(page)
-                if progress:
-                    progress(len(page))
+        resumed = False
+        while True:
+            with self.transaction():
+                if not resumed:
+                    self._resume()
+                    resumed = True
+                start = self.tracked()  # read under the lock: another process may have moved it
+                end = self.store.max_position() if upto is None else min(upto, self.store.max_position())
+                page = self.store.read(start, self.PAGE, end) if end > start else []
+                if page:
+                    adoptions, org = self.state()
+                    self._apply(page, adoptions, org)
+                    self._track(page[-1].position)
+            if not page:
+                break
+            self._state_at = page[-1].position
+            applied += len(page)
+            if progress:
+                progress(events=len(page))
         if settle:
-            self.settle()
+            self.settle(progress)
         return applied
 
     def _reset(self) -> None:
         drop_all(self.db)
         ensure_schema(self.db)
-        self.store.forget_tracking()
+        self.store.forget_tracking(conn=self.conn)
         self.forget_state()
 
     def rebuild(self, progress: Progress | None = None) -> int:
         """Drop every read model and rebuild it from position 0, in one transaction: a reader
-        in another process sees the old read models until the new ones are complete."""
+        in another process sees the old read models until the new ones are complete.
+
+        :raises StoreError: when the log holds events of rule sets that cannot be used here
+            (a rebuild would drop their published scores); nothing changes then.
+        """
+        self.catch_up()
+        refuse_without(self.missing())
+        self.strict = True
         try:
             with self.transaction():
                 self._reset()
                 return self.catch_up(progress)
-        except BaseException:
-            self.forget_state()
-            raise
+        finally:
+            self.strict = False
 
     @contextlib.contextmanager
-    def as_of(self, position: int) -> Iterator[None]:
-        """The read models as they stood when the log ended at ``position``, inside a
-        transaction that is rolled back afterwards (nothing changes)."""
-        self.conn.execute("BEGIN IMMEDIATE")
+    def snapshot(self, upto: int, only: Iterable[str] | None = None,
+                 then: Iterable[ParametersAdopted] = ()) -> Iterator["Projection"]:
+        """Private read models, built in a temporary file from the log up to ``upto`` (and the
+        adoptions ``then``, as if appended after it). Nothing of the store is locked or changed:
+        ``--as-of`` and what-if run here while other processes read and write."""
+        folder = tempfile.mkdtemp(prefix="csat-snapshot-")
+        conn = sqlite3.connect(os.path.join(folder, "views.db"), isolation_level=None, check_same_thread=False)
         try:
-            self._reset()
-            self.catch_up(upto=position)
-            yield
+            conn.execute("PRAGMA journal_mode=OFF")
+            conn.execute("PRAGMA synchronous=OFF")
+            self.store.create_tracking_table(conn)
+            private = Projection(self.store, self.rulesets, views=conn, only=only)
+            private.catch_up(upto=upto, settle=False)
+            extra = list(then)
+            if extra:
+                adoptions, org = private.state()
+                with private.transaction():
+                    private._apply([Logged(upto + i, "", f"adoption:{a.ruleset}:{a.id}", a)
+                                    for i, a in enumerate(extra, 1)], adoptions, org)
+            private.settle()
+            private.forget_state()
+            yield private
         finally:
-            self.store.rollback()
-            self.forget_state()
+            conn.close()
+            shutil.rmtree(folder, ignore_errors=True)
 
-    @contextlib.contextmanager
-    def what_if(self, adoption: ParametersAdopted) -> Iterator[None]:
-        """The read models as if ``adoption`` were appended now, inside a transaction that is
-        rolled back afterwards: neither the log nor the published read models change."""
-        self.catch_up()
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            adoptions, org = self.state()
-            position = self.store.max_position() + 1
-            self._apply([Logged(position, "", f"adoption:{adoption.ruleset}:{adoption.id}", adoption)],
-                        adoptions, org)
-            self.settle()
-            yield
-        finally:
-            self.store.rollback()
-            self.forget_state()
+    # -- applying events -----------------------------------------------------------
 
     def _credits(self, state: ResponseState, adoptions: Adoptions, org: Org) -> list[Credit]:
-        rs = self.rulesets.get(state.ruleset)
-        if rs is None:
-            return [Credit(state.subject)]
+        rs = self.rulesets[state.ruleset]
         adoption = adoptions.in_force(state.ruleset, state.period)
-        return rs.credits(state, adoption.params if adoption else None, org.chain)
+        where = f"crediting response {state.id}"
+        return checked_credits(rs, where, guarded(rs, where, rs.credits, state,
+                                                  adoption.params if adoption else None, org.chain))
+
+    def _unusable_event(self, ruleset: str, logged: Logged) -> None:
+        if self.strict:
+            why = self.unusable.get(ruleset) or "it is not installed"
+            raise StoreError(f"rebuild stopped at position {logged.position}: the event belongs to rule set "
+                             f"{ruleset!r} and {why}; nothing was changed")
 
     def _apply(self, page: list[Logged], adoptions: Adoptions, org: Org) -> None:
         states: dict[str, ResponseState] = {}
         credits: list[tuple[str, str, str, str, str, str]] = []
         dirty: set[tuple[str, str, str]] = set()
+        counts: Counter[str] = Counter()
+        pending: set[str] = set()
 
         def flush() -> None:
             self.conn.executemany(
@@ -203,17 +268,32 @@ class Projection:
             credits.clear()
             dirty.clear()
 
+        def credit(state: ResponseState, logged: Logged, write: bool) -> None:
+            """Credit (and mark dirty) a usable rule set's response; park an unusable one's."""
+            if self.usable(state.ruleset):
+                try:
+                    for c in self._credits(state, adoptions, org):
+                        if write:
+                            credits.append((state.ruleset, c.subject, state.period, state.id, c.role, c.via))
+                        dirty.add((state.ruleset, c.subject, state.period))
+                    return
+                except RuleSetFailed as e:
+                    self._give_up(e)
+            self._unusable_event(state.ruleset, logged)
+            pending.add(state.ruleset)
+
         for logged in page:
             ev = logged.event
             if isinstance(ev, ResponseRecorded):
+                if self.only is not None and ev.ruleset not in self.only:
+                    continue
                 state = ResponseState.of(ev, logged.position)
                 states[ev.id] = state
-                for c in self._credits(state, adoptions, org):
-                    credits.append((ev.ruleset, c.subject, ev.period, ev.id, c.role, c.via))
-                    dirty.add((ev.ruleset, c.subject, ev.period))
+                counts[ev.ruleset] += 1
+                credit(state, logged, write=True)
             elif isinstance(ev, (ResponseCorrected, ResponseWithdrawn)):
                 state = states.get(ev.response) or load_states(self.conn, [ev.response]).get(ev.response)
-                if state is None:  # ingest refuses these; a hand-made log may still hold one
+                if state is None:  # ingest refuses these; a hand-made log (or a snapshot's filter) may skip one
                     continue
                 amendment = Amendment(logged.position, logged.type, ev.id, ev.reason)
                 if isinstance(ev, ResponseCorrected):
@@ -223,45 +303,77 @@ class Projection:
                 else:
                     state = msgspec.structs.replace(state, withdrawn=amendment)
                 states[state.id] = state
-                for c in self._credits(state, adoptions, org):
-                    dirty.add((state.ruleset, c.subject, state.period))
+                counts[state.ruleset] += 1
+                credit(state, logged, write=False)
             elif isinstance(ev, ParametersAdopted):
+                if self.only is not None and ev.ruleset not in self.only:
+                    continue
                 flush()
-                rs = self.rulesets.get(ev.ruleset)
-                before = [a for a in adoptions.of(ev.ruleset) if a.from_ >= ev.from_]
-                if (at_from := adoptions.in_force(ev.ruleset, ev.from_)) is not None:
-                    before.append(at_from)
-                adoption = adoptions.add(ev.ruleset, ev.id, ev.from_, logged.position, ev.params)
-                recredit = rs is not None and rs.uses_org and (
-                    not before or any(rs.credit_params(a.params) != rs.credit_params(adoption.params) for a in before))
-                self.conn.execute("INSERT OR REPLACE INTO rm_adoptions VALUES (?, ?, ?, ?, ?, ?)",
-                                  (ev.ruleset, ev.id, ev.from_, logged.position,
-                                   msgspec.json.encode(ev.params).decode(), adoption.hash))
-                self.conn.execute("INSERT OR IGNORE INTO rm_dirty SELECT DISTINCT ruleset, subject, period "
-                                  "FROM rm_credits WHERE ruleset = ? AND period >= ?", (ev.ruleset, ev.from_))
-                if recredit:
-                    self._recredit([r for (r,) in self.conn.execute(
-                        "SELECT id FROM rm_responses WHERE ruleset = ? AND period >= ?", (ev.ruleset, ev.from_))],
-                        adoptions, org)
+                counts[ev.ruleset] += 1
+                self._adopt(ev, logged, adoptions, org, pending)
             elif isinstance(ev, UnitDeclared):
                 flush()
-                from_ = ev.from_ or ""
-                self.conn.execute("INSERT OR REPLACE INTO rm_units VALUES (?, ?, ?, ?, ?, ?)",
-                                  (ev.id, from_, logged.position, ev.name, ev.kind, ev.parent))
-                org.add(ev.id, from_, ev.name, ev.kind, ev.parent, logged.position)
-                org_rulesets = self._org_rulesets
-                if org_rulesets:
-                    marks = ",".join("?" * len(org_rulesets))
-                    self._recredit([r for (r,) in self.conn.execute(
-                        f"SELECT response FROM rm_credits WHERE ruleset IN ({marks}) AND subject = ? AND period >= ? "
-                        f"UNION SELECT response FROM rm_credits WHERE via = ? AND via != '' AND period >= ? "
-                        f"AND ruleset IN ({marks})",
-                        (*org_rulesets, ev.id, from_, ev.id, from_, *org_rulesets))], adoptions, org)
+                self._declare(ev, logged, adoptions, org)
             else:
+                ruleset = _ruleset_of(ev)
+                if ruleset is not None:
+                    if self.only is not None and ruleset not in self.only:
+                        continue
+                    counts[ruleset] += 1
                 self._record_case_event(logged)
         flush()
+        if counts or pending:
+            self.conn.executemany(
+                "INSERT INTO rm_rulesets (ruleset, events, pending) VALUES (?, ?, ?) ON CONFLICT (ruleset) "
+                "DO UPDATE SET events = events + excluded.events, pending = max(pending, excluded.pending)",
+                [(r, counts.get(r, 0), int(r in pending)) for r in counts.keys() | pending])
 
-    def _recredit(self, ids: list[str], adoptions: Adoptions, org: Org) -> None:
+    def _adopt(self, ev: ParametersAdopted, logged: Logged, adoptions: Adoptions, org: Org,
+               pending: set[str]) -> None:
+        rs = self.rulesets.get(ev.ruleset)
+        before = [a for a in adoptions.of(ev.ruleset) if a.from_ >= ev.from_]
+        if (at_from := adoptions.in_force(ev.ruleset, ev.from_)) is not None:
+            before.append(at_from)
+        adoption = adoptions.add(ev.ruleset, ev.id, ev.from_, logged.position, ev.params)
+        if ev.ruleset in adoptions.failed:
+            self.unusable.setdefault(ev.ruleset, f"rule set {ev.ruleset}: {adoptions.failed[ev.ruleset]}")
+        self.conn.execute("INSERT OR REPLACE INTO rm_adoptions VALUES (?, ?, ?, ?, ?, ?)",
+                          (ev.ruleset, ev.id, ev.from_, logged.position,
+                           msgspec.json.encode(ev.params).decode(), adoption.hash))
+        if rs is None or not self.usable(ev.ruleset):
+            self._unusable_event(ev.ruleset, logged)
+            pending.add(ev.ruleset)
+            return
+        self.conn.execute("INSERT OR IGNORE INTO rm_dirty SELECT DISTINCT ruleset, subject, period "
+                          "FROM rm_credits WHERE ruleset = ? AND period >= ?", (ev.ruleset, ev.from_))
+        if rs.uses_org:
+            try:
+                credit_params = [guarded(rs, f"adoption {ev.id}", rs.credit_params, a.params)
+                                 for a in (adoption, *before)]
+            except RuleSetFailed as e:
+                self._give_up(e)
+                pending.add(ev.ruleset)
+                return
+            if not before or any(p != credit_params[0] for p in credit_params[1:]):
+                self._recredit([r for (r,) in self.conn.execute(
+                    "SELECT id FROM rm_responses WHERE ruleset = ? AND period >= ?", (ev.ruleset, ev.from_))],
+                    adoptions, org, pending)
+
+    def _declare(self, ev: UnitDeclared, logged: Logged, adoptions: Adoptions, org: Org) -> None:
+        from_ = ev.from_ or ""
+        self.conn.execute("INSERT OR REPLACE INTO rm_units VALUES (?, ?, ?, ?, ?, ?)",
+                          (ev.id, from_, logged.position, ev.name, ev.kind, ev.parent))
+        org.add(ev.id, from_, ev.name, ev.kind, ev.parent, logged.position)
+        org_rulesets = [r for r, rs in self.rulesets.items() if rs.uses_org and self.usable(r)]
+        if org_rulesets:
+            marks = ",".join("?" * len(org_rulesets))
+            self._recredit([r for (r,) in self.conn.execute(
+                f"SELECT response FROM rm_credits WHERE ruleset IN ({marks}) AND subject = ? AND period >= ? "
+                f"UNION SELECT response FROM rm_credits WHERE via = ? AND via != '' AND period >= ? "
+                f"AND ruleset IN ({marks})",
+                (*org_rulesets, ev.id, from_, ev.id, from_, *org_rulesets))], adoptions, org, set())
+
+    def _recredit(self, ids: list[str], adoptions: Adoptions, org: Org, pending: set[str]) -> None:
         """Recompute the credits of responses whose org chart or parameters changed."""
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
@@ -271,21 +383,38 @@ class Projection:
             self.conn.execute(f"DELETE FROM rm_credits WHERE response IN ({marks})", chunk)
             rows, dirty = [], set()
             for state in load_states(self.conn, chunk).values():
-                for c in self._credits(state, adoptions, org):
-                    rows.append((state.ruleset, c.subject, state.period, state.id, c.role, c.via))
-                    dirty.add((state.ruleset, c.subject, state.period))
+                if not self.usable(state.ruleset):
+                    pending.add(state.ruleset)
+                    continue
+                try:
+                    for c in self._credits(state, adoptions, org):
+                        rows.append((state.ruleset, c.subject, state.period, state.id, c.role, c.via))
+                        dirty.add((state.ruleset, c.subject, state.period))
+                except RuleSetFailed as e:
+                    self._give_up(e)
+                    pending.add(state.ruleset)
             self.conn.executemany("INSERT OR IGNORE INTO rm_credits VALUES (?, ?, ?, ?, ?, ?)", rows)
             self.conn.executemany("INSERT OR IGNORE INTO rm_dirty VALUES (?, ?, ?)", dirty)
+        if pending:
+            self.conn.executemany("UPDATE rm_rulesets SET pending = 1 WHERE ruleset = ?", [(r,) for r in pending])
 
     def _remedies(self, states: Iterable[ResponseState], adoptions: Adoptions) -> None:
         """Open or drop the remedy cases of changed responses (derived, never logged)."""
         upsert, drop = [], []
         for st in states:
-            rs = self.rulesets.get(st.ruleset)
-            adoption = adoptions.in_force(st.ruleset, st.period) if rs else None
+            if not self.usable(st.ruleset):
+                continue  # derived again when the rule set is back (see _resume)
+            rs = self.rulesets[st.ruleset]
+            adoption = adoptions.in_force(st.ruleset, st.period)
             why = None
-            if rs is not None and adoption is not None and exclusion(st) is None:
-                why = rs.remedy(st, adoption.params)
+            if adoption is not None and exclusion(st) is None:
+                where = f"remedy of response {st.id}"
+                try:
+                    why = checked_remedy(rs, where, guarded(rs, where, rs.remedy, st, adoption.params))
+                except RuleSetFailed as e:
+                    self._give_up(e)
+                    self.conn.execute("UPDATE rm_rulesets SET pending = 1 WHERE ruleset = ?", (st.ruleset,))
+                    continue
             if why:
                 upsert.append((f"remedy:{st.id}", "remedy", st.subject, st.period, st.ruleset, None, "callback",
                                None, st.id, why, None, st.position))
@@ -297,166 +426,48 @@ class Projection:
             self.conn.executemany("DELETE FROM rm_cases WHERE id = ?", drop)
 
     def _record_case_event(self, logged: Logged) -> None:
-        if self._case_rulesets:
-            mark_case_groups(self.conn, logged.event, self._case_rulesets)
+        case_rulesets = [r for r, rs in self.rulesets.items() if rs.uses_cases and self.usable(r)]
+        if case_rulesets:
+            mark_case_groups(self.conn, logged.event, case_rulesets)
         record_case_event(self.conn, logged)
 
-    # -- scoring -------------------------------------------------------------------
+    # -- a rule set that is back ------------------------------------------------------
 
-    def month_input(self, rs: RuleSet, subject: str, month: str, adoptions: Adoptions,
-                    org: Org | None = None) -> MonthInput | None:
-        """The responses credited to a subject-month, split into counted and excluded."""
-        return self.month_inputs(rs, month, [subject], adoptions, org).get(subject)
+    def _resumable(self) -> list[str]:
+        return [r for (r,) in self.conn.execute("SELECT ruleset FROM rm_rulesets WHERE pending = 1")
+                if r in self.rulesets and r not in self.unusable]
 
-    def month_inputs(self, rs: RuleSet, month: str, subjects: list[str], adoptions: Adoptions,
-                     org: Org | None = None) -> dict[str, MonthInput]:
-        """Month inputs of several subjects of one rule set, from one query; each response is
-        decoded once however many of the subjects it is credited to."""
-        adoption = adoptions.in_force(rs.id, month)
-        if adoption is None:
-            return {}
-        wanted = set(subjects)
-        if len(subjects) <= self.MANY_SUBJECTS:
-            marks = ",".join("?" * len(subjects))
-            rows = self.conn.execute(
-                "SELECT c.subject, c.response, c.role, c.via, r.state FROM rm_credits c JOIN rm_responses r "
-                f"ON r.id = c.response WHERE c.ruleset = ? AND c.subject IN ({marks}) AND c.period = ? "
-                "ORDER BY r.position, c.role, c.via", (rs.id, *subjects, month))
-        else:  # many subjects (a rebuild): two range scans beat a lookup per credit
-            states = dict(self.conn.execute(
-                "SELECT id, state FROM rm_responses WHERE ruleset = ? AND period = ? ORDER BY position",
-                (rs.id, month)))
-            order = {k: i for i, k in enumerate(states)}
-            credits = sorted(self.conn.execute(
-                "SELECT subject, response, role, via FROM rm_credits WHERE ruleset = ? AND period = ?",
-                (rs.id, month)), key=lambda c: (order.get(c[1], -1), c[2], c[3]))
-            rows = ((subj, resp, role, via, states[resp]) for subj, resp, role, via in credits if resp in states)
-        decoded: dict[str, tuple[ResponseState, str | None]] = {}
-        inputs: dict[str, MonthInput] = {}
-        for subject, response, role, via, blob in rows:
-            if subject not in wanted:
+    def _resume(self) -> None:
+        """Re-credit and rescore the rule sets whose events were parked while they could not be used
+        (inside the caller's write transaction). The result equals applying the events in order:
+        crediting reads the effective-dated org chart and adoptions, which are complete in memory."""
+        for ruleset in self._resumable():
+            self.forget_state()
+            adoptions, org = self.state()  # decodes the rule set's adoptions with the installed code
+            if not self.usable(ruleset):
                 continue
-            hit = decoded.get(response)
-            if hit is None:
-                state = decode_state(blob)
-                hit = decoded[response] = (state, exclusion(state))
-            inp = inputs.get(subject)
-            if inp is None:
-                kind = org.kinds.get(subject) if org is not None else None
-                cases = month_cases(self.conn, subject, month, rs.id) if rs.uses_cases else []
-                inp = inputs[subject] = MonthInput(rs.id, subject, month, adoption, [], [], kind, cases)
-            state, why = hit
-            if why is None:
-                inp.counted.append(Counted(state, Credit(subject, role, via)))
-            else:
-                inp.excluded.append(Excluded(state, why, Credit(subject, role, via)))
-        return inputs
-
-    def settle(self) -> int:
-        """Rescore every dirty subject-month and what stands above it; returns groups rescored."""
-        dirty = self.conn.execute("SELECT ruleset, subject, period FROM rm_dirty").fetchall()
-        if not dirty:
-            return 0
-        adoptions, org = self.state()
-        by_month: dict[tuple[str, str], list[str]] = defaultdict(list)
-        by_subject: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for ruleset, subject, month in dirty:
-            if ruleset in self.rulesets:
-                by_month[(ruleset, month)].append(subject)
-                by_subject[(ruleset, subject)].add(month)
-        with self.transaction():
-            for (ruleset, month), subjects in sorted(by_month.items()):
-                rs = self.rulesets[ruleset]
-                inputs = self.month_inputs(rs, month, subjects, adoptions, org)
-                for subject in subjects:
-                    inp = inputs.get(subject)
-                    figures = rs.score_month(inp, None) if inp is not None else []
-                    self._write(rs, month, subject, "month", inp.adoption if inp else None, figures)
-                self._flush_rows()  # a month at a time: memory stays flat however long the log
-            for (ruleset, subject), months in sorted(by_subject.items()):
-                self._above_months(self.rulesets[ruleset], subject, months, adoptions)
-            self._flush_rows()
-            self.conn.executemany("DELETE FROM rm_dirty WHERE ruleset = ? AND subject = ? AND period = ?", dirty)
-        return len(dirty)
-
-    def _above_months(self, rs: RuleSet, subject: str, months: set[str], adoptions: Adoptions) -> None:
-        """After a subject's months were rescored: its sequence (later months) and its roll-ups."""
-        touched = set(months)
-        if rs.sequential:
-            touched |= self._resequence(rs, subject, adoptions)
-        rollups = sorted({p for m in touched for p in periods.rollups_of(m)})
-        if rollups:
-            stored = self.month_figures(rs, subject)
-            for period in rollups:
-                self._write_rollup(rs, subject, period, adoptions, stored)
-
-    def month_figures(self, rs: RuleSet, subject: str,
-                      months: Iterable[str] | None = None) -> dict[str, list[tuple[str, Figure]]]:
-        """Stored month figures of a subject, by metric, in month order."""
-        sql = ("SELECT period, metric, score, grade, grade_label, responses, extras, state FROM scores "
-               "WHERE ruleset = ? AND subject = ? AND kind = 'month'")
-        args: list[Any] = [rs.id, subject]
-        wanted = set(months) if months is not None else None
-        out: dict[str, list[tuple[str, Figure]]] = defaultdict(list)
-        for period, met, score, grade, label, responses, extras, state in self.conn.execute(
-                sql + " ORDER BY period", args):
-            if wanted is not None and period not in wanted:
+            self.conn.execute("SAVEPOINT csat_resume")
+            pending: set[str] = set()
+            ids = [r for (r,) in self.conn.execute("SELECT id FROM rm_responses WHERE ruleset = ?", (ruleset,))]
+            self._recredit(ids, adoptions, org, pending)
+            for i in range(0, len(ids), 500):
+                self._remedies(load_states(self.conn, ids[i:i + 500]).values(), adoptions)
+            if self.rulesets[ruleset].uses_cases:
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO rm_dirty SELECT ?, subject, period FROM rm_cases WHERE kind = 'complaint' "
+                    "AND (ruleset = ? OR ruleset IS NULL) UNION SELECT ?, subject, substr(due, 1, 7) "
+                    "FROM rm_rectifications WHERE ruleset = ? OR ruleset IS NULL", (ruleset,) * 4)
+            if ruleset in pending or not self.usable(ruleset):  # its code failed again: keep it parked
+                self.conn.execute("ROLLBACK TO csat_resume")
+                self.conn.execute("RELEASE csat_resume")
                 continue
-            out[met].append((period, Figure(met, Decimal(score) if score is not None else None, responses,
-                                            grade, label, EXTRAS_DEC.decode(extras), _STATE_DEC.decode(state))))
-        return out
+            self.conn.execute("UPDATE rm_rulesets SET pending = 0 WHERE ruleset = ?", (ruleset,))
+            self.conn.execute("RELEASE csat_resume")
 
-    def _resequence(self, rs: RuleSet, subject: str, adoptions: Adoptions) -> set[str]:
-        changed: set[str] = set()
-        for metric, months in self.month_figures(rs, subject).items():
-            before = {m: _stored_form(f) for m, f in months}
-            after = rs.sequence(months, lambda m: adoptions.in_force(rs.id, m).params)
-            for month, fig in after:
-                if _stored_form(fig) != before.get(month):
-                    changed.add(month)
-                    self._write(rs, month, subject, "month", adoptions.in_force(rs.id, month), [fig],
-                                only_metric=metric)
-        self._flush_rows()
-        return changed
 
-    def _write_rollup(self, rs: RuleSet, subject: str, period: str, adoptions: Adoptions,
-                      stored: dict[str, list[tuple[str, Figure]]]) -> None:
-        months = set(periods.months_of(period))
-        figures = []
-        adoption = None
-        for metric, all_rows in stored.items():
-            rows = [(m, f) for m, f in all_rows if m in months]
-            if not rows:
-                continue
-            adoption = adoptions.in_force(rs.id, rows[-1][0])
-            fig = rs.roll_up(period, metric, rows, adoption.params, None)
-            if fig is not None:
-                figures.append(fig)
-        self._write(rs, period, subject, periods.kind(period), adoption, figures)
-
-    def _write(self, rs: RuleSet, period: str, subject: str, kind: str, adoption: Any,
-               figures: list[Figure], only_metric: str | None = None) -> None:
-        """Queue a group's rows; :meth:`_flush_rows` replaces the group's old rows with them."""
-        if only_metric is None:
-            self._deletes.append((rs.id, period, subject))
-        if not figures:
-            return
-        precision = getattr(adoption.params, "precision", 2)
-        for f in figures:
-            state = dict(f.state)
-            state.setdefault("score", f.score)
-            self._rows.append((
-                rs.id, period, subject, f.metric, kind, adoption.id, adoption.hash,
-                str(publish(f.score, precision)) if f.score is not None else None,
-                f.grade, f.grade_label, f.responses, _EXTRAS_ENC.encode(f.extras).decode(),
-                _STATE_ENC.encode(state).decode()))
-
-    def _flush_rows(self) -> None:
-        # plain executemany: sqlite-utils' per-value conversion costs ~2 s per 100k events on a rebuild
-        if self._deletes:
-            self.conn.executemany("DELETE FROM scores WHERE ruleset = ? AND period = ? AND subject = ?", self._deletes)
-            self._deletes = []
-        if self._rows:
-            self.conn.executemany(f"INSERT OR REPLACE INTO scores ({', '.join(SCORE_COLUMNS)}) VALUES "
-                                  f"({', '.join('?' * len(SCORE_COLUMNS))})", self._rows)
-            self._rows = []
+def refuse_without(missing: dict[str, int]) -> None:
+    """A rebuild without some rule set would drop its published scores: refuse, naming them."""
+    if missing:
+        listed = ", ".join(f"{r} ({n} events)" for r, n in sorted(missing.items()))
+        raise StoreError(f"rebuild refused: the log holds events of rule sets that are not installed or not "
+                         f"usable here: {listed}; install them (csat rulesets) and run it again")

@@ -18,10 +18,10 @@ import sqlite_utils
 from .params import params_hash
 from .ruleset import Adoption, ResponseState, RuleSet
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 TABLES = ("scores", "rm_responses", "rm_credits", "rm_adoptions", "rm_units", "rm_dirty", "rm_cases",
-          "rm_closures", "rm_rectifications", "rm_rectification_updates", "rm_meta")
+          "rm_closures", "rm_rectifications", "rm_rectification_updates", "rm_rulesets", "rm_meta")
 
 _STATE_ENC = msgspec.json.Encoder()
 _STATE_DEC = msgspec.json.Decoder(ResponseState)
@@ -39,13 +39,41 @@ def database(conn: sqlite3.Connection) -> sqlite_utils.Database:
     return sqlite_utils.Database(conn)
 
 
-def ensure_schema(db: sqlite_utils.Database) -> bool:
-    """Create the read-model tables; returns True when they were (re)created empty."""
-    version = None
-    if db["rm_meta"].exists():
-        row = db.execute("SELECT value FROM rm_meta WHERE key = 'schema'").fetchone()
-        version = int(row[0]) if row else None
+def schema_version(db: sqlite_utils.Database) -> int | None:
+    """The read models' schema version (None: none yet). Reads only; takes no lock."""
+    if not db["rm_meta"].exists():
+        return None
+    row = db.execute("SELECT value FROM rm_meta WHERE key = 'schema'").fetchone()
+    return int(row[0]) if row else None
+
+
+def _create_rulesets_table(db: sqlite_utils.Database) -> None:
+    # per rule set: how many events of the log belong to it, and whether some were applied while it
+    # could not be used (not installed, or its plugin failed): those need re-crediting when it is back
+    db["rm_rulesets"].create({"ruleset": str, "events": int, "pending": int}, pk="ruleset")
+
+
+def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = ()) -> bool:
+    """Create or migrate the read-model tables (inside the caller's write transaction);
+    returns True when they were (re)created empty.
+
+    Version 6 → 7 is a migration, not a drop: the published ``scores`` of rule
+    sets that are not installed must survive (``events.md`` §6).
+    """
+    version = schema_version(db)
     if version == SCHEMA_VERSION:
+        return False
+    if version == 6:
+        with db.atomic():
+            _create_rulesets_table(db)
+            counts: dict[str, int] = {}
+            for table in ("rm_responses", "rm_adoptions"):
+                for ruleset, n in db.execute(f"SELECT ruleset, COUNT(*) FROM {table} GROUP BY ruleset"):
+                    counts[ruleset] = counts.get(ruleset, 0) + n
+            ok = set(installed)
+            db["rm_rulesets"].insert_all([{"ruleset": r, "events": n, "pending": int(r not in ok)}
+                                          for r, n in counts.items()])
+            db.execute("UPDATE rm_meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
         return False
     drop_all(db)
     with db.atomic():
@@ -89,6 +117,7 @@ def ensure_schema(db: sqlite_utils.Database) -> bool:
         db["rm_rectification_updates"].create({"id": str, "rectification": str, "status": str, "date": str,
                                                "note": str, "position": int}, pk="id")
         db["rm_rectification_updates"].create_index(["rectification"])
+        _create_rulesets_table(db)
     return True
 
 
@@ -104,6 +133,8 @@ class Adoptions:
     def __init__(self, rulesets: dict[str, RuleSet]):
         self.rulesets = rulesets
         self._by_ruleset: dict[str, list[Adoption]] = {}
+        #: rule set -> why one of its adoptions could not be decoded by the installed rule set
+        self.failed: dict[str, str] = {}
 
     @classmethod
     def load(cls, conn: sqlite3.Connection, rulesets: dict[str, RuleSet]) -> "Adoptions":
@@ -115,7 +146,12 @@ class Adoptions:
 
     def add(self, ruleset: str, id_: str, from_: str, position: int, params: dict[str, Any]) -> Adoption:
         rs = self.rulesets.get(ruleset)
-        decoded = rs.decode_params(params, f"adoption {id_}") if rs else params
+        decoded = params
+        if rs is not None and ruleset not in self.failed:
+            try:
+                decoded = rs.decode_params(params, f"adoption {id_}")
+            except Exception as e:  # noqa: BLE001 — a plugin's parameters that no longer decode
+                self.failed[ruleset] = f"the parameters of adoption {id_!r} do not decode: {e}"
         adoption = Adoption(ruleset, id_, from_, position, params_hash(params), decoded)
         lst = [x for x in self._by_ruleset.get(ruleset, []) if x.id != id_]
         lst.append(adoption)
@@ -127,6 +163,7 @@ class Adoptions:
         """An independent copy (decoded parameters shared; they are immutable)."""
         other = Adoptions(self.rulesets)
         other._by_ruleset = {k: list(v) for k, v in self._by_ruleset.items()}
+        other.failed = dict(self.failed)
         return other
 
     def in_force(self, ruleset: str, month: str) -> Adoption | None:

@@ -87,6 +87,49 @@ def decode_state(state: bytes) -> tuple[str, Event]:
     return r.at, r.event
 
 
+BUSY_ENV = "CSAT_BUSY_TIMEOUT"
+#: Seconds a command waits for another process's write (an ingest, a catch-up, a rebuild) to finish.
+DEFAULT_BUSY_TIMEOUT = 600.0
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def busy_timeout() -> float:
+    """How long to wait for the write lock: ``$CSAT_BUSY_TIMEOUT`` seconds, default 600 (a long rebuild)."""
+    try:
+        return max(0.0, float(os.environ.get(BUSY_ENV) or DEFAULT_BUSY_TIMEOUT))
+    except ValueError:
+        return DEFAULT_BUSY_TIMEOUT
+
+
+def sqlite_message(path: str, e: BaseException) -> str:
+    """One line for a SQLite error, in the words of a csat user."""
+    text = str(e)
+    if "locked" in text or "busy" in text:
+        return (f"the store {path} is busy: another csat process has held its write lock for more than "
+                f"{busy_timeout():.0f} s (a rebuild or a large ingest?); run the command again when it has "
+                f"finished, or wait longer with {BUSY_ENV}=SECONDS")
+    if "unable to open" in text:
+        return f"cannot open {path}: {text}"
+    if "not a database" in text or "malformed" in text:
+        return f"{path} is not a csat store or is damaged ({text})"
+    return f"database {path}: {text}"
+
+
+def _check_is_store_file(path: str) -> None:
+    """A reading command must not create a store where the user mistyped a path."""
+    if not os.path.exists(path):
+        raise StoreError(f"no csat store at {path} (csat ingest creates one; --db or $CSAT_DB chooses another)")
+    if os.path.isdir(path):
+        raise StoreError(f"{path} is a folder, not a csat store")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise StoreError(f"cannot read {path}: {e.strerror or e}") from None
+    if head != _SQLITE_MAGIC:
+        raise StoreError(f"{path} is not a csat store (not a SQLite database)")
+
+
 def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -100,15 +143,18 @@ class Store:
     module; switching that module is a configuration change.
     """
 
-    def __init__(self, target: str | os.PathLike[str] = DEFAULT_DB):
+    def __init__(self, target: str | os.PathLike[str] = DEFAULT_DB, *, create: bool = True):
         self.path = os.fspath(target)
         if self.path.startswith(("postgres://", "postgresql://")):
             raise StoreError("PostgreSQL stores are not supported yet; use a SQLite file path")
+        if not create:
+            _check_is_store_file(self.path)
         env = Environment("CSAT", {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": self.path,
             "ORIGINATOR_ID_TYPE": "text",
-            "SQLITE_LOCK_TIMEOUT": "30",
+            "SQLITE_LOCK_TIMEOUT": str(int(busy_timeout())),
+            "CREATE_TABLE": "false",  # created below, under the write lock (see _create_log_tables)
         })
         try:
             self.factory = InfrastructureFactory.construct(env)
@@ -119,17 +165,48 @@ class Store:
         self.insert_statement = self.recorder.insert_events_statement
         #: csat's own connection for batch writes, bulk reads and the read models.
         try:
-            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout(),
+                                        check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.Error as e:
-            raise StoreError(f"cannot open {self.path}: {e}") from e
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        # checkpoint every 16 MB of WAL instead of 4 MB: a checkpoint stalls the commit that
-        # triggers it (~20 ms), and at the default every ~50th small append hit one
-        self.conn.execute("PRAGMA wal_autocheckpoint=4000")
-        # 32 MiB of page cache (SQLite's default is 2 MiB): rebuilds and big ingests walk indexes
-        # much larger than that
-        self.conn.execute("PRAGMA cache_size=-32768")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            # checkpoint every 16 MB of WAL instead of 4 MB: a checkpoint stalls the commit that
+            # triggers it (~20 ms), and at the default every ~50th small append hit one
+            self.conn.execute("PRAGMA wal_autocheckpoint=4000")
+            # 32 MiB of page cache (SQLite's default is 2 MiB): rebuilds and big ingests walk indexes
+            # much larger than that
+            self.conn.execute("PRAGMA cache_size=-32768")
+            self._create_log_tables(create)
+        except sqlite3.DatabaseError as e:
+            raise StoreError(sqlite_message(self.path, e)) from e
+
+    def _create_log_tables(self, create: bool) -> None:
+        """Create eventsourcing's log and tracking tables if they are missing.
+
+        Done under the write lock with the check repeated inside it, so several
+        processes opening a new store at once create it exactly once
+        (eventsourcing's own ``create_table`` is not safe against that).
+        """
+        def missing() -> list[str]:
+            names = {n for (n,) in self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, 'tracking')", (_TABLE,))}
+            return [n for n in (_TABLE, "tracking") if n not in names]
+
+        if not missing():
+            return
+        if not create:
+            raise StoreError(f"{self.path} is not a csat store (a SQLite database without a csat log)")
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            todo = missing()
+            cursor = SQLiteCursor(self.conn.cursor())
+            if _TABLE in todo:
+                self.recorder._create_table(cursor)
+            if "tracking" in todo:
+                self.tracking._create_table(cursor)
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     def close(self) -> None:
         self.conn.close()
@@ -164,6 +241,22 @@ class Store:
                 return
             yield batch
             after = batch[-1].position
+
+    def pages_backwards(self, page: int = 5000) -> Iterator[list[Logged]]:
+        """The log from its end back to the start, in pages (each page newest first)."""
+        before = self.max_position() + 1
+        while before > 1:
+            rows = self.conn.execute(
+                f"SELECT rowid, originator_id, state FROM {_TABLE} WHERE rowid < ? ORDER BY rowid DESC LIMIT ?",
+                (before, page)).fetchall()
+            if not rows:
+                return
+            out = []
+            for position, key, state in rows:
+                at, event = decode_state(state)
+                out.append(Logged(position, at, key, event))
+            yield out
+            before = rows[-1][0]
 
     def get(self, keys: Sequence[str]) -> dict[str, Logged]:
         """The events stored under ``keys`` (natural keys), those that exist."""
@@ -226,14 +319,19 @@ class Store:
 
     # -- tracking --------------------------------------------------------------
 
-    def tracked(self, name: str = VIEWS) -> int:
+    def tracked(self, name: str = VIEWS, conn: sqlite3.Connection | None = None) -> int:
         """The last log position the named projection has processed (0: none)."""
-        return self.tracking._max_tracking_id(name, SQLiteCursor(self.conn.cursor())) or 0
+        return self.tracking._max_tracking_id(name, SQLiteCursor((conn or self.conn).cursor())) or 0
 
-    def track(self, position: int, name: str = VIEWS) -> None:
+    def track(self, position: int, name: str = VIEWS, conn: sqlite3.Connection | None = None) -> None:
         """Record, inside the caller's open transaction, that ``name`` processed up to ``position``."""
-        self.tracking._insert_tracking(SQLiteCursor(self.conn.cursor()), Tracking(name, position))
+        self.tracking._insert_tracking(SQLiteCursor((conn or self.conn).cursor()), Tracking(name, position))
 
-    def forget_tracking(self, name: str = VIEWS) -> None:
-        self.conn.execute("DELETE FROM tracking WHERE application_name = ?", (name,))
+    def forget_tracking(self, name: str = VIEWS, conn: sqlite3.Connection | None = None) -> None:
+        (conn or self.conn).execute("DELETE FROM tracking WHERE application_name = ?", (name,))
+
+    def create_tracking_table(self, conn: sqlite3.Connection) -> None:
+        """eventsourcing's tracking table in another database (a private snapshot of the read models)."""
+        for statement in self.tracking.create_table_statements:
+            conn.execute(statement)
 

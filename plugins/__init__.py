@@ -7,6 +7,8 @@ the ``csat`` entry-point group; built-in rule sets are plugins of exactly the
 same kind, registered by :func:`make_plugin_manager`.
 """
 from .markers import hookimpl, hookspec
-from .manager import BUILTIN_PLUGINS, RuleSetInfo, installed_rulesets, make_plugin_manager
+from .manager import (BUILTIN_PLUGINS, BrokenPlugin, CsatPluginManager, RuleSetInfo, installed_rulesets,
+                      load_rulesets, make_plugin_manager)
 
-__all__ = ["hookimpl", "hookspec", "make_plugin_manager", "installed_rulesets", "RuleSetInfo", "BUILTIN_PLUGINS"]
+__all__ = ["hookimpl", "hookspec", "make_plugin_manager", "installed_rulesets", "load_rulesets", "RuleSetInfo",
+           "BrokenPlugin", "CsatPluginManager", "BUILTIN_PLUGINS"]

@@ -121,7 +121,11 @@ def test_rebuild_reports_events_per_second_and_keeps_the_scores(cli):
 
 def test_an_unusable_store_is_one_line(tmp_path):
     from click.testing import CliRunner
-    r = CliRunner().invoke(group, ["--db", str(tmp_path / "no" / "such" / "dir" / "x.db"), "scores"])
+    missing = tmp_path / "no" / "such" / "dir" / "x.db"
+    r = CliRunner().invoke(group, ["--db", str(missing), "scores"])
+    assert r.exit_code == 1 and r.stderr.startswith("csat: no csat store at ") and r.stderr.count("\n") == 1
+    assert not missing.parent.exists()
+    r = CliRunner().invoke(group, ["--db", str(missing), "ingest", str(tmp_path / "none.jsonl")])
     assert r.exit_code == 1 and r.stderr.startswith("csat: cannot open ") and r.stderr.count("\n") == 1
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not a database" * 100)

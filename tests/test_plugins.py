@@ -6,7 +6,7 @@ import json
 import pytest
 
 from csat.engine import CsatError, Engine
-from csat.plugins import BUILTIN_PLUGINS, hookimpl, installed_rulesets, make_plugin_manager
+from csat.plugins import load_rulesets, BUILTIN_PLUGINS, hookimpl, installed_rulesets, make_plugin_manager
 from csat.rulesets.airline_1000 import Airline1000
 
 
@@ -29,14 +29,18 @@ def test_no_builtins_means_no_rulesets():
     assert installed_rulesets(make_plugin_manager(builtins=False, entry_points=False)) == []
 
 
-def test_a_duplicate_ruleset_id_is_an_error_naming_both_plugins():
+def test_a_duplicate_ruleset_id_is_skipped_naming_both_plugins():
     class Again:
         @hookimpl
         def csat_rulesets(self):
             return [Airline1000()]
     pm = make_plugin_manager(entry_points=False, plugins={"again": Again()})
-    with pytest.raises(CsatError, match="provided by both 'csat.rulesets.airline_1000' and 'again'"):
-        installed_rulesets(pm)
+    infos, broken = load_rulesets(pm)
+    assert [i.plugin for i in infos if i.ruleset.id == "airline-1000"] == ["csat.rulesets.airline_1000"]
+    assert [b.line() for b in broken] == [
+        "plugin again (registered) skipped: rule set id 'airline-1000' is already provided by "
+        "csat.rulesets.airline_1000 (built in)"]
+    assert len(installed_rulesets(pm)) == 5
 
 
 def test_an_embedder_chooses_its_rulesets(db):

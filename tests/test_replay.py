@@ -120,7 +120,9 @@ def test_scores_as_of_a_recording_time(cli, tmp_path):
     assert cli.json("scores", "--as-of", "2026-01-09")[0:1] == []
     new = cli.json("scores", "--period", "2026-03", "--subject", "purchasing")
     assert new[0]["score"] == Decimal("44.44")
-    cli("scores", "--as-of", "yesterday", expect=1)
+    cli("scores", "--as-of", "yesterday", expect=2)  # a usage error, like an impossible date
+    for impossible in ("2026-13-45", "2026-02-30", "2026-03-01T25:00"):
+        assert "real time" in cli("scores", "--as-of", impossible, expect=2).stderr
 
 
 def test_a_reader_never_sees_half_a_rebuild(tmp_path):

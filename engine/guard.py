@@ -1,0 +1,139 @@
+"""The boundary between the engine and rule-set code.
+
+A rule set is plugin code: it may raise, or return something other than the
+contract says (a ``float`` score, a tuple instead of a list of figures, a
+credit without a subject). Everything a rule set returns is checked here, and
+every failure becomes one :class:`~csat.engine.errors.RuleSetFailed` naming
+the rule set, what it was doing (the subject-month) and the field — so the
+engine can keep every other rule set working and tell the user in one line.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from .errors import RuleSetFailed
+from .ruleset import Credit, Figure, RuleSet
+
+T = TypeVar("T")
+
+
+def guarded(rs: RuleSet, where: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` — a rule-set method — with any exception turned into RuleSetFailed."""
+    try:
+        return fn(*args, **kwargs)
+    except RuleSetFailed:
+        raise
+    except Exception as e:  # noqa: BLE001 — plugin code may raise anything; say which and where
+        text = str(e).splitlines()[0] if str(e) else ""
+        raise RuleSetFailed(rs.id, where, f"raised {type(e).__name__}" + (f": {text}" if text else "")) from e
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def _published_value_problem(value: Any, path: str, depth: int = 0) -> str | None:
+    """Published values are exact: Decimal, int, str, bool, None, or lists/dicts of them."""
+    if value is None or isinstance(value, (bool, int, str, Decimal)):
+        return None
+    if isinstance(value, float):
+        return f"{path}: expected a Decimal (exact), got float {value!r}"
+    if depth > 16:
+        return f"{path}: nested too deeply"
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            if (p := _published_value_problem(v, f"{path}[{i}]", depth + 1)):
+                return p
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return f"{path}: keys must be strings, got {_type_name(k)} {k!r}"
+            if (p := _published_value_problem(v, f"{path}.{k}", depth + 1)):
+                return p
+        return None
+    return f"{path}: expected a Decimal, int, str, bool, None, list or dict, got {_type_name(value)}"
+
+
+def figure_problem(fig: Any) -> str | None:
+    """What is wrong with one returned figure, or None."""
+    if not isinstance(fig, Figure):
+        return f"expected a Figure, got {_type_name(fig)}"
+    if not isinstance(fig.metric, str) or not fig.metric:
+        return f"metric: expected a non-empty string, got {fig.metric!r}"
+    where = f"figure {fig.metric}"
+    if fig.score is not None and (isinstance(fig.score, bool) or not isinstance(fig.score, Decimal)):
+        return f"{where}: score: expected a Decimal or None, got {_type_name(fig.score)} {fig.score!r}"
+    if fig.score is not None and not fig.score.is_finite():
+        return f"{where}: score: expected a finite number, got {fig.score}"
+    if isinstance(fig.responses, bool) or not isinstance(fig.responses, int) or fig.responses < 0:
+        return f"{where}: responses: expected a whole number ≥ 0, got {fig.responses!r}"
+    for name in ("grade", "grade_label"):
+        value = getattr(fig, name)
+        if value is not None and not isinstance(value, str):
+            return f"{where}: {name}: expected a string or None, got {_type_name(value)} {value!r}"
+    if not isinstance(fig.extras, dict):
+        return f"{where}: extras: expected a dict, got {_type_name(fig.extras)}"
+    if (p := _published_value_problem(fig.extras, f"{where}: extras")):
+        return p
+    if not isinstance(fig.state, dict):
+        return f"{where}: state: expected a dict, got {_type_name(fig.state)}"
+    return None
+
+
+def checked_figures(rs: RuleSet, where: str, figures: Any) -> list[Figure]:
+    """``score_month``'s result: a list of Figures of distinct metrics."""
+    if not isinstance(figures, list):
+        raise RuleSetFailed(rs.id, where, f"expected a list of Figure, got {_type_name(figures)}")
+    seen: set[str] = set()
+    for fig in figures:
+        if (p := figure_problem(fig)):
+            raise RuleSetFailed(rs.id, where, p)
+        if fig.metric in seen:
+            raise RuleSetFailed(rs.id, where, f"metric {fig.metric!r} returned twice")
+        seen.add(fig.metric)
+    return figures
+
+
+def checked_figure(rs: RuleSet, where: str, fig: Any) -> Figure | None:
+    """``roll_up``'s result: a Figure or None."""
+    if fig is not None and (p := figure_problem(fig)):
+        raise RuleSetFailed(rs.id, where, p)
+    return fig
+
+
+def checked_sequence(rs: RuleSet, where: str, months: Any, expected: list[str]) -> list[tuple[str, Figure]]:
+    """``sequence``'s result: the same months, in order, each with a Figure."""
+    if not isinstance(months, list):
+        raise RuleSetFailed(rs.id, where, f"sequence: expected a list of (month, Figure), got {_type_name(months)}")
+    got = [m[0] if isinstance(m, tuple) and len(m) == 2 else None for m in months]
+    if got != expected:
+        raise RuleSetFailed(rs.id, where, "sequence: expected the same months in the same order, "
+                            f"got {got[:3]}{'…' if len(got) > 3 else ''}")
+    for month, fig in months:
+        if (p := figure_problem(fig)):
+            raise RuleSetFailed(rs.id, f"{where} {month}", f"sequence: {p}")
+    return months
+
+
+def checked_credits(rs: RuleSet, where: str, credits: Any) -> list[Credit]:
+    """``credits``' result: a list of Credit (subject, role, via — strings, subject non-empty)."""
+    if not isinstance(credits, list):
+        raise RuleSetFailed(rs.id, where, f"credits: expected a list of Credit, got {_type_name(credits)}")
+    out = []
+    for c in credits:
+        if not isinstance(c, tuple) or not 1 <= len(c) <= 3 or not all(isinstance(x, str) for x in c):
+            raise RuleSetFailed(rs.id, where, f"credits: expected Credit(subject, role, via) of strings, got {c!r}")
+        c = c if isinstance(c, Credit) else Credit(*c)
+        if not c.subject:
+            raise RuleSetFailed(rs.id, where, "credits: a credit with an empty subject")
+        out.append(c)
+    return out
+
+
+def checked_remedy(rs: RuleSet, where: str, why: Any) -> str | None:
+    if why is not None and not isinstance(why, str):
+        raise RuleSetFailed(rs.id, where, f"remedy: expected a string or None, got {_type_name(why)}")
+    return why or None
