@@ -13,6 +13,7 @@ per key, which is what makes ingest idempotent.
 """
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Literal, Union
 
@@ -275,6 +276,37 @@ def _enum_message(line: bytes, message: str) -> str | None:
     return f"field `{field}`: expected one of {', '.join(allowed)}, got {got}"
 
 
+_KEYS_ENCODER = msgspec.json.Encoder()
+
+
+def _duplicate_key(line: bytes, event: Event) -> str | None:
+    """A key given twice in one JSON object of ``line`` (JSON parsers keep the last silently).
+
+    Fast path: every key of the input ends in ``":``, and so does every key of the event
+    re-encoded (defaults omitted; string values contain the same ``":`` in both). Equal
+    counts and no space before a colon mean no key was repeated; otherwise the line is
+    parsed once more, pair by pair.
+    """
+    if (line.count(b'":') == _KEYS_ENCODER.encode(event).count(b'":')
+            and b'" ' not in line and b'"\t' not in line and b'"\r' not in line):
+        return None
+    found: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen and not found:
+                found.append(key)
+            seen.add(key)
+        return dict(items)
+
+    try:
+        json.loads(line, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return None
+    return found[0] if found else None
+
+
 def decode_line(line: bytes) -> Event:
     """Decode one input line strictly; raises ``ValueError`` with a message fit
     for a ``FILE:LINE:`` report. The result is an instance of a strict subclass
@@ -287,11 +319,19 @@ def decode_line(line: bytes) -> Event:
             try:
                 message = pin_path(msgspec.json.decode(line), lambda d: msgspec.convert(d, Union[STRICT_TYPES]),
                                    message)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError):
                 pass
         raise ValueError(_enum_message(line, message) or describe_validation_error(message)) from None
     except msgspec.DecodeError as e:
         raise ValueError(f"not valid JSON: {str(e).removeprefix('JSON is malformed: ')}") from None
+    except RecursionError:
+        raise ValueError("nested too deeply: an event is a flat object whose values nest a few levels at most") \
+            from None
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text: save the file as UTF-8") from None
+    if (key := _duplicate_key(line, event)) is not None:
+        raise ValueError(f"key `{key}` appears twice in one JSON object (expected each key once; "
+                         "a parser would silently keep the last)")
     return event
 
 

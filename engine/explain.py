@@ -11,6 +11,7 @@ from typing import Any
 
 from . import periods
 from .errors import NotFound
+from .guard import checked_figure, checked_figures, checked_sequence, guarded
 from .numbers import publish
 from .projection import Projection
 from .readmodel import Adoptions, Org
@@ -92,7 +93,8 @@ def explain(projection: Projection, rs: RuleSet, subject: str, period: str, metr
             continue
         inputs.append(inp)
         trace.prefix = "" if kind == "month" else f"{month} "
-        month_figures[month] = rs.score_month(inp, trace)
+        where = f"explaining {subject} {month}"
+        month_figures[month] = checked_figures(rs, where, guarded(rs, where, rs.score_month, inp, trace))
     trace.prefix = ""
     if not inputs:
         raise NotFound(f"no responses of {rs.id} for {subject!r} in {period}")
@@ -105,8 +107,10 @@ def explain(projection: Projection, rs: RuleSet, subject: str, period: str, metr
         stored = projection.month_figures(rs, subject, months)
         adoption = adoptions.in_force(rs.id, max(m for rows in stored.values() for m, _ in rows)) \
             if stored else inputs[-1].adoption
+        where = f"explaining {subject} {period}"
         figures = [f for met, rows in sorted(stored.items())
-                   if (f := rs.roll_up(period, met, rows, adoption.params, trace)) is not None]
+                   if (f := checked_figure(rs, where, guarded(rs, where, rs.roll_up, period, met, rows,
+                                                              adoption.params, trace))) is not None]
     try:
         figure = _pick(figures, metric, rs, subject, period)
     except NotFound as e:
@@ -131,7 +135,10 @@ def _sequenced(projection: Projection, rs: RuleSet, subject: str, month: str, fi
         rows = [(m, f) for m, f in stored.get(fig.metric, []) if m != month]
         rows.append((month, fig))
         rows.sort(key=lambda x: x[0])
-        seq = rs.sequence(rows, lambda m: adoptions.in_force(rs.id, m).params, trace, month)
+        where = f"explaining {subject} {month}"
+        seq = checked_sequence(rs, where, guarded(rs, where, rs.sequence, rows,
+                                                  lambda m: adoptions.in_force(rs.id, m).params, trace, month),
+                               [m for m, _ in rows])
         out.append(next(f for m, f in seq if m == month))
     return out
 

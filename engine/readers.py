@@ -34,24 +34,103 @@ _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 _SPLIT = re.compile(r"[,;、，；]\s*")
 
 
+#: what the first bytes of a file say it is, when it is not text
+_BINARY = ((b"PK\x03\x04", "a zip file (an Excel .xlsx workbook?)"),
+           (b"\xd0\xcf\x11\xe0", "an Excel .xls workbook"),
+           (b"%PDF", "a PDF document"))
+_SAVE_AS = "save the sheet as CSV UTF-8 (Excel: File → Save As → CSV UTF-8) or export JSON Lines"
+
+
+def binary_kind(head: bytes) -> str | None:
+    """A description of a file that is not text, from its first bytes, or None."""
+    for magic, what in _BINARY:
+        if head.startswith(magic):
+            return what
+    return None
+
+
+def _looks_gb(raw: bytes) -> bool:
+    try:
+        raw.decode("gb18030")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def jsonl_lines(path: str) -> Iterator[Line]:
-    """The non-blank lines of a JSON Lines file (UTF-8, BOM tolerated)."""
+    """The non-blank lines of a JSON Lines file: UTF-8 (BOM tolerated) or UTF-16 with a BOM.
+
+    A file that is not text, or not UTF-8, is one problem naming what it looks like,
+    not one per line.
+    """
     with open(path, "rb") as f:
+        head = f.read(4)
+        if (what := binary_kind(head)):
+            yield path, 1, f"this is {what}, not JSON Lines: {_SAVE_AS}"
+            return
+        f.seek(0)
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a BOM: what Windows Notepad calls "Unicode"
+            try:
+                text = f.read().decode("utf-16")
+            except UnicodeDecodeError:
+                yield path, 1, "not valid UTF-16 text although it starts with a UTF-16 mark: save the file as UTF-8"
+                return
+            for number, line in enumerate(text.splitlines(), 1):
+                if line.strip():
+                    yield path, number, line.encode("utf-8")
+            return
         for number, raw in enumerate(f, 1):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
-            if raw.strip():
-                yield path, number, raw
+            if not raw.strip():
+                continue
+            if not raw.isascii():
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    hint = " (it looks like GBK/GB18030, as Chinese Windows saves text)" if _looks_gb(raw) else ""
+                    yield path, number, (f"not UTF-8 text: byte 0x{raw[e.start]:02x} at column {e.start + 1}{hint}; "
+                                         "save the file as UTF-8 (the rest of the file was not read)")
+                    return
+            yield path, number, raw
+
+
+class NotText(ValueError):
+    """A sheet's bytes are no text csat can read; the message says what to do, ``line`` where."""
+
+    def __init__(self, message: str, line: int = 1):
+        super().__init__(message)
+        self.line = line
 
 
 def decode_text(data: bytes) -> str:
-    """UTF-8 (with or without BOM), else GB18030."""
+    """UTF-8 (with or without BOM), UTF-16 with a BOM (Excel's "Unicode Text"), else GB18030.
+
+    :raises NotText: naming the first bad byte, for bytes that are none of these.
+    """
+    if (what := binary_kind(data[:4])):
+        raise NotText(f"this is {what}, not a CSV sheet: {_SAVE_AS}")
     if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8")
+        data = data[3:]
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as e:
+            raise NotText(f"not valid UTF-16 text (byte offset {e.start}): {_SAVE_AS}") from None
     try:
         return data.decode("utf-8")
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as e:
+        bad = e.start
+        if not data[:bad].isascii():  # UTF-8 Chinese before it: a damaged UTF-8 file, not GB18030
+            line = data[:bad].count(b"\n") + 1
+            raise NotText(f"not valid UTF-8: byte 0x{data[bad]:02x} at offset {bad} is not part of any character; "
+                          f"{_SAVE_AS}", line) from None
+    try:
         return data.decode("gb18030")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise NotText(f"not UTF-8, UTF-16 or GB18030 text: byte 0x{data[e.start]:02x} at offset {e.start}; "
+                      f"{_SAVE_AS}", line) from None
 
 
 def _cell(value: str) -> Any:
@@ -62,16 +141,38 @@ def _cell(value: str) -> Any:
 
 
 def csv_lines(path: str) -> Iterator[Line]:
-    """Each data row of a CSV survey sheet as a ``response`` object in the ingest format."""
+    """Each data row of a CSV survey sheet as a ``response`` object in the ingest format.
+
+    Commas or tabs (Excel's "Unicode Text" is tab-separated UTF-16) are told
+    apart from the header row.
+    """
     with open(path, "rb") as f:
-        text = decode_text(f.read())
-    reader = csv.reader(io.StringIO(text, newline=""))
+        data = f.read()
+    try:
+        text = decode_text(data)
+    except NotText as e:
+        yield path, e.line, str(e)
+        return
+    first = text.split("\n", 1)[0]
+    delimiter = "\t" if first.count("\t") > first.count(",") else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        yield from _sheet_rows(path, reader)
+    except csv.Error as e:
+        yield path, reader.line_num, f"not a readable CSV row: {e}"
+
+
+def _sheet_rows(path: str, reader: Any) -> Iterator[Line]:
     header = next(reader, None)
     if header is None:
         return
     header = [h.strip() for h in header]
     missing = [c for c in REQUIRED if c not in header]
     blank = [i + 1 for i, h in enumerate(header) if not h]
+    twice = sorted({h for h in header if h and header.count(h) > 1})
+    if twice:
+        yield path, 1, f"CSV header: column `{twice[0]}` appears twice (expected each column once)"
+        return
     if missing or blank:
         yield path, 1, (f"CSV header: missing column(s) {', '.join(missing)} (expected {', '.join(REQUIRED)} "
                         "and one column per item)" if missing else f"CSV header: column {blank[0]} has no name")
@@ -100,7 +201,11 @@ def csv_lines(path: str) -> Iterator[Line]:
 
 
 def lines_of(path: str) -> Iterator[Line]:
-    """The reader for a file, by its extension (``.csv``: a survey sheet; anything else: JSON Lines)."""
-    if os.path.splitext(path)[1].lower() == ".csv":
+    """The reader for a file, by its extension (``.csv``: a survey sheet; ``.xlsx``/``.xls``: not read
+    yet; anything else: JSON Lines)."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".csv":
         return csv_lines(path)
+    if ext in (".xlsx", ".xls", ".xlsm"):
+        return iter([(path, 1, f"Excel workbooks are not read directly yet: {_SAVE_AS}")])
     return jsonl_lines(path)

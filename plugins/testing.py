@@ -9,7 +9,7 @@
         check_plugin(plugin, examples=["tests/example.jsonl"], tmp_path=tmp_path)
 
 :func:`check_plugin` runs every check below; each raises ``AssertionError``
-with a message that says what is wrong. The checks use the real engine on a
+with a message that names the rule set (or the plugin) and says what is wrong. The checks use the real engine on a
 real SQLite file, with the built-in rule sets installed beside yours.
 """
 from __future__ import annotations
@@ -22,15 +22,17 @@ from typing import Any
 
 import msgspec
 
-from csat.engine import Engine, InvalidParams
-from csat.engine.ruleset import RuleSet
+import pluggy
 
-from .manager import installed_rulesets, make_plugin_manager
+from csat.engine import Engine, IngestFailed, InvalidParams, RuleSetFailed
+from csat.engine.ruleset import ResponseState, RuleSet
+
+from .manager import installed_rulesets, load_rulesets, make_plugin_manager
 
 
 def check_plugin(plugin: object, examples: Sequence[str | os.PathLike[str]], tmp_path: str | os.PathLike[str],
                  name: str = "plugin-under-test") -> list[RuleSet]:
-    """Every check: hooks, parameters, scoring, explanations, rebuild and incremental equality.
+    """Every check: hooks, parameters, examples, scoring, explanations, rebuild and incremental equality.
 
     :param plugin: the plugin object or module (what your entry point names).
     :param examples: JSON Lines files with events for your rule sets.
@@ -40,21 +42,27 @@ def check_plugin(plugin: object, examples: Sequence[str | os.PathLike[str]], tmp
     rulesets = check_hooks(plugin, name)
     for rs in rulesets:
         check_parameters(rs)
+    check_examples(rulesets, examples)
     check_scoring(rulesets, examples, tmp_path)
     return rulesets
 
 
 def check_hooks(plugin: object, name: str = "plugin-under-test") -> list[RuleSet]:
-    """The plugin registers, implements only known hooks, and provides well-formed rule sets."""
+    """The plugin registers (hook signatures match their specifications), implements only known
+    hooks, and provides well-formed rule sets."""
     pm = make_plugin_manager(builtins=True, entry_points=False, plugins={name: plugin})
-    pm.check_pending()  # an @hookimpl whose name is no csat hook (a typo) fails here
-    mine = [i.ruleset for i in installed_rulesets(pm) if i.plugin == name]
+    infos, broken = load_rulesets(pm)
+    for b in broken:
+        if b.plugin == name:
+            raise AssertionError(f"{name}: {b.reason}")
+    try:
+        pm.check_pending()  # an @hookimpl whose name is no csat hook (a typo) fails here
+    except pluggy.PluginValidationError as e:
+        raise AssertionError(f"{name}: {e}") from None
+    mine = [i.ruleset for i in infos if i.plugin == name]
     assert mine, f"{name}: csat_rulesets returned no rule set"
     for rs in mine:
-        assert isinstance(rs.id, str) and rs.id and rs.id == rs.id.strip(), f"{rs!r}: id must be a non-empty string"
         assert rs.version and rs.title, f"{rs.id}: set version and title"
-        assert rs.metrics, f"{rs.id}: list the metrics it publishes"
-        assert issubclass(rs.params_type, msgspec.Struct), f"{rs.id}: params_type must be a msgspec Struct"
         assert rs.params_type.__struct_config__.forbid_unknown_fields, (
             f"{rs.id}: params_type needs forbid_unknown_fields=True so a misspelt TOML key is an error")
         assert os.path.isfile(rs.defaults_path), f"{rs.id}: defaults_path {rs.defaults_path} is not a file"
@@ -63,9 +71,15 @@ def check_hooks(plugin: object, name: str = "plugin-under-test") -> list[RuleSet
 
 def check_parameters(rs: RuleSet) -> None:
     """The shipped TOML decodes, passes the rule set's checks and survives the log's round trip."""
-    defaults = rs.default_params()
-    stored = rs.complete_params({}, rs.defaults_path)
-    again = rs.complete_params(stored)
+    try:
+        defaults = rs.default_params()
+        stored = rs.complete_params({}, rs.defaults_path)
+        again = rs.complete_params(stored)
+    except InvalidParams as e:
+        raise AssertionError(f"{rs.id}: the shipped parameters do not pass: " + "; ".join(e.problems)) from None
+    except Exception as e:  # noqa: BLE001 — say which rule set, whatever its code raised
+        raise AssertionError(f"{rs.id}: reading the shipped parameters {rs.defaults_path} raised "
+                             f"{type(e).__name__}: {e}") from None
     assert again == stored, f"{rs.id}: parameters change on a round trip through the log"
     assert json.loads(json.dumps(stored)) == stored, f"{rs.id}: stored parameters must be plain JSON"
     try:
@@ -79,40 +93,89 @@ def check_parameters(rs: RuleSet) -> None:
 def _events(examples: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
     out = []
     for path in examples:
-        for line in Path(path).read_text(encoding="utf-8").splitlines():
+        for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
             if line.strip():
-                out.append(json.loads(line))
+                try:
+                    out.append(json.loads(line))
+                except ValueError as e:
+                    raise AssertionError(f"{path}:{number}: not JSON: {e}") from None
     return out
 
 
+def check_examples(rulesets: list[RuleSet], examples: Sequence[str | os.PathLike[str]]) -> None:
+    """A rule set whose results depend on the org chart says so (``uses_org``): otherwise a
+    ``unit`` event would leave its published scores stale. Checked on the examples: they may
+    declare units, and the rule set may credit a response to another subject than its own
+    (or its ``roles`` units), only with ``uses_org = True``."""
+    events = _events(examples)
+    ids = {rs.id: rs for rs in rulesets}
+    used = {e.get("ruleset") for e in events if e.get("type") == "response"} & ids.keys()
+    units = [e.get("id") for e in events if e.get("type") == "unit"]
+    for rid in sorted(used):
+        rs = ids[rid]
+        if rs.uses_org:
+            continue
+        assert not units, (f"{rid}: the examples declare units ({', '.join(map(str, units[:3]))}…) but the rule set "
+                           "does not set uses_org = True: scores would not move when the org chart changes")
+        params = rs.decode_params(rs.complete_params({}))
+        chain_calls: list[str] = []
+
+        def chain(unit: str, month: str) -> list[str]:
+            chain_calls.append(unit)
+            return []
+
+        for e in events:
+            if e.get("type") != "response" or e.get("ruleset") != rid:
+                continue
+            state = ResponseState(id=e["id"], position=0, ruleset=rid, period=e["period"], subject=e["subject"],
+                                  answers=e.get("answers", {}), form=e.get("form"), roles=e.get("roles", {}))
+            allowed = {state.subject} | {u for us in state.roles.values() for u in us}
+            for c in rs.credits(state, params, chain):
+                assert c.subject in allowed, (
+                    f"{rid}: response {state.id} is credited to {c.subject!r}, which is neither its subject nor one "
+                    "of its roles, but the rule set does not set uses_org = True")
+            assert not chain_calls, (f"{rid}: credits() follows the org chart (chain) but the rule set does not set "
+                                     "uses_org = True")
+
+
 def _rows(engine: Engine, ids: set[str]) -> list[dict[str, Any]]:
-    return [r for r in engine.scores() if r["ruleset"] in ids]
+    rows = [r for r in engine.scores() if r["ruleset"] in ids]
+    failures = [f for f in engine.projection.failures if any(f.startswith(f"rule set {i}:") for i in ids)]
+    assert not failures, "scoring failed: " + "; ".join(failures)
+    return rows
 
 
 def check_scoring(rulesets: list[RuleSet], examples: Sequence[str | os.PathLike[str]],
                   tmp_path: str | os.PathLike[str]) -> None:
-    """The examples score; every row explains to itself; a rebuild and an event-by-event
-    ingest give the same rows as one ingest."""
+    """The examples ingest and score (scores are Decimal, figures well-formed); every row explains
+    to itself; a rebuild and an event-by-event ingest give the same rows as one ingest."""
     builtins = [i.ruleset for i in installed_rulesets(make_plugin_manager(entry_points=False))]
     everything = builtins + [rs for rs in rulesets if rs.id not in {b.id for b in builtins}]
     ids = {rs.id for rs in rulesets}
+    named = ", ".join(sorted(ids))
     tmp = Path(tmp_path)
     with Engine.open(tmp / "conformance-once.db", rulesets=everything) as engine:
-        engine.ingest(list(examples))
+        try:
+            engine.ingest(list(examples))
+        except IngestFailed as e:
+            raise AssertionError(f"{named}: the examples do not ingest: " + "; ".join(e.problems)) from None
         rows = _rows(engine, ids)
-        assert rows, f"the examples produced no score for {', '.join(sorted(ids))}"
+        assert rows, f"the examples produced no score for {named}"
         for row in rows:
-            x = engine.explain(row["ruleset"], row["subject"], row["period"], row["metric"])
-            assert {k: x[k] for k in row} == row, f"explain disagrees with the published row {row}"
+            try:
+                x = engine.explain(row["ruleset"], row["subject"], row["period"], row["metric"])
+            except RuleSetFailed as e:
+                raise AssertionError(str(e)) from None
+            assert {k: x[k] for k in row} == row, f"{row['ruleset']}: explain disagrees with the published row {row}"
             assert x["steps"], f"explain of {row['ruleset']} {row['subject']} {row['period']} has no steps"
             assert x["params_hash"].startswith("sha256:")
             for ev in x["events"]:
                 assert {"position", "type", "id", "used"} <= set(ev), f"explain event without its keys: {ev}"
                 assert ev["used"] or ev.get("why"), f"an excluded event must say why: {ev}"
         engine.rebuild()
-        assert _rows(engine, ids) == rows, "a rebuild from the log gives other rows"
+        assert _rows(engine, ids) == rows, f"{named}: a rebuild from the log gives other rows than the incremental path"
     with Engine.open(tmp / "conformance-stepwise.db", rulesets=everything) as engine:
         for event in _events(examples):
             engine.append([event])
             engine.catch_up()
-        assert _rows(engine, ids) == rows, "ingesting event by event gives other rows than one ingest"
+        assert _rows(engine, ids) == rows, f"{named}: ingesting event by event gives other rows than one ingest"

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real SQLite store in a temporary folder, the real CLI, the shared spec examples."""
+"""Shared fixtures: a real SQLite store in a temporary folder, the real CLI, the spec's worked examples
+(copied into tests/examples, so a fresh clone tests itself)."""
 from __future__ import annotations
 
 import json
@@ -11,8 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CSAT_SHARED", ROOT.parent / "shared"))
-EXAMPLES = SHARED / "examples"
+EXAMPLES = ROOT / "tests" / "examples"
 sys.path.insert(0, str(ROOT / "bench"))
 
 os.environ["CSAT_NO_ENTRY_POINTS"] = "1"  # tests see the built-ins only, whatever else is installed
