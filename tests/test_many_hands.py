@@ -1,0 +1,189 @@
+"""Drills (events.md §6): several real `csat` processes on one SQLite store at once, and processes
+killed with SIGKILL at random moments. Every command must succeed or fail in one line, never print
+a traceback, and the store must end exactly as if the commands had run one after another.
+
+Bounded: a few thousand events, a handful of processes, a few seconds per drill.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import synth
+from conftest import write_jsonl
+
+CSAT = [sys.executable, "-m", "csat.cli.main"]
+ENV = {**os.environ, "CSAT_NO_ENTRY_POINTS": "1", "PYTHONWARNINGS": "ignore"}
+
+
+def start(db: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([*CSAT, "--db", str(db), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ENV)
+
+
+def finish(procs: list[subprocess.Popen], timeout: float = 120) -> list[tuple[int, str, str]]:
+    out = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=timeout)
+        out.append((p.returncode, stdout, stderr))
+    for code, _, stderr in out:
+        assert "Traceback" not in stderr, stderr
+    return out
+
+
+def run(db: Path, *args: str) -> tuple[int, str, str]:
+    return finish([start(db, *args)])[0]
+
+
+def scores(db: Path) -> list[dict]:
+    code, stdout, stderr = run(db, "scores", "--format", "json")
+    assert code == 0, stderr
+    return json.loads(stdout)
+
+
+def log_size(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0]
+
+
+def iso_events(n: int, seed: int = 5) -> list[dict]:
+    return list(synth.iso(n, subjects=12, per_month=max(1, n // 24), seed=seed))
+
+
+def split(events: list[dict], parts: int) -> list[list[dict]]:
+    """Round-robin parts: each spans every month, so every ingest order records the same implicit adoption."""
+    return [events[i::parts] for i in range(parts)]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Path, list[dict], Path, float]:
+    """A file of events, the scores a single ingest of it publishes, its store and how long the
+    ingest took. Responses only (no cross-references), so any split of the file ingests in any
+    order — as files from different sites would."""
+    folder = tmp_path_factory.mktemp("reference")
+    airline = [e for e in synth.airline(4000, departments=8, raters=6, managers=2) if e["type"] == "response"]
+    events = iso_events(8000) + airline
+    path = Path(write_jsonl(folder / "all.jsonl", events))
+    db = folder / "ref.db"
+    t0 = time.monotonic()
+    code, _, stderr = run(db, "ingest", str(path))
+    took = time.monotonic() - t0
+    assert code == 0, stderr
+    return path, scores(db), db, took
+
+
+def test_readers_racing_to_catch_up_all_answer_the_same(reference, tmp_path):
+    path, expected, _, _ = reference
+    db = tmp_path / "s.db"
+    from csat.engine import Engine
+    with Engine.open(db) as e:  # append without catching up: the readers find the views behind
+        e.ingest([path])
+    procs = [start(db, "scores", "--format", "json") for _ in range(4)]
+    results = finish(procs)
+    assert [code for code, _, _ in results] == [0] * 4, [err for _, _, err in results]
+    assert all(json.loads(out) == expected for _, out, _ in results)
+
+
+def test_ingest_leaves_the_scores_current(reference, tmp_path):
+    path, _, _, _ = reference
+    db = tmp_path / "s.db"
+    assert run(db, "ingest", str(path))[0] == 0
+    with sqlite3.connect(db) as conn:
+        tracked = conn.execute("SELECT notification_id FROM tracking WHERE application_name = 'csat-views'").fetchone()
+        assert tracked[0] == conn.execute("SELECT MAX(rowid) FROM stored_events").fetchone()[0]
+        assert conn.execute("SELECT COUNT(*) FROM rm_dirty").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0] > 0
+
+
+def test_four_ingests_of_different_files_into_a_fresh_store(reference, tmp_path):
+    path, expected, ref, _ = reference
+    events = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    files = [write_jsonl(tmp_path / f"part{i}.jsonl", part) for i, part in enumerate(split(events, 4))]
+    db = tmp_path / "s.db"
+    results = finish([start(db, "ingest", f) for f in files])
+    assert [code for code, _, _ in results] == [0] * 4, [err for _, _, err in results]
+    appended = sum(int(out.split()[0]) for _, out, _ in results)
+    assert appended == log_size(db) == log_size(ref)  # the events and the implicit adoptions, once each
+    assert scores(db) == expected
+
+
+def test_the_same_file_four_times_at_once_is_appended_once(reference, tmp_path):
+    path, expected, _, _ = reference
+    db = tmp_path / "s.db"
+    results = finish([start(db, "ingest", str(path)) for _ in range(4)])
+    assert [code for code, _, _ in results] == [0] * 4, [err for _, _, err in results]
+    counts = sorted(int(out.split()[0]) for _, out, _ in results)
+    assert counts[:3] == [0, 0, 0] and counts[3] == log_size(db)
+    assert scores(db) == expected
+
+
+def test_ingests_and_readers_and_a_rebuild_together(reference, tmp_path):
+    path, expected, _, _ = reference
+    events = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    first, second = split(events, 2)
+    db = tmp_path / "s.db"
+    assert run(db, "ingest", write_jsonl(tmp_path / "a.jsonl", first))[0] == 0
+    procs = [start(db, "ingest", write_jsonl(tmp_path / "b.jsonl", second)), start(db, "rebuild"),
+             start(db, "scores"), start(db, "log", "--tail", "3"), start(db, "scores", "--as-of", "100")]
+    results = finish(procs)
+    assert [code for code, _, _ in results] == [0] * len(procs), [err for _, _, err in results]
+    assert scores(db) == expected
+
+
+def _kill_at_random(db: Path, args: list[str], rng: random.Random, window: float) -> bool:
+    """Start a command, SIGKILL it after a random moment; True when it was killed before finishing."""
+    p = start(db, *args)
+    time.sleep(rng.uniform(0.1, 0.9) * window)
+    killed = p.poll() is None
+    if killed:
+        p.send_signal(signal.SIGKILL)
+    p.communicate(timeout=60)
+    return killed
+
+
+def test_kill_9_of_an_ingest_leaves_all_or_nothing(reference, tmp_path):
+    path, expected, ref, took = reference
+    total = log_size(ref)
+    rng = random.Random(20261124)
+    kills = 0
+    for attempt in range(4):
+        db = tmp_path / f"k{attempt}.db"
+        kills += _kill_at_random(db, ["ingest", str(path)], rng, took)
+        if db.exists() and _has_log(db):
+            assert log_size(db) in (0, total)
+        code, out, err = run(db, "ingest", str(path))  # the rerun completes what was lost, appends nothing twice
+        assert code == 0, err
+        assert log_size(db) == total
+        assert scores(db) == expected
+    assert kills >= 2, "the drill never interrupted an ingest; widen its window"
+
+
+def _has_log(db: Path) -> bool:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'stored_events'").fetchone() is not None
+
+
+def test_kill_9_of_a_rebuild_changes_no_published_score(reference, tmp_path):
+    path, expected, _, _ = reference
+    db = tmp_path / "s.db"
+    assert run(db, "ingest", str(path))[0] == 0
+    t0 = time.monotonic()
+    assert run(db, "rebuild")[0] == 0
+    took = time.monotonic() - t0
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(4):
+        kills += _kill_at_random(db, ["rebuild"], rng, took)
+        with sqlite3.connect(db) as conn:  # what another process reads right now: the old, complete scores
+            assert conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == len(expected)
+        assert scores(db) == expected
+    assert kills >= 2, "the drill never interrupted a rebuild; widen its window"
