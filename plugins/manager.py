@@ -102,8 +102,9 @@ def make_plugin_manager(*, builtins: bool = True, entry_points: bool | None = No
 
 
 def _reason(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+    """An exception as one line (pluggy's validation messages span several)."""
+    text = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
+    return f"{type(e).__name__}: {text[:300]}" if text else type(e).__name__
 
 
 def _register(pm: CsatPluginManager, plugin: object, name: str, source: str) -> None:
