@@ -28,7 +28,10 @@ def csat_rulesets() -> list:
     """Return the rule sets this plugin provides.
 
     Called once when the engine is opened. Every rule set id must be unique
-    across all installed plugins; a duplicate is an error naming both plugins.
+    across all installed plugins: a rule set whose id another plugin already
+    provides is skipped, and listed as broken naming both. A plugin whose
+    hook raises, or returns anything but a list of well-formed rule sets, is
+    skipped the same way; every other plugin keeps working.
 
     :returns: a list of :class:`csat.engine.ruleset.RuleSet` instances (may be
         empty).
