@@ -52,19 +52,15 @@ def test_a_hook_with_the_wrong_signature(tmp_path):
         check_plugin(plugin, examples=[EXAMPLE], tmp_path=tmp_path, name="bad-plugin")
 
 
-def test_shipped_parameters_that_do_not_decode(tmp_path):
-    toml = tmp_path / "bad.toml"
-    toml.write_text("precision = 2\nlowest = 'one'\nhighest = 5\n", encoding="utf-8")
-    rs = variant("params", defaults_path=str(toml))
-    with pytest.raises(AssertionError, match=r"^cc-params: the shipped parameters do not pass: .*lowest"):
-        check_plugin(plugin_of(rs), examples=examples_for(tmp_path, rs.id), tmp_path=tmp_path)
-
-
-def test_shipped_parameters_that_fail_the_rule_sets_checks(tmp_path):
-    toml = tmp_path / "bad.toml"
-    toml.write_text("precision = 2\nlowest = 5\nhighest = 1\n", encoding="utf-8")
-    rs = variant("check", defaults_path=str(toml))
-    with pytest.raises(AssertionError, match=r"^cc-check: the shipped parameters do not pass: .*expected less than"):
+@pytest.mark.parametrize("name, toml, why", [
+    ("params", "lowest = 'one'\nhighest = 5", "lowest"),                  # does not decode
+    ("check", "lowest = 5\nhighest = 1", "expected less than"),           # fails the rule set's checks
+])
+def test_shipped_parameters_that_do_not_pass(tmp_path, name, toml, why):
+    path = tmp_path / "bad.toml"
+    path.write_text(f"precision = 2\n{toml}\n", encoding="utf-8")
+    rs = variant(name, defaults_path=str(path))
+    with pytest.raises(AssertionError, match=rf"^cc-{name}: the shipped parameters do not pass: .*{why}"):
         check_plugin(plugin_of(rs), examples=examples_for(tmp_path, rs.id), tmp_path=tmp_path)
 
 
