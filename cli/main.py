@@ -39,6 +39,8 @@ class Context:
         if self._engine is None:
             return
         try:
+            for line in self._engine.store.notices:
+                click.echo(f"csat: note: {line}", err=True)
             for line in self._engine.warnings():  # once per command, after its work
                 click.echo(f"csat: warning: {line}", err=True)
         except Exception:  # noqa: BLE001 — a warning must never turn a result into a traceback
@@ -179,8 +181,12 @@ def scores(c: Context, ruleset: str | None, period: str | None, subject: str | N
       csat scores --subject finance --format json
       csat scores --as-of 120               # as published when the log ended at position 120
     """
-    rows = c.engine().scores(ruleset=ruleset, period=period, subject=subject, metric=metric, as_of=as_of)
+    engine = c.engine()
+    rows = engine.scores(ruleset=ruleset, period=period, subject=subject, metric=metric, as_of=as_of)
     click.echo(render_scores(rows, fmt))
+    if fmt == "table":
+        position, head = engine.store.head(engine.position_at(as_of)) if as_of is not None else engine.head()
+        click.echo(f"\nlog position {position} · head {head}")
 
 
 def render_scores(rows: list[dict[str, Any]], fmt: str) -> str:
@@ -223,7 +229,7 @@ def _short(value: Any) -> Any:
 
 def explanation_text(x: dict[str, Any]) -> str:
     fixed = {"ruleset", "adoption", "period", "subject", "metric", "score", "grade", "grade_label", "responses",
-             "params_hash", "adoption_from", "steps", "events"}
+             "params_hash", "adoption_from", "steps", "events", "log_position", "log_head"}
     head = f"{x['ruleset']} · {x['subject']} · {x['period']} · {x['metric']}"
     grade = f"   grade {x['grade']} {x['grade_label'] or ''}".rstrip() if x.get("grade") else ""
     extras = "   ".join(f"{k} {cell(v)}" for k, v in x.items() if k not in fixed)
@@ -236,6 +242,8 @@ def explanation_text(x: dict[str, Any]) -> str:
     lines += ["  " + line for line in table(
         [{"position": e["position"], "type": e["type"], "id": e["id"], "used": e["used"], "why": e.get("why")}
          for e in x["events"]], ["position", "type", "id", "used", "why"]).splitlines()]
+    if "log_position" in x:
+        lines += ["", f"log position {x['log_position']} · head {x['log_head']}"]
     return "\n".join(lines)
 
 
@@ -301,6 +309,8 @@ def log(c: Context, type_: str | None, id_: str | None, subject: str | None, per
 
 
 def _event_summary(event: dict[str, Any]) -> str:
+    if "damaged" in event:
+        return f"key={event['key']} — {event['damaged']} (csat verify)"
     keys = ("ruleset", "period", "subject", "response", "from", "reason")
     return " ".join(f"{k}={event[k]}" for k in keys if event.get(k) is not None)
 
@@ -417,6 +427,58 @@ def whatif(c: Context, ruleset: str, params: str, period: str | None, all_: bool
     """
     rows = c.engine().whatif(ruleset, params, period=period, all=all_)
     click.echo(render(rows, fmt, empty="(nothing would change)"))
+
+
+def _published_head(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, str] | None:
+    if value is None:
+        return None
+    position, _, digest = value.partition(":")
+    if not position.isdigit() or not digest.startswith("sha256:") or len(digest) != 71:
+        raise click.BadParameter(f"expected POSITION:sha256:<64 hex digits> (as a report prints it), got {value!r}")
+    return int(position), digest
+
+
+@cli.command()
+@click.option("--head", "published", metavar="POSITION:HASH", callback=_published_head,
+              help="Also check that a head published earlier (e.g. in a monthly report) is on the chain.")
+@format_option("table", "json")
+@click.pass_obj
+@handles_errors
+def verify(c: Context, published: tuple[int, str] | None, fmt: str) -> None:
+    """Check that the history of the log is intact: recompute its hash chain in one pass.
+
+    Exit 0 when every event chains and decodes (and --head matches); exit 1
+    naming the first position where the log was edited, deleted, inserted or
+    damaged.
+
+    \b
+    Example:
+      csat verify
+      csat verify --head 1200:sha256:3f5a…  # the head printed under last month's scores
+      csat verify --format json
+    """
+    engine = c.engine()
+    show = ProgressLine("verify", events_total=engine.store.max_position())
+    try:
+        result = engine.verify(published, progress=lambda n: show(events=n))
+    finally:
+        show.done()
+    if fmt == "json":
+        click.echo(to_json(result))
+    else:
+        if result["intact"] or "problem" not in result:
+            click.echo(f"{result['events']} events · head position {result['head_position']} · "
+                       f"head {result['head_hash']}")
+        else:
+            click.echo(f"{result['events']} events chain, up to position {result['head_position']} "
+                       f"({result['head_hash']})")
+        if "checked_head" in result:
+            click.echo(f"published head {result['checked_head']}: "
+                       + ("on the chain" if result["head_matches"] else "NOT on this chain"))
+    if not result["intact"]:
+        if "problem" in result:
+            fail(f"the log does not chain at position {result['broken_at']}: {result['problem']}")
+        fail(f"the published head {result['checked_head']} is not on this log's chain: history up to it was changed")
 
 
 @cli.command()

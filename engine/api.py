@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 
 from . import periods
-from .errors import CsatError, IngestFailed, NotFound, UnknownRuleSet
+from .errors import CsatError, IngestFailed, LogDamaged, NotFound, UnknownRuleSet
 from .events import TAGS, Event, ParametersAdopted
 from .explain import explain
 from .ingest import Ingest, IngestReport, dict_lines, file_lines
@@ -98,6 +98,8 @@ class Engine:
         self.store = store
         #: one line per plugin that could not be loaded (named, with the reason)
         self.broken = list(broken)
+        #: set when a read met a row of the log that does not chain (reads go on; see warnings())
+        self.damaged: LogDamaged | None = None
         self.rulesets: dict[str, RuleSet] = {}
         for rs in rulesets:
             if rs.id in self.rulesets:
@@ -191,14 +193,35 @@ class Engine:
             only = [ruleset] if ruleset in self.rulesets else None
             with self.projection.snapshot(position, only=only) as private:
                 return self._score_rows(ruleset, period, subject, metric, private.conn)
-        self.catch_up()
+        self._catch_up_to_read()
         return self._score_rows(ruleset, period, subject, metric)
+
+    def _catch_up_to_read(self) -> None:
+        """Catch up before a read; a damaged log does not stop the read: what is already published
+        answers, and :meth:`warnings` says the log needs ``csat verify``."""
+        try:
+            self.catch_up()
+        except LogDamaged as e:
+            self.damaged = e
+
+    def head(self) -> tuple[int, str]:
+        """The log position the published read models reflect, and the chain hash there."""
+        return self.store.head(self.projection.tracked())
+
+    def verify(self, published: tuple[int, str] | None = None,
+               progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+        """Check the whole log's hash chain (and that ``published``, a head (position, hash)
+        published earlier, is on it): ``intact``, ``events``, ``head_position``, ``head_hash``,
+        and where it breaks (``broken_at``, ``problem``)."""
+        return self.store.verify(published, progress).as_dict()
 
     def warnings(self) -> list[str]:
         """One line per thing the user should know about this store and these plugins: plugins
         that failed to load, rule sets whose events are in the log but cannot be used here (their
         published scores are kept as they are), and scoring failures met by this process."""
         out = list(self.broken)
+        if self.damaged is not None:
+            out.append(f"{self.damaged}; the scores shown are those published before it")
         missing = self.projection.missing()
         if missing:
             listed = ", ".join(f"{r} ({n} events)" for r, n in sorted(missing.items()))
@@ -316,13 +339,15 @@ class Engine:
         """
         rs = self._ruleset(ruleset)
         periods.kind(period)
-        self.catch_up()
-        return explain(self.projection, rs, subject, period, metric)
+        self._catch_up_to_read()
+        out = explain(self.projection, rs, subject, period, metric)
+        out["log_position"], out["log_head"] = self.head()
+        return out
 
     def complaints(self, subject: str | None = None, period: str | None = None,
                    open_only: bool = False) -> list[dict[str, Any]]:
         """Complaint cases: filed complaints and the remedy cases rule sets open (``events.md`` §3)."""
-        self.catch_up()
+        self._catch_up_to_read()
         where, args = _subject_period_filter(subject, period, "c.")
         sql = ("SELECT c.id, c.kind, c.subject, c.period, c.ruleset, c.severity, c.source, c.response, c.text, "
                "(SELECT outcome FROM rm_closures WHERE complaint = c.id ORDER BY position DESC LIMIT 1), "
@@ -347,7 +372,7 @@ class Engine:
         day = as_of or _dt.date.today().isoformat()
         if (why := periods.date_problem(day)):
             raise CsatError(f"--as-of: {why}")
-        self.catch_up()
+        self._catch_up_to_read()
         where, args = _subject_period_filter(subject, period)
         conn = self.store.conn
         rows = []
@@ -373,7 +398,7 @@ class Engine:
         """Units with their parent and chain of ancestors as of a month."""
         if (why := periods.month_problem(as_of)):
             raise CsatError(f"--as-of: {why}")
-        self.catch_up()
+        self._catch_up_to_read()
         org = self.projection.state()[1]
         names = [unit] if unit is not None else org.units()
         if unit is not None and not org.history(unit):
@@ -402,18 +427,24 @@ class Engine:
         quarter or year) or of a ``ruleset``; ``limit`` stops after that many, ``tail`` gives the
         last that many (in log order).
         """
-        if type is not None and type not in TAGS:
+        if type is not None and type not in TAGS and type != "damaged":
             raise CsatError(f"unknown event type {type!r} (expected one of {', '.join(TAGS)})")
         months = set(periods.months_of(period)) if period is not None else None
 
         def wanted(lg: Any) -> bool:
             ev = lg.event
+            if ev is None:  # a damaged row: shown to anyone listing the log unfiltered, or by type "damaged"
+                return type in (None, "damaged") and id is None and subject is None and months is None \
+                    and ruleset is None
             return ((type is None or lg.type == type) and (id is None or ev.id == id)
                     and (subject is None or getattr(ev, "subject", None) == subject)
                     and (months is None or getattr(ev, "period", None) in months)
                     and (ruleset is None or getattr(ev, "ruleset", None) == ruleset))
 
         def row(lg: Any) -> dict[str, Any]:
+            if lg.event is None:
+                return {"position": lg.position, "recorded": None, "type": "damaged", "id": None,
+                        "event": {"damaged": lg.damaged, "key": lg.key}}
             return {"position": lg.position, "recorded": lg.at, "type": lg.type, "id": lg.event.id,
                     "event": msgspec.to_builtins(lg.event)}
 
@@ -426,7 +457,7 @@ class Engine:
             yield from (row(lg) for lg in reversed(last[:tail]))
             return
         n = 0
-        for page in self.store.pages(after):
+        for page in self.store.lenient_pages(after):
             for lg in page:
                 if wanted(lg):
                     if limit is not None and n >= limit:

@@ -56,3 +56,15 @@ class RuleSetFailed(CsatError, RuntimeError):
 
 class RuleSetUnavailable(CsatError, LookupError):
     """A command needs a rule set whose events are in the log but which is not installed (or is broken)."""
+
+
+class LogDamaged(StoreError):
+    """The log does not chain, or a row cannot be decoded, at ``position`` (see ``csat verify``).
+
+    Projections stop before such a row: nothing from it on is scored, nothing before it is lost.
+    """
+
+    def __init__(self, position: int, problem: str):
+        self.position, self.problem = position, problem
+        super().__init__(f"the log does not chain at position {position}: {problem}; nothing from there on is "
+                         "scored (csat verify checks the whole log)")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Union
 
 import msgspec
@@ -26,7 +26,8 @@ from eventsourcing.persistence import InfrastructureFactory, Mapper, StoredEvent
 from eventsourcing.sqlite import SQLiteCursor
 from eventsourcing.utils import Environment
 
-from .errors import StoreError
+from . import chain
+from .errors import LogDamaged, StoreError
 from .events import EVENT_TYPES, Event, natural_key, tag_of
 
 DEFAULT_DB = "csat.db"
@@ -45,16 +46,18 @@ class Recorded(msgspec.Struct, frozen=True, array_like=True):
 
 
 class Logged(msgspec.Struct, frozen=True):
-    """An event read back from the log, with its position."""
+    """An event read back from the log, with its position (``event`` is None only for a damaged
+    row read leniently, for ``csat log``; ``damaged`` then says why)."""
 
     position: int
     at: str
     key: str
     event: Event
+    damaged: str | None = None
 
     @property
     def type(self) -> str:
-        return tag_of(self.event)
+        return tag_of(self.event) if self.event is not None else "damaged"
 
 
 _STATE_ENCODER = msgspec.json.Encoder()
@@ -85,6 +88,15 @@ MAPPER = EventMapper()
 def decode_state(state: bytes) -> tuple[str, Event]:
     r = _STATE_DECODER.decode(state)
     return r.at, r.event
+
+
+def _decoded(position: int, key: str, state: bytes) -> Logged:
+    """A stored row as an event; a row that does not decode raises LogDamaged naming its position."""
+    try:
+        at, event = decode_state(state)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, TypeError) as e:
+        raise LogDamaged(position, f"the row cannot be decoded ({str(e).splitlines()[0][:120]})") from None
+    return Logged(position, at, key, event)
 
 
 BUSY_ENV = "CSAT_BUSY_TIMEOUT"
@@ -163,6 +175,9 @@ class Store:
         except Exception as e:  # eventsourcing wraps sqlite3 errors in its own
             raise StoreError(f"cannot open {self.path}: {e}") from e
         self.insert_statement = self.recorder.insert_events_statement
+        #: one-line notes for the user about this store (e.g. its chain was computed on this open)
+        self.notices: list[str] = []
+        self._sealed_after: int | None = None
         #: csat's own connection for batch writes, bulk reads and the read models.
         try:
             self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout(),
@@ -188,12 +203,13 @@ class Store:
         """
         def missing() -> list[str]:
             names = {n for (n,) in self.conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, 'tracking')", (_TABLE,))}
-            return [n for n in (_TABLE, "tracking") if n not in names]
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, 'tracking', ?)",
+                (_TABLE, chain.TABLE))}
+            return [n for n in (_TABLE, "tracking", chain.TABLE) if n not in names]
 
         if not missing():
             return
-        if not create:
+        if not create and _TABLE in missing():
             raise StoreError(f"{self.path} is not a csat store (a SQLite database without a csat log)")
         self.conn.execute("BEGIN IMMEDIATE")
         try:
@@ -203,6 +219,12 @@ class Store:
                 self.recorder._create_table(cursor)
             if "tracking" in todo:
                 self.tracking._create_table(cursor)
+            if chain.TABLE in todo:
+                self.conn.execute(chain.CREATE)
+                n = chain.chain_all(self.conn)  # a log of an earlier csat: chained once, from its first event
+                if n:
+                    self.notices.append(f"chained the {n} events of this log written by an earlier csat (once; "
+                                        "csat verify checks the chain from now on)")
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
@@ -218,29 +240,55 @@ class Store:
         return self.conn.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {_TABLE}").fetchone()[0]
 
     def read(self, after: int, limit: int, upto: int | None = None) -> list[Logged]:
-        """Up to ``limit`` events after position ``after`` (and up to ``upto``), in order."""
-        if upto is None:
-            rows = self.conn.execute(
-                f"SELECT rowid, originator_id, state FROM {_TABLE} WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                (after, limit)).fetchall()
-        else:
-            rows = self.conn.execute(
-                f"SELECT rowid, originator_id, state FROM {_TABLE} WHERE rowid > ? AND rowid <= ? "
-                "ORDER BY rowid LIMIT ?", (after, upto, limit)).fetchall()
+        """Up to ``limit`` events after position ``after`` (and up to ``upto``), in order, read
+        through the hash chain: the events before a row that does not chain or decode are
+        returned; a read that starts at such a row raises LogDamaged naming it."""
+        sql = chain.ROWS + " WHERE s.rowid > ?" + (" AND s.rowid <= ?" if upto is not None else "") \
+            + " ORDER BY s.rowid LIMIT ?"
+        rows = self.conn.execute(sql, (after, upto, limit) if upto is not None else (after, limit)).fetchall()
+        previous = chain.hash_at(self.conn, after)
+        if previous is None and rows:
+            raise LogDamaged(after, "the event there has no chain hash, so nothing after it can be checked")
         out = []
-        for position, key, state in rows:
-            at, event = decode_state(state)
-            out.append(Logged(position, at, key, event))
+        for position, key, topic, state, stored in rows:
+            digest, broken = chain.check_row(previous, after + len(out) + 1, position, key, topic, state, stored)
+            if broken is None:
+                try:
+                    out.append(_decoded(position, key, state))
+                except LogDamaged as e:
+                    broken = chain.Break(e.position, e.problem)
+            if broken is not None:
+                if out:
+                    return out  # what chains is applied; the next read starts at the break and stops there
+                raise LogDamaged(broken.position, broken.problem)
+            previous = digest
         return out
 
     def pages(self, after: int = 0, page: int = 5000, upto: int | None = None) -> Iterator[list[Logged]]:
-        """The log from ``after`` on, in pages; never holds more than one page."""
+        """The log from ``after`` on, in pages, through the chain; never holds more than one page."""
         while True:
             batch = self.read(after, page, upto)
             if not batch:
                 return
             yield batch
             after = batch[-1].position
+
+    def lenient_pages(self, after: int = 0, page: int = 5000) -> Iterator[list[Logged]]:
+        """The log as it is, for people looking at it (``csat log``): a row that does not decode
+        comes back with ``damaged`` saying why instead of stopping the listing."""
+        while True:
+            rows = self.conn.execute(f"SELECT rowid, originator_id, state FROM {_TABLE} WHERE rowid > ? "
+                                     "ORDER BY rowid LIMIT ?", (after, page)).fetchall()
+            if not rows:
+                return
+            out = []
+            for position, key, state in rows:
+                try:
+                    out.append(_decoded(position, key, state))
+                except LogDamaged as e:
+                    out.append(Logged(position, "", key, None, e.problem))  # type: ignore[arg-type]
+            yield out
+            after = rows[-1][0]
 
     def pages_backwards(self, page: int = 5000) -> Iterator[list[Logged]]:
         """The log from its end back to the start, in pages (each page newest first)."""
@@ -253,8 +301,10 @@ class Store:
                 return
             out = []
             for position, key, state in rows:
-                at, event = decode_state(state)
-                out.append(Logged(position, at, key, event))
+                try:
+                    out.append(_decoded(position, key, state))
+                except LogDamaged as e:
+                    out.append(Logged(position, "", key, None, e.problem))  # type: ignore[arg-type]
             yield out
             before = rows[-1][0]
 
@@ -268,8 +318,7 @@ class Store:
                 f"WHERE originator_id IN ({','.join('?' * len(chunk))}) AND originator_version = 1",
                 chunk).fetchall()
             for position, key, state in rows:
-                at, event = decode_state(state)
-                found[key] = Logged(position, at, key, event)
+                found[key] = _decoded(position, key, state)
         return found
 
     def at_positions(self, positions: Iterable[int]) -> dict[int, Logged]:
@@ -280,8 +329,7 @@ class Store:
             for position, key, state in self.conn.execute(
                     f"SELECT rowid, originator_id, state FROM {_TABLE} WHERE rowid IN ({','.join('?' * len(chunk))})",
                     chunk):
-                at, event = decode_state(state)
-                found[position] = Logged(position, at, key, event)
+                found[position] = _decoded(position, key, state)
         return found
 
     # -- writing ---------------------------------------------------------------
@@ -289,6 +337,7 @@ class Store:
     def begin_write(self) -> None:
         """Start the one write transaction of an ingest (takes the write lock now)."""
         self.conn.execute("BEGIN IMMEDIATE")
+        self._sealed_after = self.max_position()
 
     def append(self, events: Sequence[Recorded], keys: Sequence[str] | None = None) -> None:
         """Append a batch inside the open transaction (see :meth:`begin_write`); ``keys`` are the
@@ -311,11 +360,33 @@ class Store:
                           (s.state, s.originator_id))
 
     def commit(self) -> None:
+        """Chain what this transaction appended (the chain follows the commit order, which the
+        write lock serialises), then commit."""
+        if self._sealed_after is not None and self.max_position() > self._sealed_after:
+            chain.seal(self.conn, self._sealed_after)
+        self._sealed_after = None
         self.conn.execute("COMMIT")
 
     def rollback(self) -> None:
+        self._sealed_after = None
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
+
+    # -- the chain ---------------------------------------------------------------
+
+    def head(self, position: int | None = None) -> tuple[int, str]:
+        """The log position (default: its end) and the chain hash there."""
+        position = self.max_position() if position is None else position
+        return position, chain.head(self.conn, position) or "sha256:?"
+
+    def verify(self, published: tuple[int, str] | None = None,
+               progress: Callable[[int], None] | None = None) -> chain.Verified:
+        """Walk the whole log in one streaming pass, in one read snapshot (others may write on)."""
+        self.conn.execute("BEGIN")
+        try:
+            return chain.verify(self.conn, _STATE_DECODER.decode, published, progress)
+        finally:
+            self.conn.execute("COMMIT")
 
     # -- tracking --------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import sqlite3
+
+from csat.engine import chain
 from decimal import Decimal
 
 import pytest
@@ -109,10 +111,12 @@ def test_scores_as_of_a_position_before_an_adoption_or_a_correction(engine, hars
 
 def test_scores_as_of_a_recording_time(cli, tmp_path):
     cli("ingest", str(PLANT))
-    with sqlite3.connect(cli.db) as conn:  # the first ingest happened "yesterday"
+    with sqlite3.connect(cli.db) as conn:  # the first ingest happened "yesterday" (and was chained then)
         for rowid, state in conn.execute("SELECT rowid, state FROM stored_events").fetchall():
             conn.execute("UPDATE stored_events SET state = ? WHERE rowid = ?",
                          (state.replace(state[2:29], b"2026-01-10T08:00:00.000000Z"), rowid))
+        conn.execute("DELETE FROM event_hashes")
+        chain.seal(conn, 0)
     cli("ingest", write_jsonl(tmp_path / "w.jsonl", [
         {"type": "withdrawal", "id": "wd", "response": "plant-2026-03-purchasing-workshop-1", "reason": "dup"}]))
     old = cli.json("scores", "--as-of", "2026-01-10", "--period", "2026-03", "--subject", "purchasing")

@@ -74,7 +74,9 @@ def test_stored_events_stay_forward_compatible(db):
     """A log written by a newer csat (an event with a field this version does not know) still reads."""
     store = Store(db)
     state = b'["2026-01-01T00:00:00Z",{"type":"withdrawal","id":"w","response":"r","reason":"x","approved_by":"qa"}]'
+    store.begin_write()  # appended (and chained) as the newer csat would
     store.conn.execute("INSERT INTO stored_events VALUES (?, 1, 'withdrawal', ?)", ("withdrawal:w", state))
+    store.commit()
     (logged,) = store.read(0, 10)
     assert logged.event == ResponseWithdrawn(id="w", response="r", reason="x")
     store.close()
