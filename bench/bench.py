@@ -17,6 +17,9 @@ Figures (medians over --runs):
   whatif         `csat whatif` of every rule set over the whole store, total seconds
   incremental    append one response and read its updated score: p50 / p99 over --trials
   explain        `Engine.explain` of a subject-month with 10,000 responses
+  verify         `Engine.verify`: the whole hash chain recomputed and every row decoded, in process
+                 like floor-read (target: ≥ 0.5× floor-read)
+`--only ingest,verify` measures a subset (ingest always runs: it makes the store).
 Results print as a table and go to bench/results/<timestamp>.json.
 """
 from __future__ import annotations
@@ -175,7 +178,23 @@ def explain_10k(work: Path, runs: int) -> float:
     return statistics.median(times)
 
 
-def measure(size: int, runs: int, trials: int, work: Path) -> dict:
+def verify_time(db: Path, runs: int) -> float:
+    """Seconds for one full `verify` of the store, in process (median)."""
+    from csat.engine import Engine
+    times = []
+    with Engine.open(db) as engine:
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            result = engine.verify()
+            times.append(time.perf_counter() - t0)
+            assert result["intact"], result
+    return statistics.median(times)
+
+
+def measure(size: int, runs: int, trials: int, work: Path, only: set[str] | None = None) -> dict:
+    def wanted(figure: str) -> bool:
+        return only is None or figure in only
+
     data = work / f"mixed-{size}.jsonl"
     with open(data, "w", encoding="utf-8") as f:
         events = synth.write_jsonl(synth.mixed(size), f)
@@ -190,35 +209,47 @@ def measure(size: int, runs: int, trials: int, work: Path) -> dict:
         dt, rss, _ = run_child([*csat, "--db", str(db), "ingest", str(data)])
         ing.append(dt)
         ing_rss.append(rss)
-        dt, rss, _ = run_child([*csat, "--db", str(db), "rebuild"])
-        reb.append(dt)
-        reb_rss.append(rss)
+        if wanted("rebuild"):
+            dt, rss, _ = run_child([*csat, "--db", str(db), "rebuild"])
+            reb.append(dt)
+            reb_rss.append(rss)
     logged = sqlite3.connect(db).execute("SELECT MAX(rowid) FROM stored_events").fetchone()[0]
-    whatif_s = 0.0
-    for ruleset, toml in WHATIF.items():
-        p = work / f"{ruleset}.toml"
-        p.write_text(toml, encoding="utf-8")
-        whatif_s += run_child([*csat, "--db", str(db), "whatif", "-r", ruleset, "--params", str(p)])[0]
-    p50, p99 = incremental(db, trials)
-    ex = explain_10k(work, runs)
     out = {
         "size": size, "events": events, "logged": logged, "runs": runs,
         "floor_insert_eps": round(events / fi), "floor_read_eps": round(events / fr),
         "ingest_eps": round(events / statistics.median(ing)), "ingest_s": round(statistics.median(ing), 2),
-        "rebuild_eps": round(logged / statistics.median(reb)), "rebuild_s": round(statistics.median(reb), 2),
-        "whatif_all_rulesets_s": round(whatif_s, 2), "whatif_eps": round(logged / whatif_s),
-        "incremental_p50_ms": round(p50, 2), "incremental_p99_ms": round(p99, 2),
-        "explain_10k_ms": round(ex * 1000, 1),
-        "ingest_peak_rss_mib": round(max(ing_rss), 1), "rebuild_peak_rss_mib": round(max(reb_rss), 1),
+        "ingest_peak_rss_mib": round(max(ing_rss), 1),
     }
     out["ingest_vs_floor_insert"] = round(out["ingest_eps"] / out["floor_insert_eps"], 3)
-    out["rebuild_vs_floor_read"] = round(out["rebuild_eps"] / out["floor_read_eps"], 3)
+    if wanted("rebuild"):
+        out["rebuild_eps"] = round(logged / statistics.median(reb))
+        out["rebuild_s"] = round(statistics.median(reb), 2)
+        out["rebuild_peak_rss_mib"] = round(max(reb_rss), 1)
+        out["rebuild_vs_floor_read"] = round(out["rebuild_eps"] / out["floor_read_eps"], 3)
+    if wanted("verify"):
+        vt = verify_time(db, runs)
+        out["verify_eps"] = round(logged / vt)
+        out["verify_vs_floor_read"] = round(out["verify_eps"] / out["floor_read_eps"], 3)
+    if wanted("whatif"):
+        whatif_s = 0.0
+        for ruleset, toml in WHATIF.items():
+            p = work / f"{ruleset}.toml"
+            p.write_text(toml, encoding="utf-8")
+            whatif_s += run_child([*csat, "--db", str(db), "whatif", "-r", ruleset, "--params", str(p)])[0]
+        out["whatif_all_rulesets_s"] = round(whatif_s, 2)
+        out["whatif_eps"] = round(logged / whatif_s)
+    if wanted("incremental"):
+        p50, p99 = incremental(db, trials)
+        out["incremental_p50_ms"], out["incremental_p99_ms"] = round(p50, 2), round(p99, 2)
+    if wanted("explain"):
+        out["explain_10k_ms"] = round(explain_10k(work, runs) * 1000, 1)
     return out
 
 
 TARGETS = {
     "ingest_vs_floor_insert": (">=", 0.4), "rebuild_vs_floor_read": (">=", 0.3), "incremental_p99_ms": ("<", 20),
     "explain_10k_ms": ("<", 50), "ingest_peak_rss_mib": ("<", 300), "rebuild_peak_rss_mib": ("<", 300),
+    "verify_vs_floor_read": (">=", 0.5),
 }
 
 
@@ -236,7 +267,7 @@ def report(results: list[dict]) -> str:
         lines.append(f"{k:<26}{cells}{mark}")
     if len(results) == 2:
         small, big = results
-        for k in ("ingest_s", "rebuild_s"):
+        for k in [k for k in ("ingest_s", "rebuild_s") if k in small]:
             factor = big[k] / small[k] if small[k] else 0
             scale = big["size"] / small["size"]
             lines.append(f"{'linear ' + k:<26}{factor:>14.2f}× for {scale:.0f}× the events   "
@@ -250,6 +281,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--trials", type=int, default=1000, help="incremental trials")
     ap.add_argument("--keep", help="work folder to keep")
+    ap.add_argument("--only", help="comma-separated figures: rebuild, verify, whatif, incremental, explain")
     ap.add_argument("--floors", help=argparse.SUPPRESS)  # internal: measure the floors of a file in a child
     args = ap.parse_args()
     if args.floors:
@@ -264,7 +296,8 @@ def main() -> None:
     results = []
     for size in (int(s) for s in args.sizes.split(",")):
         print(f"measuring {size:,} events ...", file=sys.stderr, flush=True)
-        results.append(measure(size, args.runs, args.trials, work))
+        results.append(measure(size, args.runs, args.trials, work,
+                               set(args.only.split(",")) if args.only else None))
     text = report(results)
     print(text)
     out_dir = ROOT / "bench" / "results"

@@ -1,21 +1,28 @@
 """Tamper evidence: a SHA-256 hash chain over the log (``events.md`` §6).
 
 Every stored event has a hash, kept in the table ``event_hashes`` (position,
-hash) beside eventsourcing's ``stored_events`` and written in the same write
-transaction as the events it covers::
+hash: 32 bytes) beside eventsourcing's ``stored_events`` and written in the
+same write transaction as the events it covers::
 
     hash(n) = SHA-256( hash(n-1)                      32 bytes; hash(0) = GENESIS
                      ‖ position n                     8 bytes, unsigned big-endian
-                     ‖ len(key)   ‖ key               the natural key (originator id), UTF-8
-                     ‖ len(topic) ‖ topic             the event type, UTF-8
+                     ‖ len(head)  ‖ head              head = key ‖ 0x1F ‖ topic, UTF-8: the natural
+                                                      key (originator id) and the event type
                      ‖ len(state) ‖ state )           the stored bytes: JSON [recorded_at, event]
 
-Lengths are 4 bytes, unsigned big-endian. ``state`` is hashed exactly as
+    GENESIS = SHA-256("csat event log, hash chain v1")
+
+Lengths are 4 bytes, unsigned big-endian (the topic is an event type and never
+holds 0x1F, so the head splits one way only). ``state`` is hashed exactly as
 stored — the bytes the log keeps and every reader decodes — so the hash is the
 same on every machine and version, and a store copied byte for byte keeps it.
 The recording time is inside ``state``. Hashes are written as
 ``sha256:<64 hex digits>``; the head hash (that of the last position) is a
 fingerprint of the whole history up to it.
+
+Each link can be checked on its own from the stored hash before it, so a
+verification can read the log in any order or in parallel; a break is the
+first position whose link does not hold.
 
 What the chain detects: any change, deletion, reordering or insertion of rows
 before a published head, and rows appended by hand (they have no hash, or one
@@ -39,6 +46,7 @@ GENESIS = hashlib.sha256(b"csat event log, hash chain v1").digest()
 PREFIX = "sha256:"
 _POSITION = struct.Struct(">Q")
 _LENGTH = struct.Struct(">I")
+_sha256 = hashlib.sha256
 
 
 def _bytes(value: object) -> bytes:
@@ -51,33 +59,14 @@ def _bytes(value: object) -> bytes:
     return b"" if value is None else repr(value).encode()
 
 
-def link(previous: bytes, position: int, key: str, topic: str, state: bytes) -> bytes:
-    """The hash of the row at ``position``, chained to ``previous`` (raw 32 bytes)."""
-    k, t, state = _bytes(key), _bytes(topic), _bytes(state)
-    h = hashlib.sha256(previous)
-    h.update(_POSITION.pack(position))
-    h.update(_LENGTH.pack(len(k)))
-    h.update(k)
-    h.update(_LENGTH.pack(len(t)))
-    h.update(t)
-    h.update(_LENGTH.pack(len(state)))
-    h.update(state)
-    return h.digest()
+def link(previous: bytes, position: int, head: bytes, state: bytes) -> bytes:
+    """The hash of the row at ``position`` (``head`` = key ‖ 0x1F ‖ topic), chained to ``previous``."""
+    return _sha256(b"".join((previous, _POSITION.pack(position), _LENGTH.pack(len(head)), head,
+                             _LENGTH.pack(len(state)), state))).digest()
 
 
 def text(digest: bytes) -> str:
     return PREFIX + digest.hex()
-
-
-def raw(hash_text: str) -> bytes | None:
-    """``sha256:…`` back to 32 bytes, or None when it is not such a hash."""
-    if not hash_text.startswith(PREFIX):
-        return None
-    try:
-        digest = bytes.fromhex(hash_text[len(PREFIX):])
-    except ValueError:
-        return None
-    return digest if len(digest) == 32 else None
 
 
 @dataclass
@@ -91,18 +80,18 @@ class Break:
         return f"the log does not chain at position {self.position}: {self.problem}"
 
 
-def check_row(previous: bytes, expected: int, position: int, key: str, topic: str, state: bytes,
-              stored: str | None) -> tuple[bytes | None, Break | None]:
+def check_row(previous: bytes, expected: int, position: int, head: object, state: object,
+              stored: object) -> tuple[bytes | None, Break | None]:
     """Check one row read in log order; returns its hash, or the break found there."""
     if position != expected:
         return None, Break(expected, f"position {expected} is missing (deleted); the log goes on at {position}")
     if stored is None:
         return None, Break(position, "the row has no chain hash: it was inserted outside csat")
-    if not isinstance(state, bytes):
+    if not isinstance(state, bytes) or not isinstance(head, bytes):
         return None, Break(position, f"the row's content is {type(state).__name__}, not the bytes csat stores "
                                      "(changed outside csat)")
-    digest = link(previous, position, key, topic, state)
-    if raw(stored) != digest:
+    digest = link(previous, position, head, state)
+    if stored != digest:
         return None, Break(position, "the row differs from what was appended (edited, moved, or inserted in its "
                                      "place)")
     return digest, None
@@ -111,9 +100,11 @@ def check_row(previous: bytes, expected: int, position: int, key: str, topic: st
 # -- the chain in a SQLite store (the store's seam calls these with its connection) -----------------
 
 TABLE = "event_hashes"
-CREATE = f"CREATE TABLE IF NOT EXISTS {TABLE} (position INTEGER PRIMARY KEY, hash TEXT NOT NULL)"
-ROWS = ("SELECT s.rowid, s.originator_id, s.topic, s.state, h.hash FROM stored_events s "
-        f"LEFT JOIN {TABLE} h ON h.position = s.rowid")
+CREATE = f"CREATE TABLE IF NOT EXISTS {TABLE} (position INTEGER PRIMARY KEY, hash BLOB NOT NULL)"
+#: a row as the chain hashes it: position, head (key ‖ 0x1F ‖ topic, as bytes), state, stored hash.
+#: The head is put together by SQLite: a text column changed by hand to something else still hashes.
+_HEAD = "CAST(s.originator_id || char(31) || s.topic AS BLOB)"
+ROWS = f"SELECT s.rowid, {_HEAD}, s.state, h.hash FROM stored_events s LEFT JOIN {TABLE} h ON h.position = s.rowid"
 
 
 def hash_at(conn: sqlite3.Connection, position: int) -> bytes | None:
@@ -121,7 +112,7 @@ def hash_at(conn: sqlite3.Connection, position: int) -> bytes | None:
     if position == 0:
         return GENESIS
     row = conn.execute(f"SELECT hash FROM {TABLE} WHERE position = ?", (position,)).fetchone()
-    return raw(row[0]) if row else None
+    return row[0] if row and isinstance(row[0], bytes) and len(row[0]) == 32 else None
 
 
 def seal(conn: sqlite3.Connection, after: int) -> int:
@@ -131,12 +122,12 @@ def seal(conn: sqlite3.Connection, after: int) -> int:
     if previous is None:
         raise LogDamaged(after, "the last event has no chain hash; nothing can be appended after it")
     rows = []
-    for position, key, topic, state in conn.execute(
-            "SELECT rowid, originator_id, topic, state FROM stored_events WHERE rowid > ? ORDER BY rowid", (after,)):
+    for position, head_bytes, state in conn.execute(
+            f"SELECT s.rowid, {_HEAD}, s.state FROM stored_events s WHERE s.rowid > ? ORDER BY s.rowid", (after,)):
         if position != after + len(rows) + 1:
             raise LogDamaged(after + len(rows) + 1, "an appended event did not get the next position")
-        previous = link(previous, position, key, topic, state)
-        rows.append((position, text(previous)))
+        previous = link(previous, position, head_bytes, state)
+        rows.append((position, previous))
     try:
         conn.executemany(f"INSERT INTO {TABLE} VALUES (?, ?)", rows)
     except sqlite3.IntegrityError:
@@ -188,30 +179,52 @@ def verify(conn: sqlite3.Connection, decode: Callable[[bytes], object], publishe
     """Walk the whole log once, in order, recomputing the chain and decoding every row.
 
     ``published`` is a head (position, hash) published earlier: it must be on the chain.
+    The log and the hashes are read by two sequential cursors in step (no lookup per row).
     """
-    previous, expected, last_hash = GENESIS, 1, text(GENESIS)
+    previous, expected = GENESIS, 1
     found: Break | None = None
     matches: bool | None = None
-    cursor = conn.execute(ROWS + " ORDER BY s.rowid")
-    while found is None and (rows := cursor.fetchmany(page)):
-        for position, key, topic, state, stored in rows:
-            digest, found = check_row(previous, expected, position, key, topic, state, stored)
+    decode_errors = (msgspec.DecodeError, msgspec.ValidationError, RecursionError, TypeError)
+    events = conn.execute(f"SELECT s.rowid, {_HEAD}, s.state FROM stored_events s ORDER BY s.rowid")
+    hashes = conn.cursor()
+    hashes.execute(f"SELECT position, hash FROM {TABLE} ORDER BY position")
+    pending: list[tuple[int, bytes]] = []
+    join, sha, pack_q, pack_i = b"".join, _sha256, _POSITION.pack, _LENGTH.pack
+    while found is None and (rows := events.fetchmany(page)):
+        pending += hashes.fetchmany(len(rows))
+        first, last, n = rows[0][0], rows[-1][0], len(rows)
+        if (first == expected and last - first == n - 1 and len(pending) >= n and pending[0][0] == first
+                and pending[n - 1][0] == last):
+            paired = zip(rows, (h for _, h in pending[:n]))  # the usual case: both contiguous, in step
+        else:
+            stored_at = dict(pending)
+            paired = zip(rows, (stored_at.get(r[0]) for r in rows))
+        for (position, head_bytes, state), stored in paired:
+            if position == expected and type(state) is bytes and type(head_bytes) is bytes and stored is not None:
+                digest = sha(join((previous, pack_q(position), pack_i(len(head_bytes)), head_bytes,
+                                   pack_i(len(state)), state))).digest()
+                if digest != stored:
+                    digest, found = check_row(previous, expected, position, head_bytes, state, stored)
+            else:
+                digest, found = check_row(previous, expected, position, head_bytes, state, stored)
             if found is None:
                 try:
                     decode(state)
-                except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, TypeError) as e:
+                except decode_errors as e:
                     found = Break(position, f"the row cannot be decoded ({str(e).splitlines()[0][:120]})")
             if found is not None:
                 break
-            previous, expected, last_hash = digest, expected + 1, stored
+            previous = digest
+            expected += 1
             if published is not None and position == published[0]:
-                matches = stored == published[1]
+                matches = text(digest) == published[1]
+        pending = [(p, h) for p, h in pending if p > last]
         if progress:
-            progress(len(rows))
+            progress(n)
     if found is None:
         tail = conn.execute(f"SELECT MIN(position) FROM {TABLE} WHERE position >= ?", (expected,)).fetchone()[0]
         if tail is not None:
             found = Break(expected, f"position {expected} is missing (deleted): its chain hash is still stored")
     if published is not None and matches is None:
         matches = published[0] == 0 and published[1] == text(GENESIS)
-    return Verified(expected - 1, expected - 1, last_hash, found, published, matches)
+    return Verified(expected - 1, expected - 1, text(previous), found, published, matches)

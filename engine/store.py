@@ -250,11 +250,11 @@ class Store:
         if previous is None and rows:
             raise LogDamaged(after, "the event there has no chain hash, so nothing after it can be checked")
         out = []
-        for position, key, topic, state, stored in rows:
-            digest, broken = chain.check_row(previous, after + len(out) + 1, position, key, topic, state, stored)
+        for position, head, state, stored in rows:
+            digest, broken = chain.check_row(previous, after + len(out) + 1, position, head, state, stored)
             if broken is None:
                 try:
-                    out.append(_decoded(position, key, state))
+                    out.append(_decoded(position, head.decode("utf-8", "surrogatepass").rpartition("\x1f")[0], state))
                 except LogDamaged as e:
                     broken = chain.Break(e.position, e.problem)
             if broken is not None:

@@ -50,6 +50,13 @@ def scores(db: Path) -> list[dict]:
     return json.loads(stdout)
 
 
+def verified(db: Path) -> int:
+    code, stdout, stderr = run(db, "verify", "--format", "json")
+    result = json.loads(stdout)
+    assert code == 0 and result["intact"], (stdout, stderr)
+    return result["events"]
+
+
 def log_size(db: Path) -> int:
     with sqlite3.connect(db) as conn:
         return conn.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0]
@@ -114,6 +121,7 @@ def test_four_ingests_of_different_files_into_a_fresh_store(reference, tmp_path)
     appended = sum(int(out.split()[0]) for _, out, _ in results)
     assert appended == log_size(db) == log_size(ref)  # the events and the implicit adoptions, once each
     assert scores(db) == expected
+    assert verified(db) == log_size(db)  # concurrent appends form one hash chain
 
 
 def test_the_same_file_four_times_at_once_is_appended_once(reference, tmp_path):
@@ -164,6 +172,7 @@ def test_kill_9_of_an_ingest_leaves_all_or_nothing(reference, tmp_path):
         assert code == 0, err
         assert log_size(db) == total
         assert scores(db) == expected
+        assert verified(db) == total
     assert kills >= 2, "the drill never interrupted an ingest; widen its window"
 
 
