@@ -33,6 +33,8 @@ from the first changed row on — unless a head published earlier is checked
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import sqlite3
 import struct
 from collections.abc import Callable
@@ -174,20 +176,31 @@ class Verified:
         return out
 
 
-def verify(conn: sqlite3.Connection, decode: Callable[[bytes], object], published: tuple[int, str] | None = None,
-           progress: Callable[[int], None] | None = None, page: int = 10_000) -> Verified:
-    """Walk the whole log once, in order, recomputing the chain and decoding every row.
+#: below this many events a verification runs in one process (a second one costs more to start)
+PARALLEL_FROM = 50_000
 
-    ``published`` is a head (position, hash) published earlier: it must be on the chain.
-    The log and the hashes are read by two sequential cursors in step (no lookup per row).
-    """
-    previous, expected = GENESIS, 1
-    found: Break | None = None
-    matches: bool | None = None
+
+@dataclass
+class _Walked:
+    """What walking one range of the log found."""
+
+    next_position: int            # the first position not checked
+    last: bytes                   # the hash of the last position checked
+    broken: Break | None
+    matches: bool | None          # the published head, when it lies in the range
+
+
+def _walk(conn: sqlite3.Connection, decode: Callable[[bytes], object], after: int, upto: int, previous: bytes,
+          published: tuple[int, str] | None, progress: Callable[[int], None] | None, page: int = 10_000) -> _Walked:
+    """Check the links of positions after..upto, reading the log and the hashes by two sequential
+    cursors in step (no lookup per row); ``previous`` is the stored hash at ``after``."""
+    expected, found, matches = after + 1, None, None
     decode_errors = (msgspec.DecodeError, msgspec.ValidationError, RecursionError, TypeError)
-    events = conn.execute(f"SELECT s.rowid, {_HEAD}, s.state FROM stored_events s ORDER BY s.rowid")
+    events = conn.execute(f"SELECT s.rowid, {_HEAD}, s.state FROM stored_events s WHERE s.rowid > ? AND s.rowid <= ? "
+                          "ORDER BY s.rowid", (after, upto))
     hashes = conn.cursor()
-    hashes.execute(f"SELECT position, hash FROM {TABLE} ORDER BY position")
+    hashes.execute(f"SELECT position, hash FROM {TABLE} WHERE position > ? AND position <= ? ORDER BY position",
+                   (after, upto))
     pending: list[tuple[int, bytes]] = []
     join, sha, pack_q, pack_i = b"".join, _sha256, _POSITION.pack, _LENGTH.pack
     while found is None and (rows := events.fetchmany(page)):
@@ -221,10 +234,52 @@ def verify(conn: sqlite3.Connection, decode: Callable[[bytes], object], publishe
         pending = [(p, h) for p, h in pending if p > last]
         if progress:
             progress(n)
+    if found is None and expected <= upto:
+        found = Break(expected, f"position {expected} is missing (deleted); the log ends before {upto}")
+    return _Walked(expected, previous, found, matches)
+
+
+def _walk_in_child(path: str, after: int, upto: int, published: tuple[int, str] | None) -> _Walked:
+    from .store import _STATE_DECODER  # the child reads the file through a connection of its own
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        previous = hash_at(conn, after)
+        if previous is None:  # the first half reports the break at `after`
+            return _Walked(after + 1, GENESIS, None, None)
+        return _walk(conn, _STATE_DECODER.decode, after, upto, previous, published, None)
+    finally:
+        conn.close()
+
+
+def verify(conn: sqlite3.Connection, decode: Callable[[bytes], object], published: tuple[int, str] | None = None,
+           progress: Callable[[int], None] | None = None, path: str | None = None) -> Verified:
+    """Walk the whole log, recomputing the chain and decoding every row.
+
+    ``published`` is a head (position, hash) published earlier: it must be on the chain.
+    Each link holds or not on its own (the hash before it is stored), so a long log on a
+    file (``path``) is checked in two halves by two processes at once.
+    """
+    upto = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM stored_events").fetchone()[0]
+    halves = path is not None and upto >= PARALLEL_FROM and (os.cpu_count() or 1) > 1
+    if halves:
+        mid = upto // 2
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            second = pool.apply_async(_walk_in_child, (path, mid, upto, published))
+            walked = _walk(conn, decode, 0, mid, GENESIS, published, progress)
+            rest = second.get()
+        if progress:
+            progress(rest.next_position - mid - 1)
+        if walked.broken is None and walked.next_position == mid + 1:
+            walked = _Walked(rest.next_position, rest.last, rest.broken,
+                             walked.matches if walked.matches is not None else rest.matches)
+    else:
+        walked = _walk(conn, decode, 0, upto, GENESIS, published, progress)
+    found, expected = walked.broken, walked.next_position
     if found is None:
         tail = conn.execute(f"SELECT MIN(position) FROM {TABLE} WHERE position >= ?", (expected,)).fetchone()[0]
         if tail is not None:
             found = Break(expected, f"position {expected} is missing (deleted): its chain hash is still stored")
+    matches = walked.matches
     if published is not None and matches is None:
         matches = published[0] == 0 and published[1] == text(GENESIS)
-    return Verified(expected - 1, expected - 1, text(previous), found, published, matches)
+    return Verified(expected - 1, expected - 1, text(walked.last), found, published, matches)

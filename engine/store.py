@@ -384,7 +384,7 @@ class Store:
         """Walk the whole log in one streaming pass, in one read snapshot (others may write on)."""
         self.conn.execute("BEGIN")
         try:
-            return chain.verify(self.conn, _STATE_DECODER.decode, published, progress)
+            return chain.verify(self.conn, _STATE_DECODER.decode, published, progress, path=self.path)
         finally:
             self.conn.execute("COMMIT")
 

@@ -17,9 +17,12 @@ from csat.engine.store import Recorded, _STATE_ENCODER
 AIRLINE = EXAMPLES / "airline-1000.jsonl"
 
 
-@pytest.fixture
-def store(cli):
-    """The airline example ingested, and the scores it published."""
+@pytest.fixture(params=["one pass", "two halves"])
+def store(request, cli, monkeypatch):
+    """The airline example ingested, and the scores it published; verified in one pass, or (as long
+    logs are) in two halves by two processes — every break must be found either way."""
+    if request.param == "two halves":
+        monkeypatch.setattr(chain, "PARALLEL_FROM", 1)
     cli("ingest", str(AIRLINE))
     return cli, cli.json("scores")
 
