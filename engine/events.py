@@ -126,13 +126,17 @@ class ParametersAdopted(Event, frozen=True, tag="adoption"):
     """Binds parameters to a rule set from a month on.
 
     In the log ``params`` are complete: the input's ``params`` merged over the
-    rule set's shipped defaults at ingest time.
+    parameters in force at ``from`` when it was recorded (or the shipped
+    defaults), the tables named in ``replace`` taken whole; ``params_version``
+    is the rule set's parameter version they were written for (absent: 1).
     """
 
     ruleset: str
     from_: str = msgspec.field(name="from")
     params: dict[str, Any]
     note: str | None = None
+    replace: list[str] = []
+    params_version: int | None = None
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (

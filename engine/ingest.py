@@ -27,6 +27,7 @@ from .guard import guarded
 from .projection import Projection
 from .readers import Line, lines_of
 from .readmodel import load_states
+from .params import merge
 from .ruleset import RuleSet
 from .store import Recorded, Store, now
 
@@ -139,6 +140,14 @@ class Ingest:
         for (source, number, ev), key in zip(chunk, natural):
             if isinstance(ev, ParametersAdopted):
                 try:
+                    if key in self.known:  # a re-sent adoption: the same if it changes nothing stored
+                        if self._same_adoption(self.known[key], ev):
+                            self.report.present += 1
+                        else:
+                            self._problem(source, number, f"adoption {ev.id!r} of {ev.ruleset} already exists with a "
+                                          "different body (parameters, from or note): choose another id "
+                                          "(csat adopt --id ID)")
+                        continue
                     ev = self._transform(ev)
                 except InvalidParams as e:
                     for p in e.problems:
@@ -172,7 +181,7 @@ class Ingest:
         if isinstance(ev, ResponseWithdrawn):
             self.withdrawn[ev.response] = ev.id
         if isinstance(ev, ParametersAdopted):
-            self.adoptions.add(ev.ruleset, ev.id, ev.from_, self._position(), ev.params)
+            self.adoptions.add(ev.ruleset, ev.id, ev.from_, self._position(), ev.params, ev.params_version)
         if isinstance(ev, ComplaintClosed):
             self.closed[ev.complaint] = ev.id
         if isinstance(ev, RectificationUpdated):
@@ -200,37 +209,59 @@ class Ingest:
             else:
                 self.store.replace_uncommitted(recorded)
             mine[0] = recorded
-            self.adoptions.add(ruleset, old.id, period, self._position(), old.params)
+            self.adoptions.add(ruleset, old.id, period, self._position(), old.params, old.params_version)
             self.known[natural_key(lowered)] = lowered
             return
         taken = {a.id for a in self.adoptions.of(ruleset)}
         id_ = "default" if "default" not in taken else f"default-{period}"
         params = guarded(rs, "completing its shipped parameters", rs.complete_params, {}, f"{ruleset} defaults")
         ev = ParametersAdopted(id=id_, ruleset=ruleset, from_=period, params=params,
-                               note="implicit adoption of the shipped defaults on first use")
+                               note="implicit adoption of the shipped defaults on first use",
+                               params_version=rs.params_version)
         recorded = Recorded(self.at, ev)
         self.implicit[ruleset] = [recorded]
         self.pending.append(recorded)
         self.pending_keys.append(natural_key(ev))
-        self.adoptions.add(ruleset, id_, period, self._position(), params)
+        self.adoptions.add(ruleset, id_, period, self._position(), params, rs.params_version)
         self.known[natural_key(ev)] = ev
         self.report.appended += 1
         self.report.implicit_adoptions.append(f"{ruleset}:{id_}")
 
     # -- validation ----------------------------------------------------------------
 
-    def _transform(self, ev: Event) -> Event:
-        """The form the log stores: adoptions carry complete parameters."""
-        if isinstance(ev, ParametersAdopted) and ev.ruleset in self.rulesets:
-            rs = self.rulesets[ev.ruleset]
-            try:
-                return msgspec.structs.replace(ev, params=rs.complete_params(ev.params))
-            except InvalidParams:
-                raise
-            except Exception as e:  # noqa: BLE001 — the plugin's own code failed, not the input
-                raise RuleSetFailed(rs.id, f"completing the parameters of adoption {ev.id}",
-                                    f"raised {type(e).__name__}: {e}") from e
-        return ev
+    def _transform(self, ev: ParametersAdopted) -> ParametersAdopted:
+        """The form the log stores: an adoption carries complete parameters — its ``params``
+        merged over those in force at its ``from`` (this call's earlier lines included), or the
+        shipped defaults — in the rule set's current parameter version."""
+        rs = self.rulesets.get(ev.ruleset)
+        if rs is None:
+            return ev
+        version = ev.params_version or rs.params_version
+        if version != rs.params_version:
+            raise InvalidParams([f"field `params_version`: parameters written for version {version}; {rs.id} reads "
+                                 f"version {rs.params_version}: write them for that version"])
+        in_force = self.adoptions.in_force(ev.ruleset, ev.from_)
+        base = in_force.data if in_force is not None and ev.ruleset not in self.adoptions.failed else None
+        try:
+            complete = rs.complete_params(ev.params, "params", base, ev.replace)
+        except InvalidParams:
+            raise
+        except Exception as e:  # noqa: BLE001 — the plugin's own code failed, not the input
+            raise RuleSetFailed(rs.id, f"completing the parameters of adoption {ev.id}",
+                                f"raised {type(e).__name__}: {e}") from e
+        return msgspec.structs.replace(ev, params=complete, params_version=rs.params_version)
+
+    def _same_adoption(self, stored: ParametersAdopted, ev: ParametersAdopted) -> bool:
+        """Re-sending an adoption appends nothing when its parameters, merged over what the log
+        stores for it, change nothing (and its month and note are the same)."""
+        rs = self.rulesets.get(ev.ruleset)
+        if rs is None or (stored.from_, stored.note) != (ev.from_, ev.note):
+            return False
+        if (ev.params_version or stored.params_version or 1) != (stored.params_version or 1):
+            return False
+        if (stored.params_version or 1) != rs.params_version:  # stored for an older version: compare as given
+            return merge(stored.params, ev.params, ev.replace) == stored.params
+        return rs.complete_params(ev.params, "params", stored.params, ev.replace) == stored.params
 
     def _ruleset_problem(self, ruleset: str | None) -> str | None:
         if ruleset is None or ruleset in self.rulesets:

@@ -334,12 +334,12 @@ class Projection(Scoring):
         before = [a for a in adoptions.of(ev.ruleset) if a.from_ >= ev.from_]
         if (at_from := adoptions.in_force(ev.ruleset, ev.from_)) is not None:
             before.append(at_from)
-        adoption = adoptions.add(ev.ruleset, ev.id, ev.from_, logged.position, ev.params)
+        adoption = adoptions.add(ev.ruleset, ev.id, ev.from_, logged.position, ev.params, ev.params_version)
         if ev.ruleset in adoptions.failed:
             self.unusable.setdefault(ev.ruleset, f"rule set {ev.ruleset}: {adoptions.failed[ev.ruleset]}")
-        self.conn.execute("INSERT OR REPLACE INTO rm_adoptions VALUES (?, ?, ?, ?, ?, ?)",
+        self.conn.execute("INSERT OR REPLACE INTO rm_adoptions VALUES (?, ?, ?, ?, ?, ?, ?)",
                           (ev.ruleset, ev.id, ev.from_, logged.position,
-                           msgspec.json.encode(ev.params).decode(), adoption.hash))
+                           msgspec.json.encode(ev.params).decode(), adoption.hash, ev.params_version or 1))
         if rs is None or not self.usable(ev.ruleset):
             self._unusable_event(ev.ruleset, logged)
             pending.add(ev.ruleset)

@@ -15,10 +15,11 @@ from typing import Any, NamedTuple
 import msgspec
 import sqlite_utils
 
+from .errors import InvalidParams
 from .params import params_hash
 from .ruleset import Adoption, ResponseState, RuleSet
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 TABLES = ("scores", "rm_responses", "rm_credits", "rm_adoptions", "rm_units", "rm_dirty", "rm_cases",
           "rm_closures", "rm_rectifications", "rm_rectification_updates", "rm_rulesets", "rm_meta")
@@ -63,16 +64,19 @@ def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = ()) -> b
     version = schema_version(db)
     if version == SCHEMA_VERSION:
         return False
-    if version == 6:
+    if version in (6, 7):
         with db.atomic():
-            _create_rulesets_table(db)
-            counts: dict[str, int] = {}
-            for table in ("rm_responses", "rm_adoptions"):
-                for ruleset, n in db.execute(f"SELECT ruleset, COUNT(*) FROM {table} GROUP BY ruleset"):
-                    counts[ruleset] = counts.get(ruleset, 0) + n
-            ok = set(installed)
-            db["rm_rulesets"].insert_all([{"ruleset": r, "events": n, "pending": int(r not in ok)}
-                                          for r, n in counts.items()])
+            if version == 6:
+                _create_rulesets_table(db)
+                counts: dict[str, int] = {}
+                for table in ("rm_responses", "rm_adoptions"):
+                    for ruleset, n in db.execute(f"SELECT ruleset, COUNT(*) FROM {table} GROUP BY ruleset"):
+                        counts[ruleset] = counts.get(ruleset, 0) + n
+                ok = set(installed)
+                db["rm_rulesets"].insert_all([{"ruleset": r, "events": n, "pending": int(r not in ok)}
+                                              for r, n in counts.items()])
+            # 7 → 8: the parameter version each adoption was stored in (all earlier ones: 1)
+            db.execute("ALTER TABLE rm_adoptions ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
             db.execute("UPDATE rm_meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
         return False
     drop_all(db)
@@ -96,7 +100,7 @@ def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = ()) -> b
         # credits that came through a member (team roll-ups): what a unit event re-credits
         db.execute("CREATE INDEX rm_credits_via ON rm_credits (via, period) WHERE via != ''")
         db["rm_adoptions"].create({"ruleset": str, "id": str, "from_": str, "position": int,
-                                   "params": str, "hash": str}, pk=("ruleset", "id"))
+                                   "params": str, "hash": str, "version": int}, pk=("ruleset", "id"))
         db["rm_units"].create({"id": str, "from_": str, "position": int, "name": str, "kind": str,
                                "parent": str}, pk=("id", "from_"))
         db["rm_dirty"].create({"ruleset": str, "subject": str, "period": str},
@@ -139,20 +143,30 @@ class Adoptions:
     @classmethod
     def load(cls, conn: sqlite3.Connection, rulesets: dict[str, RuleSet]) -> "Adoptions":
         a = cls(rulesets)
-        for ruleset, id_, from_, position, params in conn.execute(
-                "SELECT ruleset, id, from_, position, params FROM rm_adoptions ORDER BY position"):
-            a.add(ruleset, id_, from_, position, msgspec.json.decode(params))
+        for ruleset, id_, from_, position, params, version in conn.execute(
+                "SELECT ruleset, id, from_, position, params, version FROM rm_adoptions ORDER BY position"):
+            a.add(ruleset, id_, from_, position, msgspec.json.decode(params), version)
         return a
 
-    def add(self, ruleset: str, id_: str, from_: str, position: int, params: dict[str, Any]) -> Adoption:
+    def add(self, ruleset: str, id_: str, from_: str, position: int, params: dict[str, Any],
+            version: int | None = None) -> Adoption:
+        """Add an adoption as stored; parameters of an older version of the rule set are upgraded
+        (the rule set's ``upgrade_params``), decoded and checked."""
         rs = self.rulesets.get(ruleset)
-        decoded = params
+        decoded, data, upgraded = params, params, None
         if rs is not None and ruleset not in self.failed:
             try:
-                decoded = rs.decode_params(params, f"adoption {id_}")
+                stored_version = version or 1
+                if stored_version > rs.params_version:
+                    raise InvalidParams([f"its parameters are of version {stored_version}, newer than the installed "
+                                         f"{rs.id} (version {rs.params_version}): upgrade the plugin"])
+                if stored_version < rs.params_version:
+                    data = rs.upgrade_params(dict(params), stored_version)
+                    upgraded = stored_version
+                decoded = rs.decode_params(data, f"adoption {id_}")
             except Exception as e:  # noqa: BLE001 — a plugin's parameters that no longer decode
                 self.failed[ruleset] = f"the parameters of adoption {id_!r} do not decode: {e}"
-        adoption = Adoption(ruleset, id_, from_, position, params_hash(params), decoded)
+        adoption = Adoption(ruleset, id_, from_, position, params_hash(params), decoded, data, upgraded)
         lst = [x for x in self._by_ruleset.get(ruleset, []) if x.id != id_]
         lst.append(adoption)
         lst.sort(key=lambda x: (x.from_, x.position))

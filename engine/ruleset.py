@@ -26,7 +26,7 @@ import msgspec
 from .events import NA, Answer, ResponseRecorded
 from .numbers import dec, mean, plain, publish
 from .errors import InvalidParams
-from .params import canonical, decode, merge, read_toml
+from .params import canonical, decode, merge, read_toml, replace_problems
 
 
 class Problem(NamedTuple):
@@ -87,7 +87,12 @@ class Credit(NamedTuple):
 
 @dataclass(frozen=True)
 class Adoption:
-    """The parameters in force: the adoption event's id, position and hash, and the decoded params."""
+    """The parameters in force: the adoption event's id, position and hash, and the decoded params.
+
+    ``data`` is the complete parameters as plain data in the rule set's current parameter version
+    (what a later revision merges over); ``upgraded_from`` the version they were stored in, when
+    the rule set upgraded them on reading (the stored event is never rewritten).
+    """
 
     ruleset: str
     id: str
@@ -95,6 +100,8 @@ class Adoption:
     position: int
     hash: str
     params: Any
+    data: dict[str, Any] | None = None
+    upgraded_from: int | None = None
 
 
 @dataclass
@@ -227,6 +234,10 @@ class RuleSet:
     uses_org: ClassVar[bool] = False
     #: True when complaints and rectifications feed the scores (``MonthInput.cases``).
     uses_cases: ClassVar[bool] = False
+    #: The version of the parameter schema. Raise it when ``params_type`` changes so that stored
+    #: parameters no longer decode (a new required key, a renamed table), and implement
+    #: :meth:`upgrade_params` from every older version.
+    params_version: ClassVar[int] = 1
 
     # -- parameters ----------------------------------------------------------
 
@@ -245,9 +256,26 @@ class RuleSet:
             raise InvalidParams([f"{source}: {p}" for p in problems])
         return params
 
-    def complete_params(self, data: dict[str, Any], source: str = "params") -> dict[str, Any]:
-        """``data`` merged over the shipped defaults, validated, as the plain data an adoption stores."""
-        return canonical(self.decode_params(merge(self.default_params(), data), source))
+    def complete_params(self, data: dict[str, Any], source: str = "params", base: dict[str, Any] | None = None,
+                        replace: Sequence[str] = ()) -> dict[str, Any]:
+        """``data`` merged over ``base`` (complete parameters; default the shipped defaults), the
+        tables named in ``replace`` taken whole, validated, as the plain data an adoption stores."""
+        problems = replace_problems(data, replace)
+        if problems:
+            raise InvalidParams([f"{source}: {p}" for p in problems])
+        return canonical(self.decode_params(merge(self.default_params() if base is None else base, data, replace),
+                                            source))
+
+    def upgrade_params(self, data: dict[str, Any], from_version: int) -> dict[str, Any]:
+        """Complete parameters stored under ``from_version`` (plain data), as this version's.
+
+        Called when an adoption recorded by an older version of the rule set is read; the
+        result is decoded and checked like any parameters. The stored event is never
+        rewritten: a replay of the old log gives the same figures for ever. Default: no
+        upgrade exists (only version 1).
+        """
+        raise InvalidParams([f"parameters of version {from_version} cannot be read by {self.id} "
+                             f"version {self.params_version} (the rule set has no upgrade_params for them)"])
 
     def check_params(self, params: Any) -> list[str]:
         """Checks beyond the schema (``key: what was expected``); none by default."""

@@ -167,6 +167,7 @@ def test_a_store_of_the_previous_version_is_chained_once(store):
     with sqlite3.connect(cli.db) as conn:  # what the previous release left: no chain, read models v6
         conn.execute("DROP TABLE event_hashes")
         conn.execute("DROP TABLE rm_rulesets")
+        conn.execute("ALTER TABLE rm_adoptions DROP COLUMN version")
         conn.execute("UPDATE rm_meta SET value = '6' WHERE key = 'schema'")
     r = cli("scores", "--format", "json")
     assert r.stderr == (f"csat: note: chained the {n} events of this log written by an earlier csat (once; "

@@ -216,4 +216,5 @@ def test_an_adoption_that_changes_crediting_recredits_and_one_that_does_not_is_c
                     "params": {"forms": {"service": {"metrics": {"repair_quality": {"credit": "subject"}}}}}}])
     assert score(engine, "bay-1", "2026-03", "repair_quality") is None
     assert score(engine, "shop", "2026-03", "repair_quality") is None
-    assert score(engine, "sa", "2026-03", "repair_quality")["score"] == Decimal("25.00")  # defaults again: 25
+    # merged over the policy in force (events.md §2), not the shipped defaults: 20 points stay
+    assert score(engine, "sa", "2026-03", "repair_quality")["score"] == Decimal("20.00")

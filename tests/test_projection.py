@@ -117,12 +117,20 @@ def test_adoption_rescores_months_from_its_from(engine, tmp_path):
     assert rows["2026-Q1"]["final"] == Decimal("120.50")  # (105 + 112.5 + 144) / 3
 
 
-def test_adoption_merges_over_the_shipped_defaults_not_the_previous_adoption(engine):
+def test_adoption_merges_over_the_policy_in_force_and_replace_takes_tables_whole(engine):
     engine.ingest([AIR])
+    before = score_of(engine)
     engine.append([{"type": "adoption", "id": "weight-only", "ruleset": "airline-1000", "from": "2026-03",
                     "params": {"departments": {"finance": {"weight": "0.2"}}}}])
     row = score_of(engine)
-    # no indicator weights in force any more: every answered indicator weighs the same
+    # the indicator weights in force stay; only the department weight moves
+    assert row["score"] == before["score"] and row["final"] == (before["score"] * Decimal("0.2")).quantize(
+        Decimal("0.01"))
+    engine.append([{"type": "adoption", "id": "weight-and-no-indicators", "ruleset": "airline-1000",
+                    "from": "2026-03", "replace": ["departments.finance"],
+                    "params": {"departments": {"finance": {"weight": "0.2"}}}}])
+    row = score_of(engine)
+    # finance taken whole: no indicator weights any more, every answered indicator weighs the same
     # flight-ops (866.67 + 800) / 2 = 833.33; maintenance 600; (833.33 + 600) / 2 = 716.67; × 0.2 = 143.33
     assert (row["score"], row["final"]) == (Decimal("716.67"), Decimal("143.33"))
 
