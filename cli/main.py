@@ -205,18 +205,21 @@ def render_scores(rows: list[dict[str, Any]], fmt: str) -> str:
 @click.option("--subject", "-s", required=True, help="The subject (unit id).")
 @click.option("--period", "-p", required=True, help="A month YYYY-MM, quarter YYYY-Qn or year YYYY.")
 @click.option("--metric", "-m", help="The metric (needed when the subject has several).")
+@as_of_option("Explain the figure as published")
 @format_option("text", "json", default="text")
 @click.pass_obj
 @handles_errors
-def explain(c: Context, ruleset: str, subject: str, period: str, metric: str | None, fmt: str) -> None:
+def explain(c: Context, ruleset: str, subject: str, period: str, metric: str | None, as_of: str | None,
+            fmt: str) -> None:
     """Show how one score was derived: parameters, formula steps and every event read.
 
     \b
     Example:
       csat explain --ruleset airline-1000 --subject finance --period 2026-03
       csat explain -r airline-1000 -s finance -p 2026-Q1 --format json
+      csat explain -r plant-50 -s purchasing -p 2026-Q1 --as-of 2026-04-05   # as published then
     """
-    x = c.engine().explain(ruleset, subject, period, metric)
+    x = c.engine().explain(ruleset, subject, period, metric, as_of=as_of)
     click.echo(to_json(x) if fmt == "json" else explanation_text(x))
 
 
@@ -229,12 +232,14 @@ def _short(value: Any) -> Any:
 
 def explanation_text(x: dict[str, Any]) -> str:
     fixed = {"ruleset", "adoption", "period", "subject", "metric", "score", "grade", "grade_label", "responses",
-             "params_hash", "adoption_from", "steps", "events", "log_position", "log_head"}
+             "params_hash", "adoption_from", "steps", "events", "log_position", "log_head", "params_upgraded_from"}
     head = f"{x['ruleset']} · {x['subject']} · {x['period']} · {x['metric']}"
     grade = f"   grade {x['grade']} {x['grade_label'] or ''}".rstrip() if x.get("grade") else ""
     extras = "   ".join(f"{k} {cell(v)}" for k, v in x.items() if k not in fixed)
     lines = [head, f"score {cell(x['score'])}{grade}   responses {x['responses']}" + (f"   {extras}" if extras else ""),
-             f"parameters: adoption {x['adoption']} (from {x['adoption_from']}), {x['params_hash']}", "", "Steps"]
+             f"parameters: adoption {x['adoption']} (from {x['adoption_from']}), {x['params_hash']}"
+             + (f", upgraded from v{x['params_upgraded_from']}" if x.get("params_upgraded_from") else ""),
+             "", "Steps"]
     lines += ["  " + line for line in table(
         [{"step": s["label"], "formula": s["formula"], "value": _short(s["value"])} for s in x["steps"]],
         ["step", "formula", "value"]).splitlines()]
@@ -388,45 +393,67 @@ def units(c: Context, unit: str | None, as_of: str | None, fmt: str) -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--ruleset", "-r", required=True, help="The rule set the parameters are for.")
 @click.option("--from", "from_", required=True, metavar="YYYY-MM", help="First month the parameters apply to.")
+@click.option("--replace", "replace", multiple=True, metavar="KEY",
+              help="Take this table whole from FILE instead of merging it (dotted, e.g. items or "
+                   "departments.finance); repeatable. Removes what FILE's table leaves out.")
 @click.option("--id", "id_", help="Adoption id (default: FILE's name and the month).")
 @click.option("--note", help="Why (kept in the log).")
 @click.pass_obj
 @handles_errors
-def adopt(c: Context, file: str, ruleset: str, from_: str, id_: str | None, note: str | None) -> None:
-    """Adopt the parameters in FILE (TOML, merged over the shipped defaults) from a month on.
+def adopt(c: Context, file: str, ruleset: str, from_: str, replace: tuple[str, ...], id_: str | None,
+          note: str | None) -> None:
+    """Adopt the parameters in FILE (TOML) from a month on, as a revision of the policy in force.
 
-    Scores of months from --from move to the new parameters; earlier months
-    keep theirs. Each problem in FILE is one line naming the TOML key.
+    FILE says what changes: it is merged over the parameters in force at
+    --from (tables key by key; --replace takes a table whole). Scores of
+    months from --from move; earlier months keep theirs. Each problem in FILE
+    is one line naming the TOML key.
 
     \b
     Example:
       csat adopt plant-2027.toml --ruleset plant-50 --from 2027-01 --note "new coefficients"
+      csat adopt items-2027.toml -r iso-100 --from 2027-01 --replace items   # drops items left out
     """
-    report = c.engine(create=True).adopt(file, ruleset=ruleset, from_=from_, id=id_, note=note)
+    report = c.engine(create=True).adopt(file, ruleset=ruleset, from_=from_, id=id_, note=note, replace=replace)
     click.echo(report.summary())
 
 
 @cli.command()
 @click.option("--ruleset", "-r", required=True, help="The rule set.")
 @click.option("--params", "params", required=True, type=click.Path(dir_okay=False), help="A TOML parameter file.")
+@click.option("--from", "from_", metavar="YYYY-MM", help="The month it would apply from (default: the rule set's "
+              "first month).")
+@click.option("--replace", "replace", multiple=True, metavar="KEY", help="As csat adopt --replace; repeatable.")
 @click.option("--period", "-p", help="Only this month, quarter or year.")
 @click.option("--all", "all_", is_flag=True, help="Every row, not only those that change.")
 @format_option()
 @click.pass_obj
 @handles_errors
-def whatif(c: Context, ruleset: str, params: str, period: str | None, all_: bool, fmt: str) -> None:
-    """Recompute a rule set's scores as if --params had been adopted from the beginning.
+def whatif(c: Context, ruleset: str, params: str, from_: str | None, replace: tuple[str, ...], period: str | None,
+           all_: bool, fmt: str) -> None:
+    """Preview an adoption: the scores as `csat adopt` with the same arguments would publish them.
 
-    Nothing is written to the log or to the published scores: rows show
-    before, after and delta, and grades before and after.
+    Nothing is written and nothing is locked. Rows show before, after and
+    delta, and grades before and after; the last line (or the JSON summary)
+    counts the figures and grades that move and names the largest move.
 
     \b
     Example:
-      csat whatif --ruleset plant-50 --params harsher.toml
+      csat whatif --ruleset plant-50 --params harsher.toml --from 2026-05
       csat whatif -r airline-1000 --params weights.toml --period 2026-Q1 --all --format csv
+      csat whatif -r iso-100 --params items.toml --replace items --format json
     """
-    rows = c.engine().whatif(ruleset, params, period=period, all=all_)
+    from csat.engine.api import whatif_summary
+    rows = c.engine().whatif(ruleset, params, period=period, all=all_, from_=from_, replace=replace)
+    summary = whatif_summary(rows)
+    if fmt == "json":
+        click.echo(to_json({"rows": rows, "summary": summary}))
+        return
     click.echo(render(rows, fmt, empty="(nothing would change)"))
+    if fmt == "table":
+        big = summary["largest_delta"]
+        click.echo(f"\n{summary['figures_moved']} figures and {summary['grades_moved']} grades would move"
+                   + (f"; the largest: {big['subject']} {big['period']} {big['metric']} {big['delta']:+}" if big else ""))
 
 
 def _published_head(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, str] | None:

@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 
 from . import periods
-from .errors import CsatError, IngestFailed, LogDamaged, NotFound, UnknownRuleSet
+from .errors import CsatError, IngestFailed, InvalidParams, LogDamaged, NotFound, UnknownRuleSet
 from .events import TAGS, Event, ParametersAdopted
 from .explain import explain
 from .ingest import Ingest, IngestReport, dict_lines, file_lines
@@ -59,6 +59,15 @@ def _real_time(stamp: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def whatif_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many figures and grades a what-if moves, and the largest move."""
+    moved = [r for r in rows if r["before"] != r["after"]]
+    largest = max((r for r in moved if r["delta"] is not None), key=lambda r: abs(r["delta"]), default=None)
+    return {"figures_moved": len(moved), "grades_moved": sum(r["grade_before"] != r["grade_after"] for r in rows),
+            "largest_delta": None if largest is None else {k: largest[k] for k in ("period", "subject", "metric",
+                                                                                    "before", "after", "delta")}}
 
 
 def _progress(progress: Progress | None) -> Progress | None:
@@ -274,51 +283,81 @@ class Engine:
 
     # -- policy revisions ------------------------------------------------------------
 
-    def params_from(self, ruleset: str, data: dict[str, Any] | str | os.PathLike[str]) -> dict[str, Any]:
-        """Complete parameters from a TOML file or a dict: merged over the shipped defaults and
-        validated (InvalidParams names the file and the key)."""
+    def params_from(self, ruleset: str, data: dict[str, Any] | str | os.PathLike[str], from_: str | None = None,
+                    replace: Iterable[str] = ()) -> dict[str, Any]:
+        """Complete parameters from a TOML file or a dict, as an adoption from month ``from_`` would
+        store them now: merged over the parameters in force at ``from_`` (without a month, or with
+        none in force: the shipped defaults), the tables named in ``replace`` taken whole, and
+        validated (InvalidParams lists every problem, naming the file and the key)."""
         rs = self._ruleset(ruleset)
         source = "params"
         if not isinstance(data, dict):
             source = os.fspath(data)
             data = read_toml(source)
-        return rs.complete_params(data, source)
+        base = None
+        if from_ is not None:
+            adoptions, _ = self.projection.state()
+            in_force = adoptions.in_force(ruleset, from_)
+            base = in_force.data if in_force is not None else None
+        return rs.complete_params(data, source, base, list(replace))
 
     def adopt(self, params: dict[str, Any] | str | os.PathLike[str], *, ruleset: str, from_: str,
-              id: str | None = None, note: str | None = None) -> IngestReport:
-        """Append an adoption of ``params`` (a TOML file or a dict) for ``ruleset`` from month ``from_``."""
+              id: str | None = None, note: str | None = None, replace: Iterable[str] = ()) -> IngestReport:
+        """Append an adoption of ``params`` (a TOML file or a dict) for ``ruleset`` from month ``from_``:
+        merged over the parameters in force at ``from_``, ``replace`` tables taken whole.
+
+        :raises IngestFailed: every problem on a line of its own, located at the TOML file.
+        """
         if (why := periods.month_problem(from_)):
             raise CsatError(f"--from: {why}")
-        complete = self.params_from(ruleset, params)
+        replace = list(replace)
+        source = os.fspath(params) if not isinstance(params, dict) else "params"
+        data = read_toml(source) if not isinstance(params, dict) else params
+        self._catch_up_to_read()
+        try:
+            self.params_from(ruleset, data, from_, replace)  # every problem at once, named by the file
+        except InvalidParams as e:
+            raise IngestFailed([p.replace("params: ", f"{source}: ", 1) for p in e.problems]) from None
         if id is None:
-            stem = os.path.splitext(os.path.basename(params))[0] if not isinstance(params, dict) else "adoption"
+            stem = os.path.splitext(os.path.basename(source))[0] if not isinstance(params, dict) else "adoption"
             id = f"{stem}-{from_}"
-        event = {"type": "adoption", "id": id, "ruleset": ruleset, "from": from_, "params": complete}
+        event: dict[str, Any] = {"type": "adoption", "id": id, "ruleset": ruleset, "from": from_, "params": data}
+        if replace:
+            event["replace"] = replace
         if note:
             event["note"] = note
-        return self.append([event])
+        try:
+            return Ingest(self.store, self.rulesets, self.projection).run(dict_lines([event], name=source))
+        except IngestFailed as e:
+            raise IngestFailed([p.replace(f"{source}:1: ", f"{source}: ", 1) for p in e.problems]) from None
 
     def whatif(self, ruleset: str, params: dict[str, Any] | str | os.PathLike[str], period: str | None = None,
-               all: bool = False) -> list[dict[str, Any]]:
+               all: bool = False, from_: str | None = None, replace: Iterable[str] = ()) -> list[dict[str, Any]]:
         """Every score of ``ruleset`` (or of ``period``) recomputed as if ``params`` had been adopted
-        from the rule set's first month, beside the current ones. Nothing is written."""
-        complete = self.params_from(ruleset, params)
+        from ``from_`` (default: the rule set's first month) exactly as :meth:`adopt` with the same
+        arguments would, beside the current ones; rows where something differs (all with ``all``).
+        Nothing is written and nothing is locked: the replay runs on a private snapshot."""
+        rs = self._ruleset(ruleset)
+        if from_ is not None and (why := periods.month_problem(from_)):
+            raise CsatError(f"--from: {why}")
         if period is not None:
             periods.kind(period)
         self.catch_up()
         conn = self.store.conn
-        conn.execute("BEGIN")  # one read snapshot: the published rows and the position they reflect
+        conn.execute("BEGIN")  # one read snapshot: the published rows, the policy in force, the position
         try:
             position = self.projection.tracked()
             first = conn.execute("SELECT MIN(period) FROM rm_responses WHERE ruleset = ?", (ruleset,)).fetchone()[0]
+            month = from_ or first
+            complete = self.params_from(ruleset, params, month, replace) if month else None
             before = {(r["period"], r["subject"], r["metric"]): r
                       for r in self._score_rows(ruleset, period, None, None)}
         finally:
             conn.execute("COMMIT")
-        if first is None:
+        if complete is None:
             return []
-        adoption = ParametersAdopted(id="what-if", ruleset=ruleset, from_=first, params=complete,
-                                     note="what-if, never appended")
+        adoption = ParametersAdopted(id="what-if", ruleset=ruleset, from_=month, params=complete,
+                                     note="what-if, never appended", params_version=rs.params_version)
         with self.projection.snapshot(position, only=[ruleset], then=[adoption]) as private:
             after = {(r["period"], r["subject"], r["metric"]): r
                      for r in self._score_rows(ruleset, period, None, None, private.conn)}
@@ -332,13 +371,24 @@ class Engine:
                             "delta": delta, "grade_before": b.get("grade"), "grade_after": a.get("grade")})
         return out
 
-    def explain(self, ruleset: str, subject: str, period: str, metric: str | None = None) -> dict[str, Any]:
-        """How one figure was derived: the score row plus ``params_hash``, ``steps`` and ``events``.
+    def explain(self, ruleset: str, subject: str, period: str, metric: str | None = None,
+                as_of: int | str | None = None) -> dict[str, Any]:
+        """How one figure was derived: the score row plus ``params_hash``, ``steps``, ``events``,
+        and the log position and head hash it reflects (``log_position``, ``log_head``).
+
+        ``as_of`` (a log position or a recording time) explains the figure as it was published
+        when the log ended there; events after it are not shown.
 
         :raises NotFound: when the subject has no responses or no such metric in the period.
         """
         rs = self._ruleset(ruleset)
         periods.kind(period)
+        if as_of is not None:
+            position = self.position_at(as_of)
+            with self.projection.snapshot(position, only=[ruleset]) as private:
+                out = explain(private, rs, subject, period, metric)
+            out["log_position"], out["log_head"] = self.store.head(position)
+            return out
         self._catch_up_to_read()
         out = explain(self.projection, rs, subject, period, metric)
         out["log_position"], out["log_head"] = self.head()

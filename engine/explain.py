@@ -56,7 +56,7 @@ def _events(inputs: list[MonthInput], trace: Trace, adoptions: list[Adoption], o
                 add(r.position, "response", r.id, why is None, why)
             for a in r.corrections:
                 add(a.position, "correction", a.id, why is None, f"answers replaced: {a.reason}")
-        for x in inp.excluded:
+        for x in [*inp.excluded, *inp.withdrawn]:
             r, why = x.response, x.why
             add(r.position, "response", r.id, False, why)
             for a in r.corrections:
@@ -85,11 +85,14 @@ def explain(projection: Projection, rs: RuleSet, subject: str, period: str, metr
     adoptions, org = projection.state()
     trace = Trace()
     inputs: list[MonthInput] = []
+    withdrawn_only: list[MonthInput] = []
     months = periods.months_of(period)
     month_figures: dict[str, list[Figure]] = {}
     for month in months:
         inp = projection.month_input(rs, subject, month, adoptions, org)
         if inp is None or not (inp.counted or inp.excluded):
+            if inp is not None and inp.withdrawn:
+                withdrawn_only.append(inp)
             continue
         inputs.append(inp)
         trace.prefix = "" if kind == "month" else f"{month} "
@@ -97,6 +100,9 @@ def explain(projection: Projection, rs: RuleSet, subject: str, period: str, metr
         month_figures[month] = checked_figures(rs, where, guarded(rs, where, rs.score_month, inp, trace))
     trace.prefix = ""
     if not inputs:
+        if withdrawn_only:
+            raise NotFound(f"{rs.id}: every response for {subject!r} in {period} was withdrawn: "
+                           + ", ".join(x.response.id for i in withdrawn_only for x in i.withdrawn))
         raise NotFound(f"no responses of {rs.id} for {subject!r} in {period}")
     if kind == "month":
         figures = month_figures[period]
@@ -121,6 +127,8 @@ def explain(projection: Projection, rs: RuleSet, subject: str, period: str, metr
     out = published_row(rs.id, period, subject, adoption, figure)
     out["params_hash"] = adoption.hash
     out["adoption_from"] = adoption.from_
+    if adoption.upgraded_from is not None:  # stored for an older version of the rule set, upgraded on reading
+        out["params_upgraded_from"] = adoption.upgraded_from
     out["steps"] = [{"label": s.label, "formula": s.formula, "value": s.value} for s in trace.steps
                     if s.metric in (None, figure.metric)]
     out["events"] = _events(inputs, trace, list(used_adoptions.values()), org, figure.metric)

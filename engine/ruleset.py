@@ -150,6 +150,9 @@ class MonthInput:
     excluded: list[Excluded]
     kind: str | None = None
     cases: list[CaseEvent] = field(default_factory=list)  # only for rule sets with ``uses_cases``
+    #: withdrawn responses credited here: they count nowhere (not in ``excluded`` either, so no
+    #: rule set counts them as failed); kept only so that explanations can list them
+    withdrawn: list[Excluded] = field(default_factory=list)
 
     @property
     def params(self) -> Any:
@@ -321,9 +324,10 @@ class RuleSet:
     def score_month(self, month: MonthInput, trace: Trace | None) -> list[Figure]:
         """One Figure per metric for the subject-month.
 
-        Called whenever something is credited to the subject-month, even when
-        every response was excluded (``month.counted`` empty): return no figure
-        then, unless the rule set publishes something about the excluded ones.
+        Called whenever something that is not withdrawn is credited to the
+        subject-month, even when every response was excluded (``month.counted``
+        empty): return no figure then, unless the rule set publishes something
+        about the excluded ones. Withdrawn responses are in neither list.
         """
         raise NotImplementedError
 

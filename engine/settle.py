@@ -121,6 +121,8 @@ class Scoring:
             state, why = hit
             if why is None:
                 inp.counted.append(Counted(state, Credit(subject, role, via)))
+            elif state.withdrawn is not None:  # withdrawn means gone: counted nowhere
+                inp.withdrawn.append(Excluded(state, why, Credit(subject, role, via)))
             else:
                 inp.excluded.append(Excluded(state, why, Credit(subject, role, via)))
         return inputs
@@ -154,7 +156,7 @@ class Scoring:
                     inp = inputs.get(subject)
                     queued = len(self._rows), len(self._deletes)
                     try:
-                        figures = [] if inp is None else checked_figures(
+                        figures = [] if inp is None or not (inp.counted or inp.excluded) else checked_figures(
                             rs, f"scoring {subject} {month}",
                             guarded(rs, f"scoring {subject} {month}", rs.score_month, inp, None))
                         self._write(rs, month, subject, "month", inp.adoption if inp else None, figures)

@@ -103,12 +103,25 @@ def _events(examples: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
 
 
 def check_examples(rulesets: list[RuleSet], examples: Sequence[str | os.PathLike[str]]) -> None:
-    """A rule set whose results depend on the org chart says so (``uses_org``): otherwise a
+    """Adoptions in the examples written for an older parameter version (``params_version``)
+    decode after the rule set's ``upgrade_params``.
+
+    A rule set whose results depend on the org chart says so (``uses_org``): otherwise a
     ``unit`` event would leave its published scores stale. Checked on the examples: they may
     declare units, and the rule set may credit a response to another subject than its own
     (or its ``roles`` units), only with ``uses_org = True``."""
     events = _events(examples)
     ids = {rs.id: rs for rs in rulesets}
+    for e in events:  # adoptions written for an older parameter version must still be readable
+        rs = ids.get(e.get("ruleset")) if e.get("type") == "adoption" else None
+        version = e.get("params_version") or rs.params_version if rs is not None else None
+        if rs is not None and version < rs.params_version:
+            try:
+                upgraded = rs.upgrade_params(dict(e.get("params", {})), version)
+                rs.decode_params(upgraded, f"adoption {e.get('id')}")
+            except Exception as x:  # noqa: BLE001 — say which adoption and why
+                raise AssertionError(f"{rs.id}: adoption {e.get('id')!r} of version {version} does not decode after "
+                                     f"upgrade_params: {x}") from None
     used = {e.get("ruleset") for e in events if e.get("type") == "response"} & ids.keys()
     units = [e.get("id") for e in events if e.get("type") == "unit"]
     for rid in sorted(used):

@@ -54,7 +54,13 @@ def test_adopt_names_the_file_and_the_key(cli, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[bonus]\nmonths = "three"\n', encoding="utf-8")
     r = cli("adopt", str(bad), "--ruleset", "plant-50", "--from", "2026-01", expect=1)
-    assert r.stderr.strip() == f"csat: {bad}: key `bonus.months`: expected `int`, got `str`"
+    assert r.stderr.splitlines() == [f"{bad}: key `bonus.months`: expected `int`, got `str`",
+                                     "csat: 1 problem; nothing appended"]
+    bad.write_text('precision = "two"\nbogus = 1\n[bonus]\nmonths = "three"\n', encoding="utf-8")
+    r = cli("adopt", str(bad), "--ruleset", "plant-50", "--from", "2026-01", expect=1)
+    assert r.stderr.splitlines() == [f"{bad}: unknown key `bogus`", f"{bad}: key `bonus.months`: expected `int`, "
+                                     "got `str`", f"{bad}: key `precision`: expected `int`, got `str`",
+                                     "csat: 3 problems; nothing appended"]
     bad.write_text('[[grades]]\nid = "x"\nlabel = "x"\nband = [0, 50]\ndeduction = 0\nwhen = [{ unsatisfied = 1 }]\n')
     r = cli("adopt", str(bad), "--ruleset", "plant-50", "--from", "2026-01", expect=1)
     assert "key `grades`: the last grade must match every month" in r.stderr
@@ -82,13 +88,19 @@ def test_whatif_equals_adopting_the_file_from_the_first_month(tmp_path, harsh):
 
 def test_whatif_shows_only_differences_unless_all(cli, harsh):
     cli("ingest", str(PLANT))
-    rows = cli.json("whatif", "--ruleset", "plant-50", "--params", harsh)
+    out = cli.json("whatif", "--ruleset", "plant-50", "--params", harsh)
+    rows, summary = out["rows"], out["summary"]
+    assert summary["figures_moved"] == len(rows) == 6 and summary["grades_moved"] == sum(
+        r["grade_before"] != r["grade_after"] for r in rows)
+    assert abs(summary["largest_delta"]["delta"]) == max(abs(r["delta"]) for r in rows)
     assert {(r["period"], r["subject"]) for r in rows} == {
         (p, s) for p in ("2026", "2026-03", "2026-Q1") for s in ("purchasing", "warehouse")}
     r = next(r for r in rows if r["period"] == "2026-03" and r["subject"] == "warehouse")
     assert (r["before"], r["after"], r["delta"], r["grade_before"], r["grade_after"]) == (
         Decimal("39.23"), Decimal("39.17"), Decimal("-0.06"), "weak", "weak")
-    assert len(cli.json("whatif", "--ruleset", "plant-50", "--params", harsh, "--all")) == 11
+    assert len(cli.json("whatif", "--ruleset", "plant-50", "--params", harsh, "--all")["rows"]) == 11
+    table = cli("whatif", "--ruleset", "plant-50", "--params", harsh).stdout.splitlines()
+    assert table[-1].startswith(f"{summary['figures_moved']} figures and {summary['grades_moved']} grades would move")
 
 
 def test_scores_as_of_a_position_before_an_adoption_or_a_correction(engine, harsh, tmp_path):
