@@ -41,6 +41,7 @@ from .guard import checked_credits, checked_remedy, guarded
 from .readmodel import (Adoptions, Org, database, drop_all, encode_state, ensure_schema, load_states,
                         schema_version, SCHEMA_VERSION)
 from .ruleset import Amendment, Credit, ResponseState, RuleSet
+from .replay import Replay
 from .settle import EXTRAS_DEC, SCORE_COLUMNS, Progress, Scoring, exclusion
 from .store import Logged, Store
 
@@ -51,7 +52,7 @@ def _ruleset_of(ev: Any) -> str | None:
     return getattr(ev, "ruleset", None)
 
 
-class Projection(Scoring):
+class Projection(Scoring, Replay):
     """Keeps the read models of one store in step with its log.
 
     :param views: the connection holding the read models; default the store's
@@ -184,9 +185,9 @@ class Projection(Scoring):
             self.settle(progress)
         return applied
 
-    def _reset(self) -> None:
+    def _reset(self, indexes: bool = True) -> None:
         drop_all(self.db)
-        ensure_schema(self.db)
+        ensure_schema(self.db, indexes=indexes)
         self.store.forget_tracking(conn=self.conn)
         self.forget_state()
 
@@ -202,8 +203,8 @@ class Projection(Scoring):
         self.strict = True
         try:
             with self.transaction():
-                self._reset()
-                return self.catch_up(progress)
+                self._reset(indexes=False)
+                return self.replay(progress)
         finally:
             self.strict = False
 
@@ -220,14 +221,9 @@ class Projection(Scoring):
             conn.execute("PRAGMA synchronous=OFF")
             self.store.create_tracking_table(conn)
             private = Projection(self.store, self.rulesets, views=conn, only=only)
-            private.catch_up(upto=upto, settle=False)
-            extra = list(then)
-            if extra:
-                adoptions, org = private.state()
-                with private.transaction():
-                    private._apply([Logged(upto + i, "", f"adoption:{a.ruleset}:{a.id}", a)
-                                    for i, a in enumerate(extra, 1)], adoptions, org)
-            private.settle()
+            with private.transaction():
+                private._reset(indexes=False)
+                private.replay(upto=upto, then=then)
             private.forget_state()
             yield private
         finally:

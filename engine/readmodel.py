@@ -54,7 +54,7 @@ def _create_rulesets_table(db: sqlite_utils.Database) -> None:
     db["rm_rulesets"].create({"ruleset": str, "events": int, "pending": int}, pk="ruleset")
 
 
-def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = ()) -> bool:
+def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = (), indexes: bool = True) -> bool:
     """Create or migrate the read-model tables (inside the caller's write transaction);
     returns True when they were (re)created empty.
 
@@ -88,17 +88,11 @@ def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = ()) -> b
             "adoption": str, "params_hash": str, "score": str, "grade": str, "grade_label": str,
             "responses": int, "extras": str, "state": str,
         }, pk=("ruleset", "period", "subject", "metric"))
-        db["scores"].create_index(["ruleset", "subject", "kind"])
         db["rm_responses"].create({"id": str, "position": int, "ruleset": str, "period": str,
                                    "subject": str, "state": bytes}, pk="id")
-        db["rm_responses"].create_index(["ruleset", "period"])
         db["rm_credits"].create({"ruleset": str, "subject": str, "period": str, "response": str,
                                  "role": str, "via": str},
                                 pk=("ruleset", "period", "subject", "response", "role", "via"))
-        db["rm_credits"].create_index(["response"])
-        db["rm_credits"].create_index(["subject", "period"])
-        # credits that came through a member (team roll-ups): what a unit event re-credits
-        db.execute("CREATE INDEX rm_credits_via ON rm_credits (via, period) WHERE via != ''")
         db["rm_adoptions"].create({"ruleset": str, "id": str, "from_": str, "position": int,
                                    "params": str, "hash": str, "version": int}, pk=("ruleset", "id"))
         db["rm_units"].create({"id": str, "from_": str, "position": int, "name": str, "kind": str,
@@ -109,20 +103,44 @@ def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = ()) -> b
         db["rm_cases"].create({"id": str, "kind": str, "subject": str, "period": str, "ruleset": str,
                                "severity": str, "source": str, "category": str, "response": str, "text": str,
                                "date": str, "position": int}, pk="id")
-        db["rm_cases"].create_index(["subject", "period"])
         db["rm_closures"].create({"id": str, "complaint": str, "date": str, "outcome": str, "note": str,
                                   "position": int}, pk="id")
-        db["rm_closures"].create_index(["complaint"])
         db["rm_rectifications"].create({"id": str, "subject": str, "period": str, "issue": str, "due": str,
                                         "ruleset": str, "complaint": str, "response": str, "item": str,
                                         "position": int}, pk="id")
-        db["rm_rectifications"].create_index(["complaint"])
-        db["rm_rectifications"].create_index(["subject", "due"])
         db["rm_rectification_updates"].create({"id": str, "rectification": str, "status": str, "date": str,
                                                "note": str, "position": int}, pk="id")
-        db["rm_rectification_updates"].create_index(["rectification"])
         _create_rulesets_table(db)
+        if indexes:
+            create_indexes(db)
     return True
+
+
+#: The read models' secondary indexes, by table. A replay (rebuild, snapshot) creates its tables
+#: without them, writes the rows in bulk and builds each table's indexes once its rows are in.
+INDEXES = {
+    "scores": ["CREATE INDEX IF NOT EXISTS idx_scores_ruleset_subject_kind ON scores (ruleset, subject, kind)"],
+    "rm_responses": ["CREATE INDEX IF NOT EXISTS idx_rm_responses_ruleset_period ON rm_responses (ruleset, period)"],
+    "rm_credits": [
+        "CREATE INDEX IF NOT EXISTS idx_rm_credits_response ON rm_credits (response)",
+        "CREATE INDEX IF NOT EXISTS idx_rm_credits_subject_period ON rm_credits (subject, period)",
+        # credits that came through a member (team roll-ups): what a unit event re-credits
+        "CREATE INDEX IF NOT EXISTS rm_credits_via ON rm_credits (via, period) WHERE via != ''"],
+    "rm_cases": ["CREATE INDEX IF NOT EXISTS idx_rm_cases_subject_period ON rm_cases (subject, period)"],
+    "rm_closures": ["CREATE INDEX IF NOT EXISTS idx_rm_closures_complaint ON rm_closures (complaint)"],
+    "rm_rectifications": [
+        "CREATE INDEX IF NOT EXISTS idx_rm_rectifications_complaint ON rm_rectifications (complaint)",
+        "CREATE INDEX IF NOT EXISTS idx_rm_rectifications_subject_due ON rm_rectifications (subject, due)"],
+    "rm_rectification_updates": [
+        "CREATE INDEX IF NOT EXISTS idx_rm_rectification_updates_rectification "
+        "ON rm_rectification_updates (rectification)"],
+}
+
+
+def create_indexes(db: sqlite_utils.Database, tables: Iterable[str] | None = None) -> None:
+    for table in (INDEXES if tables is None else tables):
+        for statement in INDEXES[table]:
+            db.execute(statement)
 
 
 def drop_all(db: sqlite_utils.Database) -> None:

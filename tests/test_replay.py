@@ -153,7 +153,7 @@ def test_a_reader_never_sees_half_a_rebuild(tmp_path):
         def reader_looks(_n):
             with sqlite3.connect(db, timeout=1) as other:  # another process's view
                 seen.append(other.execute("SELECT * FROM scores ORDER BY 1, 2, 3, 4").fetchall())
-        e.projection.PAGE = 1000
+        e.projection.REPLAY_PAGE = 1000
         e.rebuild(progress=reader_looks)
         assert len(seen) >= 5 and all(s == published for s in seen)
         assert e.store.conn.execute("SELECT * FROM scores ORDER BY 1, 2, 3, 4").fetchall() == published

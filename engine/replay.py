@@ -1,0 +1,216 @@
+"""Replay: the read models rebuilt from the log in one streaming pass.
+
+A rebuild, a what-if and an ``--as-of`` snapshot know they will see every event,
+so they need none of the incremental path's bookkeeping (re-crediting at each
+``unit`` event, dirty marks, rescoring a month once per page). The replay:
+
+1. *folds* the log page by page into each response's final state (corrections
+   and withdrawals applied as they come), the adoptions and the org chart (in
+   memory), and the complaint and rectification tables — written in bulk to
+   tables that have no secondary index yet;
+2. *scores* each rule-set month once: its responses read back in log order,
+   credited with the final org chart and the adoption in force (which is what
+   the incremental path converges to: it re-credits on every change), grouped
+   by subject, scored, written; the credits are written in bulk;
+3. *rolls up*: each subject's sequence and its quarters and years, once;
+4. builds every table's indexes after its rows are in.
+
+Memory holds one page of events, or one rule-set month of responses, at a
+time. The tables it leaves are the incremental path's, row for row, so the
+next incremental update continues from an exact state.
+"""
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+
+import msgspec
+
+from .cases import month_cases, record_case_event
+from .errors import RuleSetFailed
+from .events import ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared
+from .guard import checked_figures, guarded
+from .readmodel import Adoptions, Org, create_indexes, decode_state, encode_state, load_states
+from .ruleset import Amendment, Counted, Credit, Excluded, MonthInput, ResponseState
+from .settle import Progress, exclusion
+from .store import Logged
+
+
+class Replay:
+    """The replay path (mixed into :class:`~csat.engine.projection.Projection`)."""
+
+    REPLAY_PAGE = 20_000
+
+    conn: sqlite3.Connection
+    only: set[str] | None
+    strict: bool
+
+    def replay(self, progress: Progress | None = None, upto: int | None = None,
+               then: Iterable[ParametersAdopted] = ()) -> int:
+        """Fill the empty read models (created without indexes, inside the caller's write
+        transaction) from the log up to ``upto``, and the adoptions ``then`` as if appended
+        after it; returns how many events were read."""
+        adoptions, org = Adoptions(self.rulesets), Org()  # type: ignore[attr-defined]
+        end = self.store.max_position() if upto is None else min(upto, self.store.max_position())  # type: ignore
+        applied = 0
+        for page in self.store.pages(0, self.REPLAY_PAGE, upto=end):  # type: ignore[attr-defined]
+            self._fold(page, adoptions, org)
+            applied += len(page)
+            if progress:
+                progress(events=len(page))
+        extra = [Logged(end + i, "", f"adoption:{a.ruleset}:{a.id}", a) for i, a in enumerate(then, 1)]
+        if extra:
+            self._fold(extra, adoptions, org)
+        create_indexes(self.db, ["rm_responses", "rm_cases", "rm_closures", "rm_rectifications",  # type: ignore
+                                 "rm_rectification_updates"])
+        touched: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for ruleset in sorted(self.rulesets):  # type: ignore[attr-defined]
+            if not self.usable(ruleset) or (self.only is not None and ruleset not in self.only):  # type: ignore
+                continue
+            for (month,) in self.conn.execute("SELECT DISTINCT period FROM rm_responses WHERE ruleset = ? "
+                                              "ORDER BY period", (ruleset,)).fetchall():
+                scored = self._score_replayed_month(ruleset, month, adoptions, org, touched)
+                if progress:
+                    progress(scored=scored)
+        create_indexes(self.db, ["scores"])  # type: ignore[attr-defined]
+        self._roll_up_replayed(touched, adoptions)
+        create_indexes(self.db, ["rm_credits"])  # type: ignore[attr-defined]
+        if end or extra:
+            self.store.track(extra[-1].position if extra else end, conn=self.conn)  # type: ignore[attr-defined]
+        self._state, self._state_at = (adoptions, org), self.tracked()  # type: ignore[attr-defined]
+        return applied
+
+    # -- 1. folding the log ---------------------------------------------------------
+
+    def _fold(self, page: list[Logged], adoptions: Adoptions, org: Org) -> None:
+        states: dict[str, ResponseState] = {}
+        counts: Counter[str] = Counter()
+        pending: set[str] = set()
+        for logged in page:
+            ev = logged.event
+            if isinstance(ev, ResponseRecorded):
+                if self.only is not None and ev.ruleset not in self.only:
+                    continue
+                states[ev.id] = ResponseState.of(ev, logged.position)
+                counts[ev.ruleset] += 1
+                if not self.usable(ev.ruleset):  # type: ignore[attr-defined]
+                    self._unusable_event(ev.ruleset, logged)  # type: ignore[attr-defined]
+                    pending.add(ev.ruleset)
+            elif isinstance(ev, (ResponseCorrected, ResponseWithdrawn)):
+                state = states.get(ev.response) or load_states(self.conn, [ev.response]).get(ev.response)
+                if state is None:
+                    continue
+                amendment = Amendment(logged.position, logged.type, ev.id, ev.reason)
+                if isinstance(ev, ResponseCorrected):
+                    state = msgspec.structs.replace(state, answers=ev.answers, reasons=ev.reasons, comment=ev.comment,
+                                                    corrections=[*state.corrections, amendment])
+                else:
+                    state = msgspec.structs.replace(state, withdrawn=amendment)
+                states[state.id] = state
+                counts[state.ruleset] += 1
+            elif isinstance(ev, ParametersAdopted):
+                if self.only is not None and ev.ruleset not in self.only:
+                    continue
+                counts[ev.ruleset] += 1
+                adoption = adoptions.add(ev.ruleset, ev.id, ev.from_, logged.position, ev.params, ev.params_version)
+                if ev.ruleset in adoptions.failed:
+                    self.unusable.setdefault(  # type: ignore[attr-defined]
+                        ev.ruleset, f"rule set {ev.ruleset}: {adoptions.failed[ev.ruleset]}")
+                self.conn.execute("INSERT OR REPLACE INTO rm_adoptions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                  (ev.ruleset, ev.id, ev.from_, logged.position,
+                                   msgspec.json.encode(ev.params).decode(), adoption.hash, ev.params_version or 1))
+                if not self.usable(ev.ruleset):  # type: ignore[attr-defined]
+                    self._unusable_event(ev.ruleset, logged)  # type: ignore[attr-defined]
+                    pending.add(ev.ruleset)
+            elif isinstance(ev, UnitDeclared):
+                from_ = ev.from_ or ""
+                self.conn.execute("INSERT OR REPLACE INTO rm_units VALUES (?, ?, ?, ?, ?, ?)",
+                                  (ev.id, from_, logged.position, ev.name, ev.kind, ev.parent))
+                org.add(ev.id, from_, ev.name, ev.kind, ev.parent, logged.position)
+            else:
+                ruleset = getattr(ev, "ruleset", None)
+                if ruleset is not None:
+                    if self.only is not None and ruleset not in self.only:
+                        continue
+                    counts[ruleset] += 1
+                record_case_event(self.conn, logged)
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO rm_responses (id, position, ruleset, period, subject, state) VALUES (?, ?, ?, ?, ?, ?)",
+            [(s.id, s.position, s.ruleset, s.period, s.subject, encode_state(s)) for s in states.values()])
+        if counts or pending:
+            self.conn.executemany(
+                "INSERT INTO rm_rulesets (ruleset, events, pending) VALUES (?, ?, ?) ON CONFLICT (ruleset) "
+                "DO UPDATE SET events = events + excluded.events, pending = max(pending, excluded.pending)",
+                [(r, counts.get(r, 0), int(r in pending)) for r in counts.keys() | pending])
+
+    # -- 2. scoring each rule-set month once -------------------------------------------
+
+    def _score_replayed_month(self, ruleset: str, month: str, adoptions: Adoptions, org: Org,
+                              touched: dict[tuple[str, str], set[str]]) -> int:
+        rs = self.rulesets[ruleset]  # type: ignore[attr-defined]
+        adoption = adoptions.in_force(ruleset, month)
+        states = [decode_state(blob) for (blob,) in self.conn.execute(
+            "SELECT state FROM rm_responses WHERE ruleset = ? AND period = ? ORDER BY position", (ruleset, month))]
+        credit_rows: list[tuple[str, str, str, str, str, str]] = []
+        inputs: dict[str, MonthInput] = {}
+        for state in states:
+            try:
+                credits = self._credits(state, adoptions, org)  # type: ignore[attr-defined]
+            except RuleSetFailed as e:  # the rule set is parked; it is re-credited when it works again
+                self._give_up(e)  # type: ignore[attr-defined]
+                self.conn.execute("UPDATE rm_rulesets SET pending = 1 WHERE ruleset = ?", (ruleset,))
+                return 0
+            why = exclusion(state)
+            for c in sorted(set(credits), key=lambda c: (c.role, c.via)):
+                credit_rows.append((ruleset, c.subject, month, state.id, c.role, c.via))
+                touched[(ruleset, c.subject)].add(month)
+                if adoption is None:
+                    continue
+                inp = inputs.get(c.subject)
+                if inp is None:
+                    cases = month_cases(self.conn, c.subject, month, ruleset) if rs.uses_cases else []
+                    inp = inputs[c.subject] = MonthInput(ruleset, c.subject, month, adoption, [], [],
+                                                         org.kinds.get(c.subject), cases)
+                credit = Credit(c.subject, c.role, c.via)
+                if why is None:
+                    inp.counted.append(Counted(state, credit))
+                elif state.withdrawn is not None:
+                    inp.withdrawn.append(Excluded(state, why, credit))
+                else:
+                    inp.excluded.append(Excluded(state, why, credit))
+        self.conn.executemany("INSERT OR IGNORE INTO rm_credits VALUES (?, ?, ?, ?, ?, ?)", credit_rows)
+        self._remedies(states, adoptions)  # type: ignore[attr-defined]
+        for subject, inp in inputs.items():
+            if not (inp.counted or inp.excluded):
+                continue
+            where = f"scoring {subject} {month}"
+            queued = len(self._rows), len(self._deletes)  # type: ignore[attr-defined]
+            try:
+                figures = checked_figures(rs, where, guarded(rs, where, rs.score_month, inp, None))
+                self._write(rs, month, subject, "month", inp.adoption, figures)  # type: ignore[attr-defined]
+            except RuleSetFailed as e:  # left dirty: the next catch-up tries again
+                del self._rows[queued[0]:], self._deletes[queued[1]:]  # type: ignore[attr-defined]
+                self.failed(e)  # type: ignore[attr-defined]
+                self.conn.execute("INSERT OR IGNORE INTO rm_dirty VALUES (?, ?, ?)", (ruleset, subject, month))
+        self._flush_rows()  # type: ignore[attr-defined]
+        return len(inputs)
+
+    # -- 3. sequences, quarters and years -------------------------------------------------
+
+    def _roll_up_replayed(self, touched: dict[tuple[str, str], set[str]], adoptions: Adoptions) -> None:
+        failing = {(r, s) for r, s, _ in self.conn.execute("SELECT ruleset, subject, period FROM rm_dirty")}
+        for (ruleset, subject), months in sorted(touched.items()):
+            if (ruleset, subject) in failing:
+                continue
+            self.conn.execute("SAVEPOINT csat_subject")
+            try:
+                self._above_months(self.rulesets[ruleset], subject, months, adoptions)  # type: ignore
+                self._flush_rows()  # type: ignore[attr-defined]
+            except RuleSetFailed as e:
+                self._rows, self._deletes = [], []
+                self.conn.execute("ROLLBACK TO csat_subject")
+                self.failed(e)  # type: ignore[attr-defined]
+                self.conn.executemany("INSERT OR IGNORE INTO rm_dirty VALUES (?, ?, ?)",
+                                      [(ruleset, subject, m) for m in months])
+            self.conn.execute("RELEASE csat_subject")
