@@ -234,6 +234,8 @@ class Projection(Scoring, Replay):
 
     def _credits(self, state: ResponseState, adoptions: Adoptions, org: Org) -> list[Credit]:
         rs = self.rulesets[state.ruleset]
+        if type(rs).credits is RuleSet.credits:  # the default: its subject (no plugin code to guard)
+            return [Credit(state.subject)]
         adoption = adoptions.in_force(state.ruleset, state.period)
         where = f"crediting response {state.id}"
         return checked_credits(rs, where, guarded(rs, where, rs.credits, state,
