@@ -30,7 +30,7 @@ from .ingest import Ingest, IngestReport, dict_lines, file_lines
 from .params import read_toml
 from .projection import EXTRAS_DEC, Progress, Projection
 from .ruleset import RuleSet
-from .store import DEFAULT_DB, Store
+from .store import DEFAULT_DB, Logged, Store
 
 DB_ENV = "CSAT_DB"
 _STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?)?$")
@@ -343,22 +343,25 @@ class Engine:
         if period is not None:
             periods.kind(period)
         self.catch_up()
-        conn = self.store.conn
-        conn.execute("BEGIN")  # one read snapshot: the published rows, the policy in force, the position
-        try:
-            position = self.projection.tracked()
-            first = conn.execute("SELECT MIN(period) FROM rm_responses WHERE ruleset = ?", (ruleset,)).fetchone()[0]
+        with self.projection.copy_of(ruleset) as private:  # one read snapshot of the published read models
+            first = private.conn.execute("SELECT MIN(period) FROM rm_responses").fetchone()[0]
             month = from_ or first
-            complete = self.params_from(ruleset, params, month, replace) if month else None
+            if month is None:
+                return []
+            adoptions, org = private.state()
+            in_force = adoptions.in_force(ruleset, month)
+            data = params if isinstance(params, dict) else read_toml(params)
+            source = "params" if isinstance(params, dict) else os.fspath(params)
+            complete = rs.complete_params(data, source, in_force.data if in_force is not None else None,
+                                          list(replace))
             before = {(r["period"], r["subject"], r["metric"]): r
-                      for r in self._score_rows(ruleset, period, None, None)}
-        finally:
-            conn.execute("COMMIT")
-        if complete is None:
-            return []
-        adoption = ParametersAdopted(id="what-if", ruleset=ruleset, from_=month, params=complete,
-                                     note="what-if, never appended", params_version=rs.params_version)
-        with self.projection.snapshot(position, only=[ruleset], then=[adoption]) as private:
+                      for r in self._score_rows(ruleset, period, None, None, private.conn)}
+            adoption = ParametersAdopted(id="what-if", ruleset=ruleset, from_=month, params=complete,
+                                         note="what-if, never appended", params_version=rs.params_version)
+            with private.transaction():  # as if appended right after the position the copy reflects
+                private._apply([Logged(private.tracked() + 1, "", f"adoption:{ruleset}:what-if", adoption)],
+                               adoptions, org)
+                private.rescore_from(ruleset, month)
             after = {(r["period"], r["subject"], r["metric"]): r
                      for r in self._score_rows(ruleset, period, None, None, private.conn)}
         out = []

@@ -38,12 +38,12 @@ from .errors import RuleSetFailed, StoreError
 from .events import (ComplaintFiled, ParametersAdopted, RectificationRequired, ResponseCorrected, ResponseRecorded,
                      ResponseWithdrawn, UnitDeclared)
 from .guard import checked_credits, checked_remedy, guarded
-from .readmodel import (Adoptions, Org, database, drop_all, encode_state, ensure_schema, load_states,
+from .readmodel import (Adoptions, Org, count_events, database, drop_all, encode_state, ensure_schema, load_states,
                         schema_version, SCHEMA_VERSION)
 from .ruleset import Amendment, Credit, ResponseState, RuleSet
 from .replay import Replay
 from .settle import EXTRAS_DEC, SCORE_COLUMNS, Progress, Scoring, exclusion
-from .store import Logged, Store
+from .store import VIEWS, Logged, Store
 
 __all__ = ["Projection", "Progress", "EXTRAS_DEC", "SCORE_COLUMNS", "exclusion"]
 
@@ -230,6 +230,39 @@ class Projection(Scoring, Replay):
             conn.close()
             shutil.rmtree(folder, ignore_errors=True)
 
+    @contextlib.contextmanager
+    def copy_of(self, ruleset: str) -> Iterator["Projection"]:
+        """A private copy of one rule set's published read models (with the org chart and the
+        complaint tables), taken in one read snapshot of the store: a what-if applies its
+        adoption there and rescores only from its month, locking and changing nothing shared."""
+        folder = tempfile.mkdtemp(prefix="csat-whatif-")
+        conn = sqlite3.connect(os.path.join(folder, "views.db"), isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=OFF")
+            conn.execute("PRAGMA synchronous=OFF")
+            self.store.create_tracking_table(conn)
+            private = Projection(self.store, self.rulesets, views=conn, only=[ruleset])
+            conn.execute("ATTACH DATABASE ? AS live", (self.store.path,))
+            conn.execute("BEGIN")
+            mine = "WHERE ruleset = ?"
+            for table, where in (("scores", mine), ("rm_responses", mine), ("rm_credits", mine),
+                                 ("rm_adoptions", mine), ("rm_dirty", mine), ("rm_rulesets", mine),
+                                 ("rm_units", ""), ("rm_cases", ""), ("rm_closures", ""), ("rm_rectifications", ""),
+                                 ("rm_rectification_updates", "")):
+                columns = ", ".join(r[1] for r in conn.execute(f"PRAGMA main.table_info({table})"))
+                conn.execute(f"INSERT INTO main.{table} ({columns}) SELECT {columns} FROM live.{table} {where}",
+                             (ruleset,) if where else ())
+            position = conn.execute("SELECT notification_id FROM live.tracking WHERE application_name = ?",
+                                    (VIEWS,)).fetchone()
+            if position and position[0]:
+                self.store.track(position[0], conn=conn)
+            conn.execute("COMMIT")
+            conn.execute("DETACH DATABASE live")
+            yield private
+        finally:
+            conn.close()
+            shutil.rmtree(folder, ignore_errors=True)
+
     # -- applying events -----------------------------------------------------------
 
     def _credits(self, state: ResponseState, adoptions: Adoptions, org: Org) -> list[Credit]:
@@ -320,11 +353,7 @@ class Projection(Scoring, Replay):
                     counts[ruleset] += 1
                 self._record_case_event(logged)
         flush()
-        if counts or pending:
-            self.conn.executemany(
-                "INSERT INTO rm_rulesets (ruleset, events, pending) VALUES (?, ?, ?) ON CONFLICT (ruleset) "
-                "DO UPDATE SET events = events + excluded.events, pending = max(pending, excluded.pending)",
-                [(r, counts.get(r, 0), int(r in pending)) for r in counts.keys() | pending])
+        count_events(self.conn, counts, pending)
 
     def _adopt(self, ev: ParametersAdopted, logged: Logged, adoptions: Adoptions, org: Org,
                pending: set[str]) -> None:

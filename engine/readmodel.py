@@ -337,3 +337,12 @@ def load_states(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, Respo
                 f"SELECT id, state FROM rm_responses WHERE id IN ({','.join('?' * len(chunk))})", chunk):
             out[id_] = decode_state(blob)
     return out
+
+
+def count_events(conn: sqlite3.Connection, counts: dict[str, int], pending: set[str]) -> None:
+    """Add to each rule set's count of events, and mark the rule sets whose events were parked."""
+    if counts or pending:
+        conn.executemany(
+            "INSERT INTO rm_rulesets (ruleset, events, pending) VALUES (?, ?, ?) ON CONFLICT (ruleset) "
+            "DO UPDATE SET events = events + excluded.events, pending = max(pending, excluded.pending)",
+            [(r, counts.get(r, 0), int(r in pending)) for r in counts.keys() | pending])

@@ -31,7 +31,7 @@ from .cases import month_cases, record_case_event
 from .errors import RuleSetFailed
 from .events import ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared
 from .guard import checked_figures, guarded
-from .readmodel import Adoptions, Org, create_indexes, decode_state, encode_state, load_states
+from .readmodel import Adoptions, Org, count_events, create_indexes, decode_state, encode_state, load_states
 from .ruleset import Amendment, Counted, Credit, Excluded, MonthInput, ResponseState
 from .settle import Progress, exclusion
 from .store import Logged
@@ -80,6 +80,22 @@ class Replay:
             self.store.track(extra[-1].position if extra else end, conn=self.conn)  # type: ignore[attr-defined]
         self._state, self._state_at = (adoptions, org), self.tracked()  # type: ignore[attr-defined]
         return applied
+
+    def rescore_from(self, ruleset: str, month: str) -> None:
+        """Score one rule set's months from ``month`` on again, each once, and roll up the
+        subjects they touch (inside the caller's transaction): what a what-if does on its
+        private copy after adding its adoption, instead of the incremental path's rescoring."""
+        adoptions, org = self.state()  # type: ignore[attr-defined]
+        touched: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for subject, period in self.conn.execute("SELECT DISTINCT subject, period FROM rm_credits WHERE ruleset = ? "
+                                                 "AND period >= ?", (ruleset, month)):
+            touched[(ruleset, subject)].add(period)
+        for table, kind in (("rm_credits", ""), ("scores", " AND kind = 'month'"), ("rm_dirty", "")):
+            self.conn.execute(f"DELETE FROM {table} WHERE ruleset = ? AND period >= ?{kind}", (ruleset, month))
+        for (period,) in self.conn.execute("SELECT DISTINCT period FROM rm_responses WHERE ruleset = ? AND period >= ? "
+                                           "ORDER BY period", (ruleset, month)).fetchall():
+            self._score_replayed_month(ruleset, period, adoptions, org, touched)
+        self._roll_up_replayed(touched, adoptions)
 
     # -- 1. folding the log ---------------------------------------------------------
 
@@ -138,11 +154,7 @@ class Replay:
         self.conn.executemany(
             "INSERT OR REPLACE INTO rm_responses (id, position, ruleset, period, subject, state) VALUES (?, ?, ?, ?, ?, ?)",
             [(s.id, s.position, s.ruleset, s.period, s.subject, encode_state(s)) for s in states.values()])
-        if counts or pending:
-            self.conn.executemany(
-                "INSERT INTO rm_rulesets (ruleset, events, pending) VALUES (?, ?, ?) ON CONFLICT (ruleset) "
-                "DO UPDATE SET events = events + excluded.events, pending = max(pending, excluded.pending)",
-                [(r, counts.get(r, 0), int(r in pending)) for r in counts.keys() | pending])
+        count_events(self.conn, counts, pending)
 
     # -- 2. scoring each rule-set month once -------------------------------------------
 

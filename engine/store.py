@@ -99,6 +99,17 @@ def _decoded(position: int, key: str, state: bytes) -> Logged:
     return Logged(position, at, key, event)
 
 
+def _leniently(rows: Iterable[tuple[int, str, bytes]]) -> list[Logged]:
+    """Rows as events, a row that does not decode as a ``damaged`` one (for people listing the log)."""
+    out = []
+    for position, key, state in rows:
+        try:
+            out.append(_decoded(position, key, state))
+        except LogDamaged as e:
+            out.append(Logged(position, "", key, None, e.problem))  # type: ignore[arg-type]
+    return out
+
+
 BUSY_ENV = "CSAT_BUSY_TIMEOUT"
 #: Seconds a command waits for another process's write (an ingest, a catch-up, a rebuild) to finish.
 DEFAULT_BUSY_TIMEOUT = 600.0
@@ -281,13 +292,7 @@ class Store:
                                      "ORDER BY rowid LIMIT ?", (after, page)).fetchall()
             if not rows:
                 return
-            out = []
-            for position, key, state in rows:
-                try:
-                    out.append(_decoded(position, key, state))
-                except LogDamaged as e:
-                    out.append(Logged(position, "", key, None, e.problem))  # type: ignore[arg-type]
-            yield out
+            yield _leniently(rows)
             after = rows[-1][0]
 
     def pages_backwards(self, page: int = 5000) -> Iterator[list[Logged]]:
@@ -299,13 +304,7 @@ class Store:
                 (before, page)).fetchall()
             if not rows:
                 return
-            out = []
-            for position, key, state in rows:
-                try:
-                    out.append(_decoded(position, key, state))
-                except LogDamaged as e:
-                    out.append(Logged(position, "", key, None, e.problem))  # type: ignore[arg-type]
-            yield out
+            yield _leniently(rows)
             before = rows[-1][0]
 
     def get(self, keys: Sequence[str]) -> dict[str, Logged]:
