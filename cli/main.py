@@ -6,20 +6,20 @@ import os
 import sqlite3
 import sys
 import time
-from decimal import ROUND_DOWN, Decimal
 from collections.abc import Callable
 from typing import Any
 
 import click
 
 from csat.engine import CsatError, Engine, IngestFailed, default_target
-from csat.engine.api import DB_ENV, valid_as_of
+from csat.engine.api import DB_ENV
+from csat.engine.periods import valid_as_of
 from csat.engine.store import sqlite_message
 
-from .output import cell, format_option, render, render_stream, table, to_json
+from .output import (event_summary, explanation_text, format_option, render, render_scores,
+                     render_stream, to_json)
 from .progress import ProgressLine
 
-SCORE_FIRST = ("ruleset", "period", "subject", "metric", "score", "grade", "grade_label", "responses")
 
 
 class Context:
@@ -189,17 +189,6 @@ def scores(c: Context, ruleset: str | None, period: str | None, subject: str | N
         click.echo(f"\nlog position {position} · head {head}")
 
 
-def render_scores(rows: list[dict[str, Any]], fmt: str) -> str:
-    """Score rows; a table gets one section per rule set, each with its own extra columns."""
-    if fmt != "table" or len({r["ruleset"] for r in rows}) < 2:
-        return render(rows, fmt, first=SCORE_FIRST, last=("adoption",), empty="(no scores)")
-    sections = []
-    for rs in dict.fromkeys(r["ruleset"] for r in rows):
-        part = [{k: v for k, v in r.items() if k != "ruleset"} for r in rows if r["ruleset"] == rs]
-        sections.append(f"{rs}\n" + render(part, fmt, first=SCORE_FIRST[1:], last=("adoption",)))
-    return "\n\n".join(sections)
-
-
 @cli.command()
 @click.option("--ruleset", "-r", required=True, help="The rule set.")
 @click.option("--subject", "-s", required=True, help="The subject (unit id).")
@@ -221,35 +210,6 @@ def explain(c: Context, ruleset: str, subject: str, period: str, metric: str | N
     """
     x = c.engine().explain(ruleset, subject, period, metric, as_of=as_of)
     click.echo(to_json(x) if fmt == "json" else explanation_text(x))
-
-
-def _short(value: Any) -> Any:
-    """A long decimal cut to 8 places for people (JSON output keeps every digit)."""
-    if isinstance(value, Decimal) and value.as_tuple().exponent < -8:
-        return f"{value.quantize(Decimal('1e-8'), rounding=ROUND_DOWN)}…"
-    return value
-
-
-def explanation_text(x: dict[str, Any]) -> str:
-    fixed = {"ruleset", "adoption", "period", "subject", "metric", "score", "grade", "grade_label", "responses",
-             "params_hash", "adoption_from", "steps", "events", "log_position", "log_head", "params_upgraded_from"}
-    head = f"{x['ruleset']} · {x['subject']} · {x['period']} · {x['metric']}"
-    grade = f"   grade {x['grade']} {x['grade_label'] or ''}".rstrip() if x.get("grade") else ""
-    extras = "   ".join(f"{k} {cell(v)}" for k, v in x.items() if k not in fixed)
-    lines = [head, f"score {cell(x['score'])}{grade}   responses {x['responses']}" + (f"   {extras}" if extras else ""),
-             f"parameters: adoption {x['adoption']} (from {x['adoption_from']}), {x['params_hash']}"
-             + (f", upgraded from v{x['params_upgraded_from']}" if x.get("params_upgraded_from") else ""),
-             "", "Steps"]
-    lines += ["  " + line for line in table(
-        [{"step": s["label"], "formula": s["formula"], "value": _short(s["value"])} for s in x["steps"]],
-        ["step", "formula", "value"]).splitlines()]
-    lines += ["", "Events read"]
-    lines += ["  " + line for line in table(
-        [{"position": e["position"], "type": e["type"], "id": e["id"], "used": e["used"], "why": e.get("why")}
-         for e in x["events"]], ["position", "type", "id", "used", "why"]).splitlines()]
-    if "log_position" in x:
-        lines += ["", f"log position {x['log_position']} · head {x['log_head']}"]
-    return "\n".join(lines)
 
 
 @cli.command()
@@ -308,16 +268,9 @@ def log(c: Context, type_: str | None, id_: str | None, subject: str | None, per
     if fmt != "json":
         rows = ({"position": r["position"], "recorded": r["recorded"], "type": r["type"], "id": r["id"],
                  "event": to_json(r["event"]).replace("\n", "").replace("  ", " ") if fmt == "csv" else
-                 _event_summary(r["event"])} for r in rows)
+                 event_summary(r["event"])} for r in rows)
     render_stream(rows, fmt, click.echo, columns=("position", "recorded", "type", "id", "event"),
                   empty="(no events)")
-
-
-def _event_summary(event: dict[str, Any]) -> str:
-    if "damaged" in event:
-        return f"key={event['key']} — {event['damaged']} (csat verify)"
-    keys = ("ruleset", "period", "subject", "response", "from", "reason")
-    return " ".join(f"{k}={event[k]}" for k in keys if event.get(k) is not None)
 
 
 @cli.command()

@@ -9,7 +9,7 @@ import csv
 import io
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import click
@@ -143,3 +143,53 @@ def render_stream(rows: Iterable[dict[str, Any]], fmt: str, emit: Callable[[str]
         flush()
     if not shown:
         emit(empty)
+
+
+SCORE_FIRST = ("ruleset", "period", "subject", "metric", "score", "grade", "grade_label", "responses")
+
+
+def render_scores(rows: list[dict[str, Any]], fmt: str) -> str:
+    """Score rows; a table gets one section per rule set, each with its own extra columns."""
+    if fmt != "table" or len({r["ruleset"] for r in rows}) < 2:
+        return render(rows, fmt, first=SCORE_FIRST, last=("adoption",), empty="(no scores)")
+    sections = []
+    for rs in dict.fromkeys(r["ruleset"] for r in rows):
+        part = [{k: v for k, v in r.items() if k != "ruleset"} for r in rows if r["ruleset"] == rs]
+        sections.append(f"{rs}\n" + render(part, fmt, first=SCORE_FIRST[1:], last=("adoption",)))
+    return "\n\n".join(sections)
+
+
+def _short(value: Any) -> Any:
+    """A long decimal cut to 8 places for people (JSON output keeps every digit)."""
+    if isinstance(value, Decimal) and value.as_tuple().exponent < -8:
+        return f"{value.quantize(Decimal('1e-8'), rounding=ROUND_DOWN)}…"
+    return value
+
+
+def explanation_text(x: dict[str, Any]) -> str:
+    fixed = {"ruleset", "adoption", "period", "subject", "metric", "score", "grade", "grade_label", "responses",
+             "params_hash", "adoption_from", "steps", "events", "log_position", "log_head", "params_upgraded_from"}
+    head = f"{x['ruleset']} · {x['subject']} · {x['period']} · {x['metric']}"
+    grade = f"   grade {x['grade']} {x['grade_label'] or ''}".rstrip() if x.get("grade") else ""
+    extras = "   ".join(f"{k} {cell(v)}" for k, v in x.items() if k not in fixed)
+    lines = [head, f"score {cell(x['score'])}{grade}   responses {x['responses']}" + (f"   {extras}" if extras else ""),
+             f"parameters: adoption {x['adoption']} (from {x['adoption_from']}), {x['params_hash']}"
+             + (f", upgraded from v{x['params_upgraded_from']}" if x.get("params_upgraded_from") else ""),
+             "", "Steps"]
+    lines += ["  " + line for line in table(
+        [{"step": s["label"], "formula": s["formula"], "value": _short(s["value"])} for s in x["steps"]],
+        ["step", "formula", "value"]).splitlines()]
+    lines += ["", "Events read"]
+    lines += ["  " + line for line in table(
+        [{"position": e["position"], "type": e["type"], "id": e["id"], "used": e["used"], "why": e.get("why")}
+         for e in x["events"]], ["position", "type", "id", "used", "why"]).splitlines()]
+    if "log_position" in x:
+        lines += ["", f"log position {x['log_position']} · head {x['log_head']}"]
+    return "\n".join(lines)
+
+
+def event_summary(event: dict[str, Any]) -> str:
+    if "damaged" in event:
+        return f"key={event['key']} — {event['damaged']} (csat verify)"
+    keys = ("ruleset", "period", "subject", "response", "from", "reason")
+    return " ".join(f"{k}={event[k]}" for k in keys if event.get(k) is not None)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as _dt
 import inspect
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -33,7 +32,6 @@ from .ruleset import RuleSet
 from .store import DEFAULT_DB, Logged, Store
 
 DB_ENV = "CSAT_DB"
-_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?)?$")
 
 
 def _subject_period_filter(subject: str | None, period: str | None, prefix: str = "") -> tuple[list[str], list[Any]]:
@@ -48,17 +46,6 @@ def _subject_period_filter(subject: str | None, period: str | None, prefix: str 
         where.append(f"{prefix}period IN ({','.join('?' * len(months))})")
         args.extend(months)
     return where, args
-
-
-def _real_time(stamp: str) -> bool:
-    """``2026-02-30`` or ``2026-03-01T25:00`` are not times."""
-    date, _, clock = stamp.partition("T")
-    parts = (clock.split(":") + ["0", "0"])[:3] if clock else ["0", "0", "0"]
-    try:
-        _dt.datetime(*map(int, date.split("-")), int(parts[0]), int(parts[1] or 0), int(float(parts[2] or 0)))
-    except ValueError:
-        return False
-    return True
 
 
 def whatif_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -79,14 +66,6 @@ def _progress(progress: Progress | None) -> Progress | None:
         return progress
     except (TypeError, ValueError):
         return lambda events=0, scored=0, lines=0: progress(events) if events else None
-
-
-def valid_as_of(value: str) -> bool:
-    """A log position (digits) or a real recording time ``YYYY-MM-DD[THH:MM[:SS]]``."""
-    if value.isdigit():
-        return True
-    stamp = value.rstrip("Z")
-    return bool(_STAMP.match(stamp)) and _real_time(stamp)
 
 
 def default_target() -> str:
@@ -249,7 +228,7 @@ class Engine:
                 raise CsatError(f"--as-of: expected a position ≥ 0, got {position}")
             return position
         stamp = as_of.rstrip("Z")
-        if not _STAMP.match(stamp) or not _real_time(stamp):
+        if not periods.valid_time(stamp):
             raise CsatError(f"--as-of: expected a log position or a real time YYYY-MM-DD[THH:MM[:SS]], got {as_of!r}")
         lo, hi = 0, self.store.max_position()
         while lo < hi:  # recording times do not decrease along the log

@@ -1,9 +1,11 @@
 """Rule-set parameters: TOML files, merging over defaults, validation, hashing.
 
 A rule set ships a default TOML and a msgspec Struct type for it. An adoption's
-``params`` are merged over the shipped defaults (tables merge key by key, any
-other value replaces), validated against the Struct type, and stored complete
-(:func:`canonical`), so a later change of the defaults never moves a past score.
+``params`` are merged over the parameters in force at its month, or the
+shipped defaults (tables merge key by key, any other value replaces, the
+tables named in ``replace`` are taken whole), validated against the Struct
+type, and stored complete (:func:`canonical`), so neither a later revision
+nor a change of the defaults ever moves a past score.
 """
 from __future__ import annotations
 

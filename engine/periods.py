@@ -77,3 +77,24 @@ def next_month(month: str) -> str:
 def consecutive(earlier: str, later: str) -> bool:
     """True when ``later`` is the calendar month right after ``earlier``."""
     return next_month(earlier) == later
+
+
+_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?)?$")
+
+
+def valid_time(stamp: str) -> bool:
+    """A real recording time ``YYYY-MM-DD[THH:MM[:SS[.f]]]`` (``2026-02-30`` and ``T25:00`` are not)."""
+    if not _STAMP.match(stamp):
+        return False
+    date, _, clock = stamp.partition("T")
+    parts = (clock.split(":") + ["0", "0"])[:3] if clock else ["0", "0", "0"]
+    try:
+        _dt.datetime(*map(int, date.split("-")), int(parts[0]), int(parts[1] or 0), int(float(parts[2] or 0)))
+    except ValueError:
+        return False
+    return True
+
+
+def valid_as_of(value: str) -> bool:
+    """A log position (digits) or a real recording time (a trailing ``Z`` allowed)."""
+    return value.isdigit() or valid_time(value.rstrip("Z"))
