@@ -7,7 +7,7 @@ import sqlite3
 import click
 
 from csat.engine import Engine
-from csat.plugins import make_plugin_manager
+from csat.plugins import load_rulesets, make_plugin_manager
 
 DEMO_DB = "csat-demo.db"
 _MARK = "csat_demo"
@@ -25,6 +25,32 @@ def _remove(path: str) -> None:
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(path + suffix):
             os.remove(path + suffix)
+
+
+def _demo_of(pm) -> tuple[list[str], tuple | None]:
+    """The demo files and the featured figure of the plugins that loaded; a plugin whose demo
+    hook fails is left out with one line, like a plugin that fails to load."""
+    infos, broken = load_rulesets(pm)
+    loaded = {i.plugin for i in infos}
+    for b in broken:
+        click.echo(f"csat: warning: {b.line()}", err=True)
+    files: list[str] = []
+    featured = None
+    for hook in ("csat_demo_files", "csat_demo_explain"):
+        for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):  # pluggy's calling order
+            name = pm.get_name(impl.plugin)
+            if name not in loaded:
+                continue
+            try:
+                answer = impl.function()
+            except Exception as e:  # noqa: BLE001 — plugin code
+                click.echo(f"csat: warning: plugin {name}: {hook} raised {type(e).__name__}: {e}; left out", err=True)
+                continue
+            if hook == "csat_demo_files":
+                files += [os.fspath(f) for f in answer or ()]  # in the order plugins are called (hookspec)
+            elif answer and featured is None:
+                featured = answer
+    return files, featured
 
 
 @click.command()
@@ -51,14 +77,13 @@ def demo(c, force: bool) -> None:
                 fail(f"{target} exists and is not a demo database; choose another with --db, or --force")
             _remove(target)
         pm = make_plugin_manager()
-        files = [os.fspath(f) for files in pm.hook.csat_demo_files() for f in files or ()]
+        files, featured = _demo_of(pm)
         with Engine.open(target) as engine:
             engine.store.conn.execute(f"CREATE TABLE IF NOT EXISTS {_MARK} (note TEXT)")
             report = engine.ingest(files)
             click.echo(f"demo database {target}: {report.summary()} from {len(files)} example file(s)\n")
             rows = engine.scores()
             click.echo(render_scores(rows, "table"))
-            featured = pm.hook.csat_demo_explain()
             if featured:
                 ruleset, subject, period, metric = featured
                 click.echo(f"\n$ csat --db {target} explain --ruleset {ruleset} --subject {subject} "

@@ -207,3 +207,21 @@ def test_a_rule_set_that_is_not_installed_keeps_its_scores(tmp_path, site):
         assert "warning" not in r.stderr
     finally:
         sys.path.remove(str(CALLCENTRE))
+
+
+def test_demo_leaves_out_a_plugin_whose_demo_hook_fails(tmp_path, site):
+    distribution(site, "csat-bad-demo", "1.0", {"baddemo": "bad_demo"}, {"bad_demo": """
+        from csat.plugins import hookimpl
+
+        @hookimpl
+        def csat_rulesets():
+            return []
+
+        @hookimpl
+        def csat_demo_files():
+            raise RuntimeError("examples not shipped")
+        """})
+    csat = Csat(tmp_path / "demo.db", site, CALLCENTRE)
+    r = csat("demo")
+    assert "plugin baddemo: csat_demo_files raised RuntimeError: examples not shipped; left out" in r.stderr
+    assert "callcentre-5" in r.stdout and "airline-1000" in r.stdout
