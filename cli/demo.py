@@ -30,8 +30,8 @@ def _remove(path: str) -> None:
 def _demo_of(pm) -> tuple[list[str], tuple | None]:
     """The demo files and the featured figure of the plugins that loaded; a plugin whose demo
     hook fails is left out with one line, like a plugin that fails to load."""
-    infos, broken = load_rulesets(pm)
-    loaded = {i.plugin for i in infos}
+    _, broken = load_rulesets(pm)
+    loaded = {name for name, _ in pm.list_name_plugin()} - {b.plugin for b in broken}
     for b in broken:
         click.echo(f"csat: warning: {b.line()}", err=True)
     files: list[str] = []
