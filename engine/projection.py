@@ -161,6 +161,10 @@ class Projection(Scoring, Replay):
         """Apply every event after the tracked position (up to ``upto``); returns how many were applied."""
         if not self.conn.in_transaction and not self.behind(upto):
             return 0
+        if upto is None and settle and not self.conn.in_transaction:
+            replayed = self._replay_backlog(progress)
+            if replayed is not None:
+                return replayed
         applied = 0
         resumed = False
         while True:
@@ -184,6 +188,25 @@ class Projection(Scoring, Replay):
         if settle:
             self.settle(progress)
         return applied
+
+    #: a catch-up with at least this many events to apply, and no fewer than are applied already
+    #: (a large first ingest), replays the whole log instead: the same tables, sooner
+    REPLAY_BACKLOG = 20_000
+
+    def _replay_backlog(self, progress: Progress | None) -> int | None:
+        """Replay the whole log when most of it is new, under the write lock and decided inside it;
+        None when the incremental path is the one to take. Never when published scores of a rule
+        set that cannot be used here would be dropped."""
+        tracked, end = self.tracked(), self.store.max_position()
+        if end - tracked < max(self.REPLAY_BACKLOG, tracked) or self.missing():
+            return None
+        with self.transaction():
+            tracked, end = self.tracked(), self.store.max_position()  # another process may have caught up
+            if end - tracked < max(self.REPLAY_BACKLOG, tracked) or self.missing():
+                return None
+            self._reset(indexes=False)
+            self.replay(progress)
+        return end - tracked
 
     def _reset(self, indexes: bool = True) -> None:
         drop_all(self.db)

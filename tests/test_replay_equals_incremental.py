@@ -48,3 +48,26 @@ def test_a_snapshot_at_the_end_equals_the_published_read_models(tmp_path):
         e.catch_up()
         published = e.scores()
         assert e.scores(as_of=e.store.max_position()) == published
+
+
+def test_a_large_first_ingest_takes_the_replay_path_with_the_same_result(tmp_path, monkeypatch):
+    from csat.engine.projection import Projection
+    events = list(synth.mixed(2000, seed=5))
+    path = write_jsonl(tmp_path / "m.jsonl", events)
+    with Engine.open(tmp_path / "inc.db") as e:  # incremental: one page at a time
+        e.ingest([path])
+        e.catch_up()
+    monkeypatch.setattr(Projection, "REPLAY_BACKLOG", 100)
+    replays = []
+    original = Projection.replay
+    monkeypatch.setattr(Projection, "replay", lambda self, *a, **k: replays.append(1) or original(self, *a, **k))
+    with Engine.open(tmp_path / "rep.db") as e:
+        e.ingest([path])
+        assert e.catch_up() == e.store.max_position() and replays == [1]
+        e.append([{"type": "unit", "id": "late"}])
+        e.catch_up()  # a small backlog on top: incremental
+        assert replays == [1]
+    with Engine.open(tmp_path / "inc.db") as e:
+        e.append([{"type": "unit", "id": "late"}])
+        e.catch_up()
+    assert tables(tmp_path / "rep.db") == tables(tmp_path / "inc.db")
