@@ -288,11 +288,13 @@ def _duplicate_key(line: bytes, event: Event) -> str | None:
 
     Fast path: every key of the input ends in ``":``, and so does every key of the event
     re-encoded (defaults omitted; string values contain the same ``":`` in both). Equal
-    counts and no space before a colon mean no key was repeated; otherwise the line is
-    parsed once more, pair by pair.
+    counts, no space before a colon and no escaped quote or colon (``\\u0022``, which could
+    balance the counts) mean no key was repeated; otherwise the line is parsed once more,
+    pair by pair.
     """
     if (line.count(b'":') == _KEYS_ENCODER.encode(event).count(b'":')
-            and b'" ' not in line and b'"\t' not in line and b'"\r' not in line):
+            and b'" ' not in line and b'"\t' not in line and b'"\r' not in line
+            and b"\\u0022" not in line and b"\\u003" not in line):  # an escaped quote or colon could hide one
         return None
     found: list[str] = []
 
