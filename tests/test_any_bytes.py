@@ -178,3 +178,9 @@ def test_fuzz_json_lines(tmp_path, data):
                       OPS.map(lambda ops: _mutate(SHEET.encode("gb18030"), ops))))
 def test_fuzz_csv_sheets(tmp_path, data):
     _fuzz(tmp_path, data, ".csv")
+
+
+def test_a_duplicate_key_hidden_behind_an_escaped_quote(cli, tmp_path):
+    path = tmp_path / "sly.jsonl"  # the \u0022: adds a `":` to the re-encoded event, balancing the counts
+    path.write_bytes(b'{"type": "withdrawal", "id": "w", "response": "r", "reason": "x\\u0022:", "reason": "y"}\n')
+    assert "key `reason` appears twice" in cli("ingest", str(path), expect=1).stderr
