@@ -28,6 +28,7 @@ from .explain import explain
 from .ingest import Ingest, IngestReport, dict_lines, file_lines
 from .params import read_toml
 from .projection import EXTRAS_DEC, Progress, Projection
+from .snapshots import copy_of, snapshot
 from .ruleset import RuleSet
 from .store import DEFAULT_DB, Logged, Store
 
@@ -179,7 +180,7 @@ class Engine:
         if as_of is not None:
             position = self.position_at(as_of)
             only = [ruleset] if ruleset in self.rulesets else None
-            with self.projection.snapshot(position, only=only) as private:
+            with snapshot(self.projection, position, only=only) as private:
                 return self._score_rows(ruleset, period, subject, metric, private.conn)
         self._catch_up_to_read()
         return self._score_rows(ruleset, period, subject, metric)
@@ -322,7 +323,7 @@ class Engine:
         if period is not None:
             periods.kind(period)
         self.catch_up()
-        with self.projection.copy_of(ruleset) as private:  # one read snapshot of the published read models
+        with copy_of(self.projection, ruleset) as private:  # one read snapshot of the published read models
             first = private.conn.execute("SELECT MIN(period) FROM rm_responses").fetchone()[0]
             month = from_ or first
             if month is None:
@@ -367,7 +368,7 @@ class Engine:
         periods.kind(period)
         if as_of is not None:
             position = self.position_at(as_of)
-            with self.projection.snapshot(position, only=[ruleset]) as private:
+            with snapshot(self.projection, position, only=[ruleset]) as private:
                 out = explain(private, rs, subject, period, metric)
             out["log_position"], out["log_head"] = self.store.head(position)
             return out

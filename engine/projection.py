@@ -23,10 +23,7 @@ its responses and rescores it.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import sqlite3
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -35,15 +32,14 @@ import msgspec
 
 from .cases import mark_case_groups, record_case_event
 from .errors import RuleSetFailed, StoreError
-from .events import (ComplaintFiled, ParametersAdopted, RectificationRequired, ResponseCorrected, ResponseRecorded,
-                     ResponseWithdrawn, UnitDeclared)
+from .events import ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared
 from .guard import checked_credits, checked_remedy, guarded
 from .readmodel import (Adoptions, Org, count_events, database, drop_all, encode_state, ensure_schema, load_states,
                         schema_version, SCHEMA_VERSION)
 from .ruleset import Amendment, Credit, ResponseState, RuleSet
 from .replay import Replay
 from .settle import EXTRAS_DEC, SCORE_COLUMNS, Progress, Scoring, exclusion
-from .store import VIEWS, Logged, Store
+from .store import Logged, Store
 
 __all__ = ["Projection", "Progress", "EXTRAS_DEC", "SCORE_COLUMNS", "exclusion"]
 
@@ -200,12 +196,18 @@ class Projection(Scoring, Replay):
         tracked, end = self.tracked(), self.store.max_position()
         if end - tracked < max(self.REPLAY_BACKLOG, tracked) or self.missing():
             return None
-        with self.transaction():
-            tracked, end = self.tracked(), self.store.max_position()  # another process may have caught up
-            if end - tracked < max(self.REPLAY_BACKLOG, tracked) or self.missing():
-                return None
-            self._reset(indexes=False)
-            self.replay(progress)
+        failures = len(self.failures)
+        try:
+            with self.transaction():
+                tracked, end = self.tracked(), self.store.max_position()  # another process may have caught up
+                if end - tracked < max(self.REPLAY_BACKLOG, tracked) or self.missing():
+                    return None
+                self._reset(indexes=False)
+                self.replay(progress)
+                if len(self.failures) > failures:  # a rule set failed: keep what was published, go page by page
+                    raise _Fallback
+        except _Fallback:
+            return None
         return end - tracked
 
     def _reset(self, indexes: bool = True) -> None:
@@ -224,67 +226,17 @@ class Projection(Scoring, Replay):
         self.catch_up()
         refuse_without(self.missing())
         self.strict = True
+        failures = len(self.failures)
         try:
             with self.transaction():
                 self._reset(indexes=False)
-                return self.replay(progress)
+                applied = self.replay(progress)
+                if len(self.failures) > failures:
+                    raise StoreError("rebuild refused: " + "; ".join(list(self.failures)[failures:failures + 3])
+                                     + "; nothing was changed (the published scores stay)")
+                return applied
         finally:
             self.strict = False
-
-    @contextlib.contextmanager
-    def snapshot(self, upto: int, only: Iterable[str] | None = None,
-                 then: Iterable[ParametersAdopted] = ()) -> Iterator["Projection"]:
-        """Private read models, built in a temporary file from the log up to ``upto`` (and the
-        adoptions ``then``, as if appended after it). Nothing of the store is locked or changed:
-        ``--as-of`` and what-if run here while other processes read and write."""
-        folder = tempfile.mkdtemp(prefix="csat-snapshot-")
-        conn = sqlite3.connect(os.path.join(folder, "views.db"), isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute("PRAGMA journal_mode=OFF")
-            conn.execute("PRAGMA synchronous=OFF")
-            self.store.create_tracking_table(conn)
-            private = Projection(self.store, self.rulesets, views=conn, only=only)
-            with private.transaction():
-                private._reset(indexes=False)
-                private.replay(upto=upto, then=then)
-            private.forget_state()
-            yield private
-        finally:
-            conn.close()
-            shutil.rmtree(folder, ignore_errors=True)
-
-    @contextlib.contextmanager
-    def copy_of(self, ruleset: str) -> Iterator["Projection"]:
-        """A private copy of one rule set's published read models (with the org chart and the
-        complaint tables), taken in one read snapshot of the store: a what-if applies its
-        adoption there and rescores only from its month, locking and changing nothing shared."""
-        folder = tempfile.mkdtemp(prefix="csat-whatif-")
-        conn = sqlite3.connect(os.path.join(folder, "views.db"), isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute("PRAGMA journal_mode=OFF")
-            conn.execute("PRAGMA synchronous=OFF")
-            self.store.create_tracking_table(conn)
-            private = Projection(self.store, self.rulesets, views=conn, only=[ruleset])
-            conn.execute("ATTACH DATABASE ? AS live", (self.store.path,))
-            conn.execute("BEGIN")
-            mine = "WHERE ruleset = ?"
-            for table, where in (("scores", mine), ("rm_responses", mine), ("rm_credits", mine),
-                                 ("rm_adoptions", mine), ("rm_dirty", mine), ("rm_rulesets", mine),
-                                 ("rm_units", ""), ("rm_cases", ""), ("rm_closures", ""), ("rm_rectifications", ""),
-                                 ("rm_rectification_updates", "")):
-                columns = ", ".join(r[1] for r in conn.execute(f"PRAGMA main.table_info({table})"))
-                conn.execute(f"INSERT INTO main.{table} ({columns}) SELECT {columns} FROM live.{table} {where}",
-                             (ruleset,) if where else ())
-            position = conn.execute("SELECT notification_id FROM live.tracking WHERE application_name = ?",
-                                    (VIEWS,)).fetchone()
-            if position and position[0]:
-                self.store.track(position[0], conn=conn)
-            conn.execute("COMMIT")
-            conn.execute("DETACH DATABASE live")
-            yield private
-        finally:
-            conn.close()
-            shutil.rmtree(folder, ignore_errors=True)
 
     # -- applying events -----------------------------------------------------------
 
@@ -513,6 +465,10 @@ class Projection(Scoring, Replay):
                 continue
             self.conn.execute("UPDATE rm_rulesets SET pending = 0 WHERE ruleset = ?", (ruleset,))
             self.conn.execute("RELEASE csat_resume")
+
+
+class _Fallback(Exception):
+    """A replayed catch-up met a failing rule set: roll it back and take the incremental path."""
 
 
 def refuse_without(missing: dict[str, int]) -> None:

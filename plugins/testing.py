@@ -20,8 +20,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 import pluggy
 
 from csat.engine import Engine, IngestFailed, InvalidParams, RuleSetFailed

@@ -225,3 +225,29 @@ def test_demo_leaves_out_a_plugin_whose_demo_hook_fails(tmp_path, site):
     r = csat("demo")
     assert "plugin baddemo: csat_demo_files raised RuntimeError: examples not shipped; left out" in r.stderr
     assert "callcentre-5" in r.stdout and "airline-1000" in r.stdout
+
+
+def test_a_rebuild_refuses_while_a_rule_set_fails_scoring(tmp_path):
+    """A rebuild would drop the published rows of a subject-month its rule set cannot score now."""
+    from csat.engine import Engine
+    from csat.engine.errors import StoreError
+    from csat.plugins import installed_rulesets, make_plugin_manager
+    sys.path.insert(0, str(CALLCENTRE))
+    try:
+        import csat_callcentre.plugin as cc
+        builtins = [i.ruleset for i in installed_rulesets(make_plugin_manager(entry_points=False))]
+        db = tmp_path / "r.db"
+        with Engine.open(db, rulesets=builtins + [cc.CallCentre5()]) as good:
+            good.ingest([CC_EXAMPLE])
+            published = good.scores()
+
+        class Failing(cc.CallCentre5):
+            def score_month(self, month, trace):
+                raise ZeroDivisionError("licence server unreachable")
+        with Engine.open(db, rulesets=builtins + [Failing()]) as bad:
+            with pytest.raises(StoreError, match=r"rebuild refused: rule set callcentre-5: scoring agent-\d+ "
+                                                 r"2026-\d\d: raised ZeroDivisionError: licence server unreachable"):
+                bad.rebuild()
+            assert bad.scores() == published
+    finally:
+        sys.path.remove(str(CALLCENTRE))

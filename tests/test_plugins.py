@@ -1,12 +1,10 @@
-"""The plugin system: fresh managers, built-ins as ordinary plugins, duplicates refused."""
+"""The plugin system: fresh managers, built-ins as ordinary plugins, duplicates skipped."""
 from __future__ import annotations
 
 import json
 
-import pytest
-
-from csat.engine import CsatError, Engine
-from csat.plugins import load_rulesets, BUILTIN_PLUGINS, hookimpl, installed_rulesets, make_plugin_manager
+from csat.engine import Engine
+from csat.plugins import BUILTIN_PLUGINS, hookimpl, installed_rulesets, load_rulesets, make_plugin_manager
 from csat.rulesets.airline_1000 import Airline1000
 
 
