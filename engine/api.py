@@ -264,11 +264,12 @@ class Engine:
     # -- policy revisions ------------------------------------------------------------
 
     def params_from(self, ruleset: str, data: dict[str, Any] | str | os.PathLike[str], from_: str | None = None,
-                    replace: Iterable[str] = ()) -> dict[str, Any]:
+                    replace: Iterable[str] = (), projection: Projection | None = None) -> dict[str, Any]:
         """Complete parameters from a TOML file or a dict, as an adoption from month ``from_`` would
-        store them now: merged over the parameters in force at ``from_`` (without a month, or with
-        none in force: the shipped defaults), the tables named in ``replace`` taken whole, and
-        validated (InvalidParams lists every problem, naming the file and the key)."""
+        store them now (in ``projection``'s read models; default the published ones): merged over
+        the parameters in force at ``from_`` (without a month, or with none in force: the shipped
+        defaults), the tables named in ``replace`` taken whole, and validated (InvalidParams lists
+        every problem, naming the file and the key)."""
         rs = self._ruleset(ruleset)
         source = "params"
         if not isinstance(data, dict):
@@ -276,7 +277,7 @@ class Engine:
             data = read_toml(source)
         base = None
         if from_ is not None:
-            adoptions, _ = self.projection.state()
+            adoptions, _ = (projection or self.projection).state()
             in_force = adoptions.in_force(ruleset, from_)
             base = in_force.data if in_force is not None else None
         return rs.complete_params(data, source, base, list(replace))
@@ -328,12 +329,8 @@ class Engine:
             month = from_ or first
             if month is None:
                 return []
+            complete = self.params_from(ruleset, params, month, replace, projection=private)
             adoptions, org = private.state()
-            in_force = adoptions.in_force(ruleset, month)
-            data = params if isinstance(params, dict) else read_toml(params)
-            source = "params" if isinstance(params, dict) else os.fspath(params)
-            complete = rs.complete_params(data, source, in_force.data if in_force is not None else None,
-                                          list(replace))
             before = {(r["period"], r["subject"], r["metric"]): r
                       for r in self._score_rows(ruleset, period, None, None, private.conn)}
             adoption = ParametersAdopted(id="what-if", ruleset=ruleset, from_=month, params=complete,
