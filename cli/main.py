@@ -154,7 +154,7 @@ def ingest(c: Context, files: tuple[str, ...], dry_run: bool) -> None:
         for a in report.implicit_adoptions:
             click.echo(f"recorded implicit adoption of the shipped defaults: {a}", err=True)
         if not dry_run and report.appended:
-            show.label, show.events_total = "scores", engine.store.max_position() - engine.projection.tracked()
+            show.events_total = engine.store.max_position() - engine.projection.tracked()
             engine.catch_up(progress=show)  # the next read is instant
     finally:
         show.done()
