@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from . import periods
+from . import explained, periods
 from .errors import CsatError, IngestFailed, InvalidParams, LogDamaged, NotFound, UnknownRuleSet
 from .events import TAGS, Event, ParametersAdopted
 from .explain import explain
@@ -370,9 +370,23 @@ class Engine:
             out["log_position"], out["log_head"] = self.store.head(position)
             return out
         self._catch_up_to_read()
-        out = explain(self.projection, rs, subject, period, metric)
-        out["log_position"], out["log_head"] = self.head()
+        conn, tracked = self.store.conn, self.projection.tracked()
+        out = explained.lookup(conn, ruleset, period, subject, metric, tracked)
+        if out is None:
+            out = explain(self.projection, rs, subject, period, metric)
+            self._keep_explanation(ruleset, period, subject, metric, tracked, out)
+        out["log_position"], out["log_head"] = self.store.head(tracked)
         return out
+
+    def _keep_explanation(self, ruleset: str, period: str, subject: str, metric: str | None, tracked: int,
+                          out: dict[str, Any]) -> None:
+        """Store a fresh explanation for the next reader, when the write lock is free at once and
+        the read models have not moved since it was computed; otherwise leave it."""
+        if self.damaged is not None or self.store.conn.in_transaction:
+            return
+        with self.store.try_write_lock() as locked:
+            if locked and self.projection.tracked() == tracked and not self.projection.behind():
+                explained.store(self.store.conn, ruleset, period, subject, metric, tracked, out)
 
     def complaints(self, subject: str | None = None, period: str | None = None,
                    open_only: bool = False) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ from typing import Any
 
 import msgspec
 
+from . import explained
 from .cases import mark_case_groups, record_case_event
 from .errors import RuleSetFailed, StoreError
 from .events import ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared
@@ -261,6 +262,7 @@ class Projection(Scoring, Replay):
         dirty: set[tuple[str, str, str]] = set()
         counts: Counter[str] = Counter()
         pending: set[str] = set()
+        explanations_stale = False  # rare events that reach many figures: drop every stored explanation
 
         def flush() -> None:
             self.conn.executemany(
@@ -317,10 +319,12 @@ class Projection(Scoring, Replay):
                 flush()
                 counts[ev.ruleset] += 1
                 self._adopt(ev, logged, adoptions, org, pending)
+                explanations_stale = True
             elif isinstance(ev, UnitDeclared):
                 flush()
                 self._declare(ev, logged, adoptions, org)
-            else:
+                explanations_stale = True
+            else:  # case events mark their case groups dirty (the rule sets that use cases)
                 ruleset = _ruleset_of(ev)
                 if ruleset is not None:
                     if self.only is not None and ruleset not in self.only:
@@ -329,6 +333,8 @@ class Projection(Scoring, Replay):
                 self._record_case_event(logged)
         flush()
         count_events(self.conn, counts, pending)
+        if explanations_stale:
+            explained.forget_all(self.conn)
 
     def _adopt(self, ev: ParametersAdopted, logged: Logged, adoptions: Adoptions, org: Org,
                pending: set[str]) -> None:
@@ -464,6 +470,7 @@ class Projection(Scoring, Replay):
                 self.conn.execute("RELEASE csat_resume")
                 continue
             self.conn.execute("UPDATE rm_rulesets SET pending = 0 WHERE ruleset = ?", (ruleset,))
+            explained.forget_all(self.conn)
             self.conn.execute("RELEASE csat_resume")
 
 

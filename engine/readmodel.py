@@ -15,14 +15,15 @@ from typing import Any, NamedTuple
 import msgspec
 import sqlite_utils
 
+from . import explained
 from .errors import InvalidParams
 from .params import params_hash
 from .ruleset import Adoption, ResponseState, RuleSet
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 TABLES = ("scores", "rm_responses", "rm_credits", "rm_adoptions", "rm_units", "rm_dirty", "rm_cases",
-          "rm_closures", "rm_rectifications", "rm_rectification_updates", "rm_rulesets", "rm_meta")
+          "rm_closures", "rm_rectifications", "rm_rectification_updates", "rm_rulesets", "rm_explained", "rm_meta")
 
 _STATE_ENC = msgspec.json.Encoder()
 _STATE_DEC = msgspec.json.Decoder(ResponseState)
@@ -64,7 +65,7 @@ def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = (), inde
     version = schema_version(db)
     if version == SCHEMA_VERSION:
         return False
-    if version in (6, 7):
+    if version in (6, 7, 8):
         with db.atomic():
             if version == 6:
                 _create_rulesets_table(db)
@@ -75,8 +76,9 @@ def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = (), inde
                 ok = set(installed)
                 db["rm_rulesets"].insert_all([{"ruleset": r, "events": n, "pending": int(r not in ok)}
                                               for r, n in counts.items()])
-            # 7 → 8: the parameter version each adoption was stored in (all earlier ones: 1)
-            db.execute("ALTER TABLE rm_adoptions ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
+            if version in (6, 7):  # 7 → 8: the parameter version each adoption was stored in (earlier: 1)
+                db.execute("ALTER TABLE rm_adoptions ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
+            explained.create_table(db.conn)  # 8 → 9: stored explanations
             db.execute("UPDATE rm_meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
         return False
     drop_all(db)
@@ -111,6 +113,7 @@ def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = (), inde
         db["rm_rectification_updates"].create({"id": str, "rectification": str, "status": str, "date": str,
                                                "note": str, "position": int}, pk="id")
         _create_rulesets_table(db)
+        explained.create_table(db.conn)
         if indexes:
             create_indexes(db)
     return True

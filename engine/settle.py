@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from . import periods
+from . import explained, periods
 from .cases import month_cases
 from .errors import RuleSetFailed
 from .events import NA
@@ -182,6 +182,7 @@ class Scoring:
                 self.conn.execute("RELEASE csat_subject")
             self.conn.executemany("DELETE FROM rm_dirty WHERE ruleset = ? AND subject = ? AND period = ?",
                                   [d for d in dirty if (d[0], d[1]) not in failed])
+            explained.forget(self.conn, set(by_subject))
         return len(dirty)
 
     def _above_months(self, rs: RuleSet, subject: str, months: set[str], adoptions: Adoptions) -> None:

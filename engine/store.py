@@ -15,6 +15,7 @@ the table shape it relies on.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import sqlite3
@@ -364,6 +365,26 @@ class Store:
         if self._sealed_after is not None and self.max_position() > self._sealed_after:
             chain.seal(self.conn, self._sealed_after)
         self._sealed_after = None
+        self.conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def try_write_lock(self) -> Iterator[bool]:
+        """A write transaction only if the lock is free now: yields False (and writes nothing)
+        when another process holds it, for writes that can be left to a later reader."""
+        self.conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:
+                yield False
+                return
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout() * 1000)}")
+        try:
+            yield True
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
         self.conn.execute("COMMIT")
 
     def rollback(self) -> None:

@@ -161,20 +161,28 @@ def test_a_published_head_proves_history_up_to_it(store, tmp_path):
     assert cli("verify", "--head", "12:md5:abc", expect=2).stderr.count("POSITION:sha256") == 1
 
 
-def test_a_store_of_the_previous_version_is_chained_once(store):
+@pytest.mark.parametrize("schema", [6, 8])
+def test_a_store_of_the_previous_version_is_chained_once(store, schema):
     cli, published = store
     (n,), = sql(cli, "SELECT COUNT(*) FROM stored_events")
-    with sqlite3.connect(cli.db) as conn:  # what the previous release left: no chain, read models v6
+    with sqlite3.connect(cli.db) as conn:  # what an earlier release left: no chain, read models v6 or v8
         conn.execute("DROP TABLE event_hashes")
-        conn.execute("DROP TABLE rm_rulesets")
-        conn.execute("ALTER TABLE rm_adoptions DROP COLUMN version")
-        conn.execute("UPDATE rm_meta SET value = '6' WHERE key = 'schema'")
+        conn.execute("DROP TABLE rm_explained")
+        if schema == 6:
+            conn.execute("DROP TABLE rm_rulesets")
+            conn.execute("ALTER TABLE rm_adoptions DROP COLUMN version")
+        conn.execute("UPDATE rm_meta SET value = ? WHERE key = 'schema'", (str(schema),))
     r = cli("scores", "--format", "json")
     assert r.stderr == (f"csat: note: chained the {n} events of this log written by an earlier csat (once; "
                         "csat verify checks the chain from now on)\n")
     assert cli.json("scores") == published
     assert verify(cli, 0)["events"] == n
     assert "note" not in cli("scores").stderr
+    row = published[0]
+    args = ("explain", "-r", row["ruleset"], "-s", row["subject"], "-p", row["period"], "-m", row["metric"],
+            "--format", "json")
+    assert cli(*args).stdout == cli(*args).stdout  # explained afresh, then from the stored explanation
+    assert sql(cli, "SELECT COUNT(*) FROM rm_explained") == [(1,)]
 
 
 def test_the_chain_is_the_documented_function(store):
