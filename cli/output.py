@@ -25,13 +25,27 @@ def format_option(*choices: str, default: str = "table"):
                         show_default=True, help="Output format: table for people, json/csv for scripts.")
 
 
+_EXTRA: dict[str, int] = {}  # a non-ASCII character -> columns it takes beyond one
+
+
 def width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 0 if unicodedata.combining(ch) else 1
-               for ch in text)
+    """Columns ``text`` takes in a terminal: 2 for CJK wide characters, 0 for combining marks."""
+    if text.isascii():
+        return len(text)
+    n = len(text)
+    for ch in set(text):  # each distinct character measured once (a long formula repeats a few)
+        if ch >= "\x80":
+            extra = _EXTRA.get(ch)
+            if extra is None:
+                extra = _EXTRA[ch] = (1 if unicodedata.east_asian_width(ch) in "WF"
+                                      else -1 if unicodedata.combining(ch) else 0)
+            if extra:
+                n += extra * text.count(ch)
+    return n
 
 
-def pad(text: str, w: int, right: bool = False) -> str:
-    gap = " " * max(0, w - width(text))
+def pad(text: str, w: int, right: bool = False, own: int | None = None) -> str:
+    gap = " " * max(0, w - (width(text) if own is None else own))
     return gap + text if right else text + gap
 
 
@@ -53,13 +67,14 @@ def to_json(data: Any) -> str:
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     texts = [[cell(r.get(c)) for c in columns] for r in rows]
+    sizes = [[width(v) for v in t] for t in texts]  # measured once: a cell is measured, then padded
     numeric = [all(isinstance(r.get(c), (int, float, Decimal)) and not isinstance(r.get(c), bool)
                    for r in rows if r.get(c) is not None) for c in columns]
-    widths = [max([width(c)] + [width(t[i]) for t in texts]) for i, c in enumerate(columns)]
+    widths = [max([width(c)] + [n[i] for n in sizes]) for i, c in enumerate(columns)]
     lines = ["  ".join(pad(c, widths[i], numeric[i]) for i, c in enumerate(columns)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    for t in texts:
-        lines.append("  ".join(pad(v, widths[i], numeric[i]) for i, v in enumerate(t)).rstrip())
+             "  ".join("-" * (w if i < len(widths) - 1 else min(w, 80)) for i, w in enumerate(widths))]
+    for t, n in zip(texts, sizes):
+        lines.append("  ".join(pad(v, widths[i], numeric[i], n[i]) for i, v in enumerate(t)).rstrip())
     return "\n".join(lines)
 
 
@@ -177,8 +192,8 @@ def explanation_text(x: dict[str, Any]) -> str:
              + (f", upgraded from v{x['params_upgraded_from']}" if x.get("params_upgraded_from") else ""),
              "", "Steps"]
     lines += ["  " + line for line in table(
-        [{"step": s["label"], "formula": s["formula"], "value": _short(s["value"])} for s in x["steps"]],
-        ["step", "formula", "value"]).splitlines()]
+        [{"step": s["label"], "value": _short(s["value"]), "formula": s["formula"]} for s in x["steps"]],
+        ["step", "value", "formula"]).splitlines()]  # the formula last: a long one pads no other line
     lines += ["", "Events read"]
     lines += ["  " + line for line in table(
         [{"position": e["position"], "type": e["type"], "id": e["id"], "used": e["used"], "why": e.get("why")}
