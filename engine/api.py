@@ -397,7 +397,7 @@ class Engine:
                "(SELECT outcome FROM rm_closures WHERE complaint = c.id ORDER BY position DESC LIMIT 1), "
                "(SELECT date FROM rm_closures WHERE complaint = c.id ORDER BY position DESC LIMIT 1), "
                "(SELECT group_concat(id, ',') FROM (SELECT id FROM rm_rectifications WHERE complaint = c.id "
-               "ORDER BY position)) FROM rm_cases c" + (" WHERE " + " AND ".join(where) if where else "")
+               "ORDER BY position) AS r) FROM rm_cases c" + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY c.period, c.subject, c.position")
         rows = []
         for id_, kind, subj, per, rs, sev, src, resp, text, outcome, closed, rects in self.store.conn.execute(sql, args):

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import msgspec
 
 from .errors import LogDamaged
+from .postgres import PgIntegrityError
 
 GENESIS = hashlib.sha256(b"csat event log, hash chain v1").digest()
 PREFIX = "sha256:"
@@ -132,7 +133,7 @@ def seal(conn: sqlite3.Connection, after: int) -> int:
         rows.append((position, previous))
     try:
         conn.executemany(f"INSERT INTO {TABLE} VALUES (?, ?)", rows)
-    except sqlite3.IntegrityError:
+    except (sqlite3.IntegrityError, PgIntegrityError):
         raise LogDamaged(rows[0][0], "a chain hash is already stored for a position being appended (an event "
                                      "was deleted from the end of the log)") from None
     return len(rows)

@@ -63,7 +63,7 @@ def decode(blob: bytes) -> dict[str, Any]:
 
 
 def create_table(conn: sqlite3.Connection) -> None:
-    conn.execute(f"CREATE TABLE IF NOT EXISTS [{TABLE}] (ruleset TEXT, period TEXT, subject TEXT, metric TEXT, "
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (ruleset TEXT, period TEXT, subject TEXT, metric TEXT, "
                  "position INTEGER, body BLOB, PRIMARY KEY (ruleset, period, subject, metric))")
 
 
@@ -71,7 +71,7 @@ def lookup(conn: sqlite3.Connection, ruleset: str, period: str, subject: str, me
            position: int) -> dict[str, Any] | None:
     """The stored explanation, when there is a valid one at the tracked ``position``."""
     row = conn.execute(
-        f"SELECT body FROM [{TABLE}] e WHERE ruleset = ? AND period = ? AND subject = ? AND metric = ? "
+        f"SELECT body FROM {TABLE} e WHERE ruleset = ? AND period = ? AND subject = ? AND metric = ? "
         "AND position <= ? AND NOT EXISTS (SELECT 1 FROM rm_dirty d WHERE d.ruleset = e.ruleset "
         "AND d.subject = e.subject)", (ruleset, period, subject, metric or "", position)).fetchone()
     return decode(row[0]) if row else None
@@ -80,15 +80,15 @@ def lookup(conn: sqlite3.Connection, ruleset: str, period: str, subject: str, me
 def store(conn: sqlite3.Connection, ruleset: str, period: str, subject: str, metric: str | None,
           position: int, explanation: dict[str, Any]) -> None:
     """Keep an explanation computed at tracked ``position`` (inside the caller's write transaction)."""
-    conn.execute(f"INSERT OR REPLACE INTO [{TABLE}] VALUES (?, ?, ?, ?, ?, ?)",
+    conn.execute(f"INSERT OR REPLACE INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?)",
                  (ruleset, period, subject, metric or "", position, encode(explanation)))
 
 
 def forget(conn: sqlite3.Connection, groups: set[tuple[str, str]]) -> None:
     """Drop the explanations of these (rule set, subject) pairs."""
     if groups:
-        conn.executemany(f"DELETE FROM [{TABLE}] WHERE ruleset = ? AND subject = ?", sorted(groups))
+        conn.executemany(f"DELETE FROM {TABLE} WHERE ruleset = ? AND subject = ?", sorted(groups))
 
 
 def forget_all(conn: sqlite3.Connection) -> None:
-    conn.execute(f"DELETE FROM [{TABLE}]")
+    conn.execute(f"DELETE FROM {TABLE}")

@@ -38,7 +38,11 @@ def decode_state(blob: bytes) -> ResponseState:
 
 
 def database(conn: sqlite3.Connection) -> sqlite_utils.Database:
-    return sqlite_utils.Database(conn)
+    """The read models' schema handle: sqlite-utils' on SQLite, its PostgreSQL counterpart there."""
+    if isinstance(conn, sqlite3.Connection):
+        return sqlite_utils.Database(conn)
+    from .postgres import PgDatabase
+    return PgDatabase(conn)  # type: ignore[arg-type, return-value]
 
 
 def schema_version(db: sqlite_utils.Database) -> int | None:
@@ -347,5 +351,6 @@ def count_events(conn: sqlite3.Connection, counts: dict[str, int], pending: set[
     if counts or pending:
         conn.executemany(
             "INSERT INTO rm_rulesets (ruleset, events, pending) VALUES (?, ?, ?) ON CONFLICT (ruleset) "
-            "DO UPDATE SET events = events + excluded.events, pending = max(pending, excluded.pending)",
+            "DO UPDATE SET events = rm_rulesets.events + excluded.events, pending = CASE WHEN "
+            "rm_rulesets.pending > excluded.pending THEN rm_rulesets.pending ELSE excluded.pending END",
             [(r, counts.get(r, 0), int(r in pending)) for r in counts.keys() | pending])

@@ -1,4 +1,5 @@
-"""Private read models: built in a temporary file, so that nothing of the store is locked or changed.
+"""Private read models: built apart (a temporary file; on PostgreSQL a rolled-back schema), so that
+nothing of the store is locked or changed.
 
 :func:`snapshot` replays the log up to a position (``--as-of``: scores and explanations as they
 stood then); :func:`copy_of` copies one rule set's published read models in one read snapshot
@@ -20,7 +21,12 @@ from .store import VIEWS
 
 @contextlib.contextmanager
 def _private(projection: Projection, prefix: str, only: Iterable[str] | None) -> Iterator[Projection]:
-    """A projection over empty read models in a temporary file, removed afterwards."""
+    """A projection over empty read models of its own, removed afterwards: a temporary file beside
+    a SQLite store; a schema of one transaction, rolled back, in a PostgreSQL store."""
+    if projection.store.postgres:
+        with _private_schema(projection, prefix, only) as private:
+            yield private
+        return
     folder = tempfile.mkdtemp(prefix=prefix)
     conn = sqlite3.connect(os.path.join(folder, "views.db"), isolation_level=None, check_same_thread=False)
     try:
@@ -31,6 +37,23 @@ def _private(projection: Projection, prefix: str, only: Iterable[str] | None) ->
     finally:
         conn.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _private_schema(projection: Projection, prefix: str, only: Iterable[str] | None) -> Iterator[Projection]:
+    from .postgres import PgConnection
+    conn = PgConnection(projection.store.path, 0)
+    try:
+        schema = prefix.strip("-").replace("-", "_") + f"_{os.getpid()}"
+        conn.raw.execute("BEGIN")  # never committed: the schema and all in it go with the rollback
+        conn.raw.execute(f"CREATE SCHEMA {schema}")
+        conn.raw.execute(f"SET LOCAL search_path TO {schema}, public")
+        projection.store.create_tracking_table(conn)  # type: ignore[arg-type]
+        yield Projection(projection.store, projection.rulesets, views=conn, only=only)  # type: ignore[arg-type]
+    finally:
+        if conn.in_transaction:
+            conn.raw.execute("ROLLBACK")
+        conn.close()
 
 
 @contextlib.contextmanager
@@ -59,16 +82,28 @@ def copy_of(projection: Projection, ruleset: str) -> Iterator[Projection]:
     only from its month."""
     with _private(projection, "csat-whatif-", [ruleset]) as private:
         conn = private.conn
-        conn.execute("ATTACH DATABASE ? AS live", (projection.store.path,))
-        conn.execute("BEGIN")
+        postgres = projection.store.postgres
+        if postgres:  # the published tables are public's; the private schema comes first in the path
+            live, tracking = "public.", "public.tracking"
+        else:
+            conn.execute("ATTACH DATABASE ? AS live", (projection.store.path,))
+            conn.execute("BEGIN")
+            live, tracking = "live.", "live.tracking"
         for table, own in _COPIED:
-            columns = ", ".join(r[1] for r in conn.execute(f"PRAGMA main.table_info({table})"))
-            conn.execute(f"INSERT INTO main.{table} ({columns}) SELECT {columns} FROM live.{table}"
+            columns = ", ".join(_columns(conn, table, postgres))
+            conn.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {live}{table}"
                          + (" WHERE ruleset = ?" if own else ""), (ruleset,) if own else ())
-        position = conn.execute("SELECT notification_id FROM live.tracking WHERE application_name = ?",
+        position = conn.execute(f"SELECT notification_id FROM {tracking} WHERE application_name = ?",
                                 (VIEWS,)).fetchone()
         if position and position[0]:
             projection.store.track(position[0], conn=conn)
-        conn.execute("COMMIT")
-        conn.execute("DETACH DATABASE live")
+        if not postgres:
+            conn.execute("COMMIT")
+            conn.execute("DETACH DATABASE live")
         yield private
+
+
+def _columns(conn: sqlite3.Connection, table: str, postgres: bool) -> list[str]:
+    if postgres:
+        return conn.table_shape(table)[0]  # type: ignore[attr-defined]
+    return [r[1] for r in conn.execute(f"PRAGMA main.table_info({table})")]

@@ -27,7 +27,7 @@ from eventsourcing.persistence import InfrastructureFactory, Mapper, StoredEvent
 from eventsourcing.sqlite import SQLiteCursor
 from eventsourcing.utils import Environment
 
-from . import chain
+from . import chain, postgres
 from .errors import LogDamaged, StoreError
 from .events import EVENT_TYPES, Event, natural_key, tag_of
 
@@ -159,18 +159,25 @@ def now() -> str:
 
 
 class Store:
-    """An opened csat database: the event log and, in the same SQLite file,
-    the read models.
+    """An opened csat database: the event log and, in the same database, the read models.
 
-    ``target`` is a file path (default ``./csat.db``). The schema of the log and
-    of the tracking table is created by eventsourcing's SQLite persistence
-    module; switching that module is a configuration change.
+    ``target`` is a SQLite file path (default ``./csat.db``) or a
+    ``postgresql://`` URL. The schema of the log and of the tracking table is
+    eventsourcing's (its SQLite or PostgreSQL persistence module); everything
+    that differs between the two stays in this class and in
+    :mod:`csat.engine.postgres`.
     """
 
     def __init__(self, target: str | os.PathLike[str] = DEFAULT_DB, *, create: bool = True):
         self.path = os.fspath(target)
-        if self.path.startswith(("postgres://", "postgresql://")):
-            raise StoreError("PostgreSQL stores are not supported yet; use a SQLite file path")
+        #: one-line notes for the user about this store (e.g. its chain was computed on this open)
+        self.notices: list[str] = []
+        self._sealed_after: int | None = None
+        self.postgres = postgres.is_postgres(self.path)
+        self.display = self.path  #: the store as messages name it (a URL without its password)
+        if self.postgres:
+            self._open_postgres(create)
+            return
         if not create:
             _check_is_store_file(self.path)
         env = Environment("CSAT", {
@@ -187,9 +194,6 @@ class Store:
         except Exception as e:  # eventsourcing wraps sqlite3 errors in its own
             raise StoreError(f"cannot open {self.path}: {e}") from e
         self.insert_statement = self.recorder.insert_events_statement
-        #: one-line notes for the user about this store (e.g. its chain was computed on this open)
-        self.notices: list[str] = []
-        self._sealed_after: int | None = None
         #: csat's own connection for batch writes, bulk reads and the read models.
         try:
             self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout(),
@@ -205,6 +209,42 @@ class Store:
             self._create_log_tables(create)
         except sqlite3.DatabaseError as e:
             raise StoreError(sqlite_message(self.path, e)) from e
+
+    def _open_postgres(self, create: bool) -> None:
+        """A ``postgresql://`` store: the log and tracking tables are eventsourcing's PostgreSQL
+        recorder's (created with its statements), the read models live beside them, and
+        :class:`~csat.engine.postgres.PgConnection` runs csat's SQL there."""
+        self.factory = None
+        self.conn = postgres.PgConnection(self.path, busy_timeout())  # type: ignore[assignment]
+        self.insert_statement = (f"INSERT INTO {_TABLE} (originator_id, originator_version, topic, state) "
+                                 "VALUES (?, ?, ?, ?)")
+        self.display = postgres.redacted(self.path)
+        raw = self.conn.raw
+        have = lambda: [n for n in (_TABLE, "tracking", chain.TABLE)  # noqa: E731
+                        if raw.execute("SELECT to_regclass(%s)", (n,)).fetchone()[0] is None]
+        if not have():
+            return
+        if not create and _TABLE in have():
+            raise StoreError(f"no csat store at {self.display} (csat ingest creates one; --db or $CSAT_DB "
+                             "chooses another)")
+        from eventsourcing.postgres import (PostgresApplicationRecorder, PostgresDatastore,
+                                            PostgresTrackingRecorder)
+        info = raw.info
+        datastore = PostgresDatastore(dbname=info.dbname, host=info.host, port=str(info.port), user=info.user,
+                                      password=info.password or "", originator_id_type="text")
+        log = PostgresApplicationRecorder(datastore, events_table_name=_TABLE).sql_create_statements
+        tracking = PostgresTrackingRecorder(datastore, tracking_table_name="tracking").sql_create_statements
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            todo = have()  # again, under the lock: another process may have just created them
+            for statement in [*(log if _TABLE in todo else []), *(tracking if "tracking" in todo else [])]:
+                raw.execute(statement)
+            if chain.TABLE in todo:
+                self.conn.execute(chain.CREATE)
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     def _create_log_tables(self, create: bool) -> None:
         """Create eventsourcing's log and tracking tables if they are missing.
@@ -244,7 +284,8 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
-        self.factory.close()
+        if self.factory is not None:
+            self.factory.close()
 
     # -- reading ---------------------------------------------------------------
 
@@ -338,6 +379,9 @@ class Store:
         """Start the one write transaction of an ingest (takes the write lock now)."""
         self.conn.execute("BEGIN IMMEDIATE")
         self._sealed_after = self.max_position()
+        if self.postgres:  # a rolled-back ingest used up sequence numbers: positions stay gapless
+            self.conn.execute(f"SELECT setval(pg_get_serial_sequence('{_TABLE}', 'notification_id'), ?, false)",
+                              (self._sealed_after + 1,))
 
     def append(self, events: Sequence[Recorded], keys: Sequence[str] | None = None) -> None:
         """Append a batch inside the open transaction (see :meth:`begin_write`); ``keys`` are the
@@ -371,15 +415,20 @@ class Store:
     def try_write_lock(self) -> Iterator[bool]:
         """A write transaction only if the lock is free now: yields False (and writes nothing)
         when another process holds it, for writes that can be left to a later reader."""
-        self.conn.execute("PRAGMA busy_timeout = 0")
-        try:
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError:
+        if self.postgres:
+            if not self.conn.try_write_lock():  # type: ignore[attr-defined]
                 yield False
                 return
-        finally:
-            self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout() * 1000)}")
+        else:
+            self.conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                try:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError:
+                    yield False
+                    return
+            finally:
+                self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout() * 1000)}")
         try:
             yield True
         except BaseException:
@@ -404,7 +453,8 @@ class Store:
         """Walk the whole log in one streaming pass, in one read snapshot (others may write on)."""
         self.conn.execute("BEGIN")
         try:
-            return chain.verify(self.conn, _STATE_DECODER.decode, published, progress, path=self.path)
+            return chain.verify(self.conn, _STATE_DECODER.decode, published, progress,
+                                path=None if self.postgres else self.path)
         finally:
             self.conn.execute("COMMIT")
 
@@ -412,10 +462,20 @@ class Store:
 
     def tracked(self, name: str = VIEWS, conn: sqlite3.Connection | None = None) -> int:
         """The last log position the named projection has processed (0: none)."""
+        if self.postgres:
+            row = (conn or self.conn).execute("SELECT MAX(notification_id) FROM tracking WHERE application_name = ?",
+                                              (name,)).fetchone()
+            return row[0] or 0
         return self.tracking._max_tracking_id(name, SQLiteCursor((conn or self.conn).cursor())) or 0
 
     def track(self, position: int, name: str = VIEWS, conn: sqlite3.Connection | None = None) -> None:
         """Record, inside the caller's open transaction, that ``name`` processed up to ``position``."""
+        if self.postgres:  # eventsourcing's single-row tracking, as its PostgreSQL recorder writes it
+            (conn or self.conn).execute(
+                "INSERT INTO tracking VALUES (?, ?) ON CONFLICT (application_name) DO UPDATE "
+                "SET notification_id = EXCLUDED.notification_id "
+                "WHERE tracking.notification_id < EXCLUDED.notification_id", (name, position))
+            return
         self.tracking._insert_tracking(SQLiteCursor((conn or self.conn).cursor()), Tracking(name, position))
 
     def forget_tracking(self, name: str = VIEWS, conn: sqlite3.Connection | None = None) -> None:
@@ -423,6 +483,8 @@ class Store:
 
     def create_tracking_table(self, conn: sqlite3.Connection) -> None:
         """eventsourcing's tracking table in another database (a private snapshot of the read models)."""
+        if self.postgres:
+            conn.execute("CREATE TABLE tracking (application_name TEXT PRIMARY KEY, notification_id BIGINT)")
+            return
         for statement in self.tracking.create_table_statements:
             conn.execute(statement)
-

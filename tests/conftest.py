@@ -1,9 +1,16 @@
-"""Shared fixtures: a real SQLite store in a temporary folder, the real CLI, the spec's worked examples
-(copied into tests/examples, so a fresh clone tests itself)."""
+"""Shared fixtures: a real store — a SQLite file in a temporary folder, and a database on a real
+PostgreSQL server started for the session (tests/pgserver.py) — the real CLI, the spec's worked
+examples (copied into tests/examples, so a fresh clone tests itself).
+
+``db`` (and ``cli``, ``engine`` on it) runs each test on both backends. A test that inspects the
+SQLite file itself is marked ``sqlite_only``. Outside CI, the PostgreSQL runs are skipped with the
+reason when no server can be started here; in CI (``CI`` set) that is an error."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -18,9 +25,40 @@ sys.path.insert(0, str(ROOT / "bench"))
 os.environ["CSAT_NO_ENTRY_POINTS"] = "1"  # tests see the built-ins only, whatever else is installed
 
 
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only(why): the test looks inside the SQLite file itself")
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    from pgserver import Server
+    try:
+        server = Server()
+    except Exception as e:  # noqa: BLE001 - any reason the server cannot start
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no PostgreSQL server could be started here: {e}")
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    return str(tmp_path / "csat.db")
+def pg_url(pg_server) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    return pg_server.database()
+
+
+@pytest.fixture(params=BACKENDS)
+def db(request, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "csat.db")
+    marker = request.node.get_closest_marker("sqlite_only")
+    if marker is not None:
+        pytest.skip(f"SQLite only: {marker.args[0] if marker.args else 'looks inside the SQLite file'}")
+    return request.getfixturevalue("pg_url")
 
 
 class Cli:
@@ -50,6 +88,28 @@ def engine(db: str):
     from csat.engine import Engine
     with Engine.open(db) as e:
         yield e
+
+
+@contextlib.contextmanager
+def connect(db: str, timeout: float = 5.0):
+    """A plain connection to a store of either backend, for a test to look at (or edit by hand)
+    its tables: ``conn.execute(sql, args)`` in SQLite's dialect; committed at the end."""
+    if str(db).startswith("postgresql://"):
+        from csat.engine.postgres import PgConnection
+        conn = PgConnection(str(db), timeout)
+        try:
+            conn.raw.execute("BEGIN")
+            yield conn
+            conn.raw.execute("COMMIT")
+        finally:
+            conn.close()
+    else:
+        conn = sqlite3.connect(db, timeout=timeout)
+        try:
+            with conn:
+                yield conn
+        finally:
+            conn.close()
 
 
 def write_jsonl(path: Path, events: list[dict]) -> str:

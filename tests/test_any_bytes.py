@@ -3,7 +3,6 @@ and exit 1 — never a traceback, never a partial write. Named cases first, then
 from __future__ import annotations
 
 import json
-import sqlite3
 import zipfile
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, connect
 
 from csat.engine import Engine, IngestFailed
 
@@ -157,7 +156,7 @@ def _fuzz(tmp_path: Path, data: bytes, suffix: str) -> None:
         else:
             assert engine.store.max_position() == before + report.appended
         engine.scores()  # and the store still answers
-    with sqlite3.connect(db) as conn:
+    with connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 

@@ -4,11 +4,10 @@ rebuild, while what is already published keeps answering."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
-from conftest import EXAMPLES, write_jsonl
+from conftest import EXAMPLES, write_jsonl, connect
 
 from csat.engine import chain
 from csat.engine.events import ResponseRecorded
@@ -28,7 +27,7 @@ def store(request, cli, monkeypatch):
 
 
 def sql(cli, statement: str, *args) -> list[tuple]:
-    with sqlite3.connect(cli.db) as conn:
+    with connect(cli.db) as conn:
         return conn.execute(statement, args).fetchall()
 
 
@@ -125,7 +124,7 @@ def test_reordered_rows_are_found(store):
 
 def test_an_undecodable_row_never_bricks_the_store(store, tmp_path):
     cli, published = store
-    with sqlite3.connect(cli.db) as conn:  # garbage appended by someone who also recomputed the chain
+    with connect(cli.db) as conn:  # garbage appended by someone who also recomputed the chain
         (last,), = conn.execute("SELECT MAX(rowid) FROM stored_events").fetchall()
         conn.execute("INSERT INTO stored_events VALUES ('junk', 1, 'response', X'DEADBEEF')")
         chain.seal(conn, last)
@@ -148,7 +147,7 @@ def test_a_published_head_proves_history_up_to_it(store, tmp_path):
     cli("ingest", more)
     assert verify(cli, 0, "--head", published_head)["head_matches"] is True
     # someone edits history *and* rewrites the whole chain after it: only the published head shows it
-    with sqlite3.connect(cli.db) as conn:
+    with connect(cli.db) as conn:
         (state,), = conn.execute("SELECT state FROM stored_events WHERE rowid = 5").fetchall()
         conn.execute("UPDATE stored_events SET state = ? WHERE rowid = 5", (state.replace(b'"B"', b'"A"'),))
         conn.execute("DELETE FROM event_hashes WHERE position >= 5")
@@ -165,7 +164,7 @@ def test_a_published_head_proves_history_up_to_it(store, tmp_path):
 def test_a_store_of_the_previous_version_is_chained_once(store, schema):
     cli, published = store
     (n,), = sql(cli, "SELECT COUNT(*) FROM stored_events")
-    with sqlite3.connect(cli.db) as conn:  # what an earlier release left: no chain, read models v6 or v8
+    with connect(cli.db) as conn:  # what an earlier release left: no chain, read models v6 or v8
         conn.execute("DROP TABLE event_hashes")
         conn.execute("DROP TABLE rm_explained")
         if schema == 6:

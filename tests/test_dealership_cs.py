@@ -1,12 +1,11 @@
 """dealership-cs: team moves, nested chains, shared jobs, N/A, pooled quarters, failed callbacks, remedy cases."""
 from __future__ import annotations
 
-import sqlite3
 from decimal import Decimal
 
 import pytest
 
-from conftest import write_jsonl
+from conftest import write_jsonl, connect
 
 from csat.engine import IngestFailed
 
@@ -195,11 +194,11 @@ def test_rebuild_equals_incremental_with_org_changes(db, tmp_path):
             e.catch_up()
         e.append([unit("c3", "team-a", from_="2026-05")])
         e.catch_up()
-        with sqlite3.connect(db) as conn:
+        with connect(db) as conn:
             before = conn.execute("SELECT * FROM scores ORDER BY 1, 2, 3, 4").fetchall()
             cases = conn.execute("SELECT * FROM rm_cases ORDER BY id").fetchall()
         e.rebuild()
-        with sqlite3.connect(db) as conn:
+        with connect(db) as conn:
             assert conn.execute("SELECT * FROM scores ORDER BY 1, 2, 3, 4").fetchall() == before
             assert conn.execute("SELECT * FROM rm_cases ORDER BY id").fetchall() == cases
 

@@ -4,12 +4,13 @@ corrections, withdrawals, adoptions, org-chart moves and case events."""
 from __future__ import annotations
 
 import random
-import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
+
+from conftest import connect
 
 import synth
 
@@ -24,7 +25,7 @@ def fresh(e: Engine, row: dict) -> dict:
 
 
 def stored_count(db) -> int:
-    with sqlite3.connect(db) as conn:
+    with connect(db) as conn:
         return conn.execute("SELECT COUNT(*) FROM rm_explained").fetchone()[0]
 
 

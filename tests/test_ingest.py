@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
-from conftest import EXAMPLES, write_jsonl
+from conftest import EXAMPLES, write_jsonl, connect
 
 AIR = str(EXAMPLES / "airline-1000.jsonl")
 
@@ -17,7 +16,7 @@ def resp(id_, period="2026-03", subject="hr", rater="flight-ops", answers=None, 
 
 
 def log_rows(db):
-    with sqlite3.connect(db) as conn:
+    with connect(db) as conn:
         return conn.execute("SELECT rowid, originator_id, state FROM stored_events ORDER BY rowid").fetchall()
 
 

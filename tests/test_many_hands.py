@@ -10,7 +10,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import synth
-from conftest import write_jsonl
+from conftest import write_jsonl, connect
 
 CSAT = [sys.executable, "-m", "csat.cli.main"]
 ENV = {**os.environ, "CSAT_NO_ENTRY_POINTS": "1", "PYTHONWARNINGS": "ignore"}
@@ -58,7 +57,7 @@ def verified(db: Path) -> int:
 
 
 def log_size(db: Path) -> int:
-    with sqlite3.connect(db) as conn:
+    with connect(db) as conn:
         return conn.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0]
 
 
@@ -104,7 +103,7 @@ def test_ingest_leaves_the_scores_current(reference, tmp_path):
     path, _, _, _ = reference
     db = tmp_path / "s.db"
     assert run(db, "ingest", str(path))[0] == 0
-    with sqlite3.connect(db) as conn:
+    with connect(db) as conn:
         tracked = conn.execute("SELECT notification_id FROM tracking WHERE application_name = 'csat-views'").fetchone()
         assert tracked[0] == conn.execute("SELECT MAX(rowid) FROM stored_events").fetchone()[0]
         assert conn.execute("SELECT COUNT(*) FROM rm_dirty").fetchone()[0] == 0
@@ -177,7 +176,7 @@ def test_kill_9_of_an_ingest_leaves_all_or_nothing(reference, tmp_path):
 
 
 def _has_log(db: Path) -> bool:
-    with sqlite3.connect(db) as conn:
+    with connect(db) as conn:
         return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'stored_events'").fetchone() is not None
 
 
@@ -192,7 +191,7 @@ def test_kill_9_of_a_rebuild_changes_no_published_score(reference, tmp_path):
     kills = 0
     for _ in range(4):
         kills += _kill_at_random(db, ["rebuild"], rng, took)
-        with sqlite3.connect(db) as conn:  # what another process reads right now: the old, complete scores
+        with connect(db) as conn:  # what another process reads right now: the old, complete scores
             assert conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == len(expected)
         assert scores(db) == expected
     assert kills >= 2, "the drill never interrupted a rebuild; widen its window"

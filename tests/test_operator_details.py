@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import EXAMPLES, ROOT, write_jsonl
+from conftest import EXAMPLES, ROOT, write_jsonl, connect
 
 from csat.cli.output import render_stream
 from csat.cli.progress import ProgressLine
@@ -128,9 +128,8 @@ def test_a_file_that_is_not_a_store(cli, tmp_path):
     junk.write_text("meeting notes", encoding="utf-8")
     cli.db = str(junk)
     assert cli("scores", expect=1).stderr == f"csat: {junk} is not a csat store (not a SQLite database)\n"
-    import sqlite3
     other = tmp_path / "other.db"
-    with sqlite3.connect(other) as conn:
+    with connect(str(other)) as conn:
         conn.execute("CREATE TABLE t (x)")
     cli.db = str(other)
     assert "is not a csat store (a SQLite database without a csat log)" in cli("log", expect=1).stderr

@@ -1,11 +1,10 @@
 """Projections: corrections and withdrawals move scores; incremental equals rebuild; only touched groups rescore."""
 from __future__ import annotations
 
-import sqlite3
 from decimal import Decimal
 
 import synth
-from conftest import EXAMPLES, write_jsonl
+from conftest import EXAMPLES, write_jsonl, connect
 
 from csat.engine import Engine
 from csat.rulesets.airline_1000 import Airline1000
@@ -54,7 +53,7 @@ def test_explain_agrees_with_the_published_row(engine):
 
 
 def dump(db: str) -> dict[str, list[tuple]]:
-    with sqlite3.connect(db) as conn:
+    with connect(db) as conn:
         return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3, 4").fetchall()
                 for t in ("scores", "rm_responses", "rm_credits", "rm_adoptions", "rm_units")}
 

@@ -1,7 +1,6 @@
 """Policy revisions and replay: adopt, whatif, scores --as-of, rebuild while others read."""
 from __future__ import annotations
 
-import sqlite3
 
 from csat.engine import chain
 from decimal import Decimal
@@ -9,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 import synth
-from conftest import EXAMPLES, write_jsonl
+from conftest import EXAMPLES, write_jsonl, connect
 
 from csat.engine import Engine, InvalidParams
 
@@ -123,7 +122,7 @@ def test_scores_as_of_a_position_before_an_adoption_or_a_correction(engine, hars
 
 def test_scores_as_of_a_recording_time(cli, tmp_path):
     cli("ingest", str(PLANT))
-    with sqlite3.connect(cli.db) as conn:  # the first ingest happened "yesterday" (and was chained then)
+    with connect(cli.db) as conn:  # the first ingest happened "yesterday" (and was chained then)
         for rowid, state in conn.execute("SELECT rowid, state FROM stored_events").fetchall():
             conn.execute("UPDATE stored_events SET state = ? WHERE rowid = ?",
                          (state.replace(state[2:29], b"2026-01-10T08:00:00.000000Z"), rowid))
@@ -151,7 +150,7 @@ def test_a_reader_never_sees_half_a_rebuild(tmp_path):
         seen = []
 
         def reader_looks(_n):
-            with sqlite3.connect(db, timeout=1) as other:  # another process's view
+            with connect(db, timeout=1) as other:  # another process's view
                 seen.append(other.execute("SELECT * FROM scores ORDER BY 1, 2, 3, 4").fetchall())
         e.projection.REPLAY_PAGE = 1000
         e.rebuild(progress=reader_looks)

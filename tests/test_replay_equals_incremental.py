@@ -4,12 +4,11 @@ move any method number)."""
 from __future__ import annotations
 
 import random
-import sqlite3
 
 import pytest
 
 import synth
-from conftest import write_jsonl
+from conftest import write_jsonl, connect
 
 from csat.engine import Engine
 
@@ -18,7 +17,7 @@ TABLES = ("scores", "rm_responses", "rm_credits", "rm_adoptions", "rm_units", "r
 
 
 def tables(db) -> dict[str, list[tuple]]:
-    with sqlite3.connect(db) as conn:
+    with connect(db) as conn:
         return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in TABLES}
 
 
