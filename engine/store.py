@@ -220,6 +220,13 @@ class Store:
                                  "VALUES (?, ?, ?, ?)")
         self.display = postgres.redacted(self.path)
         raw = self.conn.raw
+        from eventsourcing.postgres import (PostgresApplicationRecorder, PostgresDatastore,
+                                            PostgresTrackingRecorder)
+        info = raw.info  # eventsourcing's recorders, on a pool of their own that opens only when used
+        self.datastore = PostgresDatastore(dbname=info.dbname, host=info.host, port=str(info.port), user=info.user,
+                                           password=info.password or "", originator_id_type="text")
+        self.recorder = PostgresApplicationRecorder(self.datastore, events_table_name=_TABLE)
+        self.tracking = PostgresTrackingRecorder(self.datastore, tracking_table_name="tracking")
         have = lambda: [n for n in (_TABLE, "tracking", chain.TABLE)  # noqa: E731
                         if raw.execute("SELECT to_regclass(%s)", (n,)).fetchone()[0] is None]
         if not have():
@@ -227,13 +234,7 @@ class Store:
         if not create and _TABLE in have():
             raise StoreError(f"no csat store at {self.display} (csat ingest creates one; --db or $CSAT_DB "
                              "chooses another)")
-        from eventsourcing.postgres import (PostgresApplicationRecorder, PostgresDatastore,
-                                            PostgresTrackingRecorder)
-        info = raw.info
-        datastore = PostgresDatastore(dbname=info.dbname, host=info.host, port=str(info.port), user=info.user,
-                                      password=info.password or "", originator_id_type="text")
-        log = PostgresApplicationRecorder(datastore, events_table_name=_TABLE).sql_create_statements
-        tracking = PostgresTrackingRecorder(datastore, tracking_table_name="tracking").sql_create_statements
+        log, tracking = self.recorder.sql_create_statements, self.tracking.sql_create_statements
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             todo = have()  # again, under the lock: another process may have just created them
@@ -241,6 +242,10 @@ class Store:
                 raw.execute(statement)
             if chain.TABLE in todo:
                 self.conn.execute(chain.CREATE)
+                n = chain.chain_all(self.conn)  # a log copied in without its chain: chained once
+                if n:
+                    self.notices.append(f"chained the {n} events of this log written by an earlier csat (once; "
+                                        "csat verify checks the chain from now on)")
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
@@ -286,6 +291,8 @@ class Store:
         self.conn.close()
         if self.factory is not None:
             self.factory.close()
+        else:
+            self.datastore.close()
 
     # -- reading ---------------------------------------------------------------
 
@@ -471,10 +478,13 @@ class Store:
     def track(self, position: int, name: str = VIEWS, conn: sqlite3.Connection | None = None) -> None:
         """Record, inside the caller's open transaction, that ``name`` processed up to ``position``."""
         if self.postgres:  # eventsourcing's single-row tracking, as its PostgreSQL recorder writes it
-            (conn or self.conn).execute(
+            moved = (conn or self.conn).execute(
                 "INSERT INTO tracking VALUES (?, ?) ON CONFLICT (application_name) DO UPDATE "
                 "SET notification_id = EXCLUDED.notification_id "
-                "WHERE tracking.notification_id < EXCLUDED.notification_id", (name, position))
+                "WHERE tracking.notification_id < EXCLUDED.notification_id RETURNING notification_id",
+                (name, position)).fetchone()
+            if moved is None:
+                raise StoreError(f"tracking of {name} cannot move back to {position}")
             return
         self.tracking._insert_tracking(SQLiteCursor((conn or self.conn).cursor()), Tracking(name, position))
 

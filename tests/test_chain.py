@@ -126,7 +126,7 @@ def test_an_undecodable_row_never_bricks_the_store(store, tmp_path):
     cli, published = store
     with connect(cli.db) as conn:  # garbage appended by someone who also recomputed the chain
         (last,), = conn.execute("SELECT MAX(rowid) FROM stored_events").fetchall()
-        conn.execute("INSERT INTO stored_events VALUES ('junk', 1, 'response', X'DEADBEEF')")
+        conn.execute("INSERT INTO stored_events VALUES ('junk', 1, 'response', ?)", (b"\xde\xad\xbe\xef",))
         chain.seal(conn, last)
     position = last + 1
     listed = cli.json("log", "--tail", "1")

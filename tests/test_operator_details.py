@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -95,7 +96,7 @@ def test_render_stream_writes_before_the_rows_run_out():
 
 def test_log_through_a_pipe_that_closes_early(logged, tmp_path):
     env = {**os.environ, "CSAT_NO_ENTRY_POINTS": "1"}
-    r = subprocess.run(f"{sys.executable} -m csat.cli.main --db {logged.db} log | head -3", shell=True,
+    r = subprocess.run(f"{sys.executable} -m csat.cli.main --db {shlex.quote(logged.db)} log | head -3", shell=True,
                        capture_output=True, text=True, env=env, timeout=60)
     assert len(r.stdout.splitlines()) == 3 and "Traceback" not in r.stderr
 

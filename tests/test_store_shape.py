@@ -3,12 +3,18 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from eventsourcing.persistence import StoredEvent
 
 from csat.engine.events import ResponseWithdrawn
+from csat.engine.postgres import PgIntegrityError
 from csat.engine.store import MAPPER, Recorded, Store
 
+from conftest import connect
 
+
+@pytest.mark.sqlite_only("reads SQLite's table_info")
 def test_stored_events_and_tracking_tables_have_the_shape_csat_writes(db):
     Store(db).close()
     with sqlite3.connect(db) as conn:
@@ -36,13 +42,26 @@ def test_batch_append_is_what_eventsourcing_reads_back(db):
     store.begin_write()
     try:
         store.append([Recorded("x", events[0])])
-    except sqlite3.IntegrityError:
+    except (sqlite3.IntegrityError, PgIntegrityError):
         pass
     else:
         raise AssertionError("a second event under the same key was accepted")
     finally:
         store.rollback()
     store.close()
+
+
+def test_postgresql_tables_are_eventsourcing_recorders_tables(pg_url):
+    """On PostgreSQL the log and tracking tables are the ones eventsourcing's recorder creates."""
+    Store(pg_url).close()
+    with connect(pg_url) as conn:
+        cols = conn.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = "
+                            "'stored_events' ORDER BY ordinal_position").fetchall()
+        assert cols == [("originator_id", "text"), ("originator_version", "bigint"), ("topic", "text"),
+                        ("state", "bytea"), ("notification_id", "bigint")]
+        tracking = conn.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = "
+                                "'tracking' ORDER BY ordinal_position").fetchall()
+        assert tracking == [("application_name", "text"), ("notification_id", "bigint")]
 
 
 def test_tracking_goes_through_eventsourcing_and_only_forward(db):
