@@ -91,6 +91,8 @@ def _psycopg() -> Any:
 _OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO\s+", re.I)
 _OR_REPLACE = re.compile(r"^\s*INSERT\s+OR\s+REPLACE\s+INTO\s+\[?(\w+)\]?\s*(\(([^)]*)\))?", re.I)
 _ROWID = re.compile(r"\browid\b")
+#: rows per multi-row INSERT statement (PostgreSQL takes at most 65,535 parameters per statement)
+ROWS_PER_INSERT = 1000
 _HEAD = "CAST(s.originator_id || char(31) || s.topic AS BLOB)"
 
 
@@ -165,10 +167,60 @@ class PgConnection:
         return cursor.execute(sql, args)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        batch = [_params(r) for r in rows]
-        if batch:
-            with self.raw.cursor() as cur, _errors(self.url):
-                cur.executemany(self.translate(sql), batch)
+        """Run ``sql`` for each row. An ``INSERT … VALUES (?, …)`` goes as one statement per
+        :data:`ROWS_PER_INSERT` rows that inserts from ``unnest`` of one array per column
+        (psycopg's own executemany pipelines one statement per row, and a multi-row ``VALUES``
+        is parsed in Python: both measured 3–4× slower); an upsert's batch keeps the last row
+        per key, as SQLite's row-by-row ``INSERT OR REPLACE`` would leave it."""
+        batch = rows if isinstance(rows, list) else list(rows)
+        if not batch:
+            return
+        plan = self._bulk(sql)
+        with self.raw.cursor() as cur, _errors(self.url):
+            if plan is None:
+                cur.executemany(self.translate(sql), [_params(r) for r in batch])
+                return
+            statement, key = plan
+            if key is not None:
+                batch = list({tuple(r[i] for i in key): r for r in batch}.values())
+            for start in range(0, len(batch), ROWS_PER_INSERT):
+                cur.execute(statement, [list(column) for column in zip(*batch[start:start + ROWS_PER_INSERT])])
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - one connection per store, statements are constants
+    def _bulk(self, sql: str) -> tuple[str, tuple[int, ...] | None] | None:
+        """``INSERT INTO t (cols) VALUES (?, …) suffix`` as ``INSERT INTO t (cols) SELECT * FROM
+        unnest(%s::type[], …) suffix``, with the positions of the conflict key when the suffix
+        updates; None for any other statement (it runs row by row)."""
+        s = self.translate(sql)
+        m = re.match(r'\s*INSERT INTO "?(\w+)"?\s*(\(([^)]*)\))?\s*VALUES\s*\(([^()]*)\)(.*)$', s, re.S | re.I)
+        if m is None or "RETURNING" in m.group(5).upper():
+            return None
+        table, suffix = m.group(1), m.group(5)
+        items = [x.strip() for x in m.group(4).split(",")]
+        if any(x != "%s" for x in items):
+            return None
+        columns = ([c.strip().strip('"') for c in m.group(3).split(",")] if m.group(3)
+                   else self.table_shape(table)[0])
+        types = self.column_types(table)
+        if len(columns) != len(items) or any(c not in types for c in columns):
+            return None
+        key = None
+        if "DO UPDATE" in suffix.upper():
+            conflict = re.search(r"ON CONFLICT \(([^)]*)\)", suffix)
+            wanted = [c.strip().strip('"') for c in conflict.group(1).split(",")] if conflict else []
+            if not wanted or not set(wanted) <= set(columns):
+                return None
+            key = tuple(columns.index(c) for c in wanted)
+        arrays = ", ".join(f"%b::{types[c]}[]" for c in columns)
+        head = s[:m.start(4)].rstrip()
+        head = head[:head.upper().rindex("VALUES")].rstrip()
+        return f"{head} SELECT * FROM unnest({arrays}){suffix}", key
+
+    def column_types(self, table: str) -> dict[str, str]:
+        """A table's column types as SQL (``text``, ``bigint``, …), as the search path resolves it."""
+        return dict(self.raw.execute(
+            "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+            "AND attnum > 0 AND NOT attisdropped", (table,)).fetchall())
 
     def cursor(self) -> PgCursor:
         return PgCursor(self, self.raw.cursor())
@@ -266,6 +318,7 @@ class PgTable:
     def drop(self, ignore: bool = False) -> None:
         self.db.conn.raw.execute(f'DROP TABLE {"IF EXISTS " if ignore else ""}{self._qualified()}')
         self.db.conn._tables.pop(self.name, None)
+        self.db.conn._bulk.cache_clear()
 
 
 class PgDatabase:

@@ -109,3 +109,20 @@ def test_input_rejects_what_the_store_tolerates():
         assert str(e) == "unknown field `approved_by`"
     else:
         raise AssertionError("unknown input field accepted")
+
+
+def test_batch_writes_mean_the_same_on_both_backends(db):
+    """The seam's bulk path (unnest arrays on PostgreSQL) keeps SQLite's row-by-row meaning:
+    OR IGNORE keeps the first row of a key, OR REPLACE the last, NULLs and bytes survive."""
+    Store(db).close()
+    with connect(db) as conn:
+        conn.execute("CREATE TABLE t (k TEXT NOT NULL, n INTEGER, b BLOB, PRIMARY KEY (k))")
+        conn.executemany("INSERT OR IGNORE INTO t (k, n, b) VALUES (?, ?, ?)",
+                         [("a", 1, b"\x00\x01"), ("b", None, None), ("a", 2, b"x")])
+        conn.executemany("INSERT OR REPLACE INTO t (k, n, b) VALUES (?, ?, ?)",
+                         [("c", 3, b""), ("c", 4, b"y"), ("b", 5, None)])
+        conn.executemany("INSERT INTO t VALUES (?, ?, ?)", [(f"z{i}", i, None) for i in range(2500)])
+        rows = [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
+                for r in conn.execute("SELECT k, n, b FROM t WHERE k NOT LIKE 'z%' ORDER BY k")]
+        assert rows == [("a", 1, b"\x00\x01"), ("b", 5, None), ("c", 4, b"y")]
+        assert conn.execute("SELECT COUNT(*), SUM(n) FROM t WHERE k LIKE 'z%'").fetchone() == (2500, sum(range(2500)))
