@@ -107,7 +107,8 @@ def _count_lines(files: tuple[str, ...]) -> int:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--db", metavar="TARGET", default=None,
-              help=f"The store: a SQLite file. Default: ${DB_ENV}, else ./csat.db.")
+              help=f"The store: a SQLite file, or postgresql://USER[:PASS]@HOST[:PORT]/DBNAME for a "
+                   f"store shared by several sites. Default: ${DB_ENV}, else ./csat.db.")
 @click.version_option(package_name="csat")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None) -> None:
@@ -483,6 +484,49 @@ def rebuild(c: Context) -> None:
         show.done()
     dt = time.perf_counter() - t0
     click.echo(f"rebuilt from {n} events in {dt:.2f} s ({n / dt if dt else 0:,.0f} events/s)")
+
+
+@cli.command()
+@click.argument("source", metavar="SOURCE")
+@click.argument("target", metavar="TARGET")
+@format_option("table", "json")
+@click.pass_obj
+@handles_errors
+def copy(c: Context, source: str, target: str, fmt: str) -> None:
+    """Copy a whole log from one store to a new, empty one, then build its read models.
+
+    SOURCE and TARGET are each a SQLite file or a postgresql:// URL (--db is
+    not used). Every event keeps its position, recording time and chain hash,
+    so `csat verify` prints the same head on both. The copy is all or
+    nothing: a target that already holds events, or a source that does not
+    verify, is refused and nothing is written. Others may keep appending to
+    the source; the copy takes the log as it was when it started.
+
+    \b
+    Examples:
+      csat copy csat.db postgresql://csat@db.example/csat      # move an office's store to the group's server
+      csat copy postgresql://csat@db.example/csat backup.db    # and back, e.g. a nightly backup
+    """
+    c.db = source
+    engine = c.engine()
+    copying = ProgressLine("copy", events_total=engine.store.max_position())
+    rebuilding = ProgressLine("rebuild", events_total=engine.store.max_position())
+
+    def rebuild_progress(events: int = 0, scored: int = 0, lines: int = 0) -> None:
+        if not rebuilding.events and not rebuilding.scored:
+            copying.done()  # the copy's line stays above the rebuild's
+        rebuilding(events, scored, lines)
+
+    try:
+        result = engine.copy_to(target, progress=copying, rebuild_progress=rebuild_progress)
+    finally:
+        copying.done()
+        rebuilding.done()
+    if fmt == "json":
+        click.echo(to_json(result))
+        return
+    click.echo(f"copied {result['events']} events · head position {result['head_position']} · "
+               f"head {result['head_hash']}; read models rebuilt from {result['rebuilt']} events")
 
 
 from .demo import demo  # noqa: E402  (registered after the group exists)

@@ -24,6 +24,7 @@ class ProgressLine:
         self.every = every
         self._last = 0.0
         self._shown = False
+        self._done = False
 
     def __call__(self, events: int = 0, scored: int = 0, lines: int = 0) -> None:
         self.events += events
@@ -53,7 +54,8 @@ class ProgressLine:
 
     def done(self) -> None:
         """Leave the final figures on their own line."""
-        if self.enabled and (self._shown or self.events or self.scored or self.lines):
+        if self.enabled and not self._done and (self._shown or self.events or self.scored or self.lines):
+            self._done = True
             self._show()
             self.file.write("\n")
             self.file.flush()

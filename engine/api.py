@@ -12,6 +12,7 @@ models up to date with the log first, so nobody sees a stale score.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import inspect
 import os
@@ -21,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from . import explained, periods
+from . import explained, periods, postgres, transfer
 from .errors import CsatError, IngestFailed, InvalidParams, LogDamaged, NotFound, UnknownRuleSet
 from .events import TAGS, Event, ParametersAdopted
 from .explain import explain
@@ -163,6 +164,32 @@ class Engine:
         events applied. Refuses (StoreError) while the log holds events of rule sets that are
         not installed, rather than drop their published scores."""
         return self.projection.rebuild(_progress(progress))
+
+    def copy_to(self, target: str | os.PathLike[str], progress: Callable[[int], None] | None = None,
+                rebuild_progress: Progress | None = None) -> dict[str, Any]:
+        """Copy this store's whole log into a new, empty store ``target`` (SQLite or PostgreSQL),
+        keeping positions, recording times and chain hashes, then rebuild the read models there
+        with the same rule sets (see :mod:`csat.engine.transfer`); ``progress(n)`` counts events
+        copied, ``rebuild_progress`` is :meth:`rebuild`'s. Returns ``events``,
+        ``head_position``, ``head_hash`` (equal on both stores) and ``rebuilt`` (events replayed).
+
+        :raises StoreError: target not empty, source not verifying, or the copy not ending on the
+            source's head — nothing written; or the rebuild refused (the log is copied).
+        """
+        new_file = not postgres.is_postgres(os.fspath(target)) and not os.path.exists(target)
+        try:
+            with Engine(Store(target), self.rulesets.values(), self.sources, self.hooks) as other:
+                copied = transfer.copy_log(self.store, other.store, progress)
+        except BaseException:
+            if new_file:  # nothing was copied: leave no empty store behind
+                for suffix in ("", "-wal", "-shm"):
+                    with contextlib.suppress(OSError):
+                        os.remove(f"{os.fspath(target)}{suffix}")
+            raise
+        with Engine(Store(target), self.rulesets.values(), self.sources, self.hooks) as other:
+            rebuilt = other.rebuild(rebuild_progress)
+        return {"events": copied.events, "head_position": copied.head_position, "head_hash": copied.head_hash,
+                "rebuilt": rebuilt}
 
     def scores(self, ruleset: str | None = None, period: str | None = None, subject: str | None = None,
                metric: str | None = None, as_of: int | str | None = None) -> list[dict[str, Any]]:

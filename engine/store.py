@@ -410,11 +410,13 @@ class Store:
         self.conn.execute(f"UPDATE {_TABLE} SET state = ? WHERE originator_id = ? AND originator_version = 1",
                           (s.state, s.originator_id))
 
-    def commit(self) -> None:
+    def commit(self, check: Callable[[], None] | None = None) -> None:
         """Chain what this transaction appended (the chain follows the commit order, which the
-        write lock serialises), then commit."""
+        write lock serialises), then commit; ``check`` may still refuse (raise) in between."""
         if self._sealed_after is not None and self.max_position() > self._sealed_after:
             chain.seal(self.conn, self._sealed_after)
+        if check is not None:
+            check()
         self._sealed_after = None
         self.conn.execute("COMMIT")
 
