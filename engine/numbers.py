@@ -39,8 +39,16 @@ def add(*values: Decimal) -> Decimal:
     return total(values)
 
 
+#: Sums are exact (a sum of decimals needs only as many digits as its terms span), and are rounded
+#: to :data:`CONTEXT` once, at the end: a total — and a mean — then does not depend on the order of
+#: its terms, so the same responses give the same digits whatever order they arrived in.
+EXACT = decimal.Context(prec=decimal.MAX_PREC, rounding=decimal.ROUND_HALF_EVEN,
+                        traps=[decimal.InvalidOperation, decimal.Overflow])
+
+
 def total(values: Iterable[Decimal]) -> Decimal:
-    return reduce(CONTEXT.add, values, ZERO)
+    """The sum, exact until rounded once to :data:`CONTEXT` (independent of the terms' order)."""
+    return CONTEXT.plus(reduce(EXACT.add, values, ZERO))
 
 
 def mul(a: Decimal, b: Decimal) -> Decimal:
