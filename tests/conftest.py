@@ -61,6 +61,15 @@ def db(request, tmp_path: Path) -> str:
     return request.getfixturevalue("pg_url")
 
 
+@pytest.fixture
+def fresh_db(request, db: str, tmp_path: Path):
+    """More fresh stores on ``db``'s backend: ``fresh_db(name)`` returns a new target."""
+    if db.startswith("postgresql://"):
+        server = request.getfixturevalue("pg_server")
+        return lambda name: server.database()
+    return lambda name: str(tmp_path / f"{name}.db")
+
+
 class Cli:
     def __init__(self, db: str):
         from csat.cli.main import cli
