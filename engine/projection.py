@@ -35,8 +35,8 @@ from .cases import mark_case_groups, record_case_event
 from .errors import RuleSetFailed, StoreError
 from .events import ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared
 from .guard import checked_credits, checked_remedy, guarded
-from .readmodel import (Adoptions, Org, count_events, database, drop_all, encode_state, ensure_schema, load_states,
-                        schema_version, SCHEMA_VERSION)
+from .readmodel import (Adoptions, Org, clear_all, count_events, database, drop_all, encode_state, ensure_schema,
+                        load_states, schema_version, SCHEMA_VERSION)
 from .ruleset import Amendment, Credit, ResponseState, RuleSet
 from .replay import Replay
 from .settle import EXTRAS_DEC, SCORE_COLUMNS, Progress, Scoring, exclusion
@@ -212,8 +212,11 @@ class Projection(Scoring, Replay):
         return end - tracked
 
     def _reset(self, indexes: bool = True) -> None:
-        drop_all(self.db)
-        ensure_schema(self.db, indexes=indexes)
+        if self.store.postgres and schema_version(self.db) == SCHEMA_VERSION:
+            clear_all(self.db)  # DROP would make every reader wait for the rebuild's commit
+        else:
+            drop_all(self.db)
+            ensure_schema(self.db, indexes=indexes)
         self.store.forget_tracking(conn=self.conn)
         self.forget_state()
 

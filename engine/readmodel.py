@@ -150,6 +150,15 @@ def create_indexes(db: sqlite_utils.Database, tables: Iterable[str] | None = Non
             db.execute(statement)
 
 
+def clear_all(db: sqlite_utils.Database) -> None:
+    """Empty every read-model table, keeping the tables and their indexes. On PostgreSQL a reader
+    of the published tables then goes on reading its snapshot of the old rows while a rebuild
+    refills them (DROP TABLE would make it wait for the rebuild's commit)."""
+    for name in TABLES:
+        if name != "rm_meta":
+            db.execute(f"DELETE FROM {name}")
+
+
 def drop_all(db: sqlite_utils.Database) -> None:
     with db.atomic():
         for name in TABLES:

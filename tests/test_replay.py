@@ -140,8 +140,7 @@ def test_scores_as_of_a_recording_time(cli, tmp_path):
         assert "real time" in cli("scores", "--as-of", impossible, expect=2).stderr
 
 
-def test_a_reader_never_sees_half_a_rebuild(tmp_path):
-    db = str(tmp_path / "r.db")
+def test_a_reader_never_sees_half_a_rebuild(db, tmp_path):
     events = list(synth.airline(6000, departments=6, raters=5, managers=2))
     with Engine.open(db) as e:
         e.ingest([write_jsonl(tmp_path / "a.jsonl", events)])
