@@ -14,6 +14,7 @@ import click
 from csat.engine import CsatError, Engine, IngestFailed, default_target
 from csat.engine.api import DB_ENV
 from csat.engine.periods import valid_as_of
+from csat.engine.postgres import store_error
 from csat.engine.store import sqlite_message
 
 from .output import (event_summary, explanation_text, format_option, render, render_scores,
@@ -46,7 +47,10 @@ class Context:
         except Exception:  # noqa: BLE001 — a warning must never turn a result into a traceback
             pass
         finally:
-            self._engine.close()
+            try:
+                self._engine.close()
+            except Exception:  # noqa: BLE001 — a store gone away (a lost server) has nothing left to close
+                pass
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -79,6 +83,11 @@ def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(1)
         except OSError as e:
             fail(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "))
+        except Exception as e:
+            lost = store_error(c_db(args), e)  # a PostgreSQL error from outside the seam's wrapping
+            if lost is None:
+                raise
+            fail(str(lost))
     return wrapper
 
 

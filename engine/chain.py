@@ -118,25 +118,30 @@ def hash_at(conn: sqlite3.Connection, position: int) -> bytes | None:
     return row[0] if row and isinstance(row[0], bytes) and len(row[0]) == 32 else None
 
 
-def seal(conn: sqlite3.Connection, after: int) -> int:
+def seal(conn: sqlite3.Connection, after: int, page: int = 20_000) -> int:
     """Chain the rows appended after ``after`` (inside the caller's write transaction, before
     it commits); returns how many. Raises LogDamaged when the log's head does not chain."""
     previous = hash_at(conn, after)
     if previous is None:
         raise LogDamaged(after, "the last event has no chain hash; nothing can be appended after it")
-    rows = []
-    for position, head_bytes, state in conn.execute(
-            f"SELECT s.rowid, {_HEAD}, s.state FROM stored_events s WHERE s.rowid > ? ORDER BY s.rowid", (after,)):
-        if position != after + len(rows) + 1:
-            raise LogDamaged(after + len(rows) + 1, "an appended event did not get the next position")
-        previous = link(previous, position, head_bytes, state)
-        rows.append((position, previous))
-    try:
-        conn.executemany(f"INSERT INTO {TABLE} VALUES (?, ?)", rows)
-    except (sqlite3.IntegrityError, PgIntegrityError):
-        raise LogDamaged(rows[0][0], "a chain hash is already stored for a position being appended (an event "
-                                     "was deleted from the end of the log)") from None
-    return len(rows)
+    done = after
+    while True:  # in pages: a large ingest never holds its whole batch of states at once
+        rows = []
+        for position, head_bytes, state in conn.execute(
+                f"SELECT s.rowid, {_HEAD}, s.state FROM stored_events s WHERE s.rowid > ? ORDER BY s.rowid LIMIT ?",
+                (done, page)).fetchall():
+            if position != done + len(rows) + 1:
+                raise LogDamaged(done + len(rows) + 1, "an appended event did not get the next position")
+            previous = link(previous, position, head_bytes, state)
+            rows.append((position, previous))
+        if not rows:
+            return done - after
+        try:
+            conn.executemany(f"INSERT INTO {TABLE} VALUES (?, ?)", rows)
+        except (sqlite3.IntegrityError, PgIntegrityError):
+            raise LogDamaged(rows[0][0], "a chain hash is already stored for a position being appended (an "
+                                         "event was deleted from the end of the log)") from None
+        done = rows[-1][0]
 
 
 def chain_all(conn: sqlite3.Connection) -> int:
@@ -193,23 +198,22 @@ class _Walked:
 
 def _walk(conn: sqlite3.Connection, decode: Callable[[bytes], object], after: int, upto: int, previous: bytes,
           published: tuple[int, str] | None, progress: Callable[[int], None] | None, page: int = 10_000) -> _Walked:
-    """Check the links of positions after..upto, reading the log and the hashes by two sequential
-    cursors in step (no lookup per row); ``previous`` is the stored hash at ``after``."""
+    """Check the links of positions after..upto, reading the log and the hashes page by page in
+    step (no lookup per row); ``previous`` is the stored hash at ``after``."""
     expected, found, matches = after + 1, None, None
     decode_errors = (msgspec.DecodeError, msgspec.ValidationError, RecursionError, TypeError)
-    events = conn.execute(f"SELECT s.rowid, {_HEAD}, s.state FROM stored_events s WHERE s.rowid > ? AND s.rowid <= ? "
-                          "ORDER BY s.rowid", (after, upto))
-    hashes = conn.cursor()
-    hashes.execute(f"SELECT position, hash FROM {TABLE} WHERE position > ? AND position <= ? ORDER BY position",
-                   (after, upto))
-    pending: list[tuple[int, bytes]] = []
     join, sha, pack_q, pack_i = b"".join, _sha256, _POSITION.pack, _LENGTH.pack
-    while found is None and (rows := events.fetchmany(page)):
-        pending += hashes.fetchmany(len(rows))
+    done = after
+    while found is None:  # page by page (keyset): on PostgreSQL a plain cursor would hold all its rows
+        rows = conn.execute(f"SELECT s.rowid, {_HEAD}, s.state FROM stored_events s WHERE s.rowid > ? "
+                            "AND s.rowid <= ? ORDER BY s.rowid LIMIT ?", (done, upto, page)).fetchall()
+        if not rows:
+            break
         first, last, n = rows[0][0], rows[-1][0], len(rows)
-        if (first == expected and last - first == n - 1 and len(pending) >= n and pending[0][0] == first
-                and pending[n - 1][0] == last):
-            paired = zip(rows, (h for _, h in pending[:n]))  # the usual case: both contiguous, in step
+        pending = conn.execute(f"SELECT position, hash FROM {TABLE} WHERE position > ? AND position <= ? "
+                               "ORDER BY position", (done, last)).fetchall()
+        if first == expected and last - first == n - 1 and len(pending) == n and pending[0][0] == first:
+            paired = zip(rows, (h for _, h in pending))  # the usual case: both contiguous, in step
         else:
             stored_at = dict(pending)
             paired = zip(rows, (stored_at.get(r[0]) for r in rows))
@@ -232,7 +236,7 @@ def _walk(conn: sqlite3.Connection, decode: Callable[[bytes], object], after: in
             expected += 1
             if published is not None and position == published[0]:
                 matches = text(digest) == published[1]
-        pending = [(p, h) for p, h in pending if p > last]
+        done = last
         if progress:
             progress(n)
     if found is None and expected <= upto:

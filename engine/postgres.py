@@ -71,6 +71,14 @@ def _failed(url: str, e: Exception) -> StoreError:
     return StoreError(f"PostgreSQL store {redacted(url)}: {first}")
 
 
+def store_error(url: str, e: BaseException) -> StoreError | None:
+    """A psycopg error raised outside the seam's own wrapping (e.g. the server gone between two
+    statements) as the one-line StoreError; None for anything else."""
+    if type(e).__module__.split(".")[0] != "psycopg":
+        return None
+    return _failed(url, e)  # type: ignore[arg-type]
+
+
 @contextlib.contextmanager
 def _errors(url: str) -> Iterator[None]:
     psycopg = _psycopg()

@@ -38,9 +38,16 @@ class Server:
         self._names = itertools.count(1)
         self._run("initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8",
                   "--locale=C.UTF-8")
+        self.start()
+
+    def start(self) -> None:
         self._run("pg_ctl", "-D", self.data, "-l", os.path.join(self.folder, "server.log"), "-w", "-o",
                   f"-k {self.folder} -c listen_addresses='' -p {self.port} -c fsync=off "
                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200", "start")
+
+    def crash(self) -> None:
+        """Stop the server at once, as a power cut or a failover would (``start`` brings it back)."""
+        self._run("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
 
     def _run(self, tool: str, *args: str) -> None:
         command = [os.path.join(self.bin, tool), *args]  # type: ignore[arg-type]

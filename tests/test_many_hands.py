@@ -225,3 +225,41 @@ def test_kill_9_of_a_rebuild_changes_no_published_score(reference, db):
             assert conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == len(expected)
         assert scores(db) == expected
     assert kills >= 2, "the drill never interrupted a rebuild; widen its window"
+
+
+def test_the_server_going_away_mid_ingest_writes_nothing(reference):
+    """PostgreSQL: the server stops at once (a crash, a failover) while an ingest holds the write
+    lock. The ingest fails in one line; the log holds all of it or none (the server rolled the
+    open transaction back); after a restart, the rerun completes it."""
+    from pgserver import Server
+    import psycopg
+    path, expected, ref, _ = reference
+    total = log_size(ref)
+    try:
+        server = Server()  # its own server: this drill crashes it
+    except Exception as e:  # noqa: BLE001
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no PostgreSQL server could be started here: {e}")
+    try:
+        db = server.database()
+        p = start(db, "ingest", str(path))
+        with psycopg.connect(server.url(), autocommit=True) as watcher:
+            deadline = time.monotonic() + 60
+            while not watcher.execute("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted").fetchone():
+                assert p.poll() is None and time.monotonic() < deadline, "the ingest never took the write lock"
+                time.sleep(0.01)
+        time.sleep(0.2)
+        server.crash()
+        code, out, err = finish([p])[0]
+        assert code == 1 and len(err.strip().splitlines()) == 1, (code, err)
+        assert "lost the PostgreSQL store" in err and "run it again" in err, err
+        server.start()
+        assert log_size(db) in (0, total)
+        code, out, err = run(db, "ingest", str(path))
+        assert code == 0, err
+        assert log_size(db) == total
+        assert scores(db) == expected
+        assert verified(db) == total
+    finally:
+        server.stop()
