@@ -55,6 +55,10 @@ class PgIntegrityError(StoreError):
     """A PostgreSQL constraint refused a write (the counterpart of ``sqlite3.IntegrityError``)."""
 
 
+class PgDuplicateObject(StoreError):
+    """A CREATE of something that exists already (a type, a schema)."""
+
+
 def _failed(url: str, e: Exception) -> StoreError:
     """A psycopg error as one line in the words of a csat user."""
     psycopg = _psycopg()
@@ -63,6 +67,8 @@ def _failed(url: str, e: Exception) -> StoreError:
         return StoreError(f"the store {redacted(url)} is busy: another csat process has held its write lock "
                           "too long (a rebuild or a large ingest?); run the command again when it has finished, "
                           "or wait longer with CSAT_BUSY_TIMEOUT=SECONDS")
+    if isinstance(e, psycopg.errors.DuplicateObject):
+        return PgDuplicateObject(first)
     if isinstance(e, psycopg.IntegrityError):
         return PgIntegrityError(first)
     if isinstance(e, psycopg.OperationalError):
@@ -241,6 +247,19 @@ class PgConnection:
 
     def cursor(self) -> PgCursor:
         return PgCursor(self, self.raw.cursor())
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A savepoint inside the open transaction: an error in it rolls back to it, the
+        transaction goes on (psycopg's errors become the seam's)."""
+        self.raw.execute("SAVEPOINT csat_step")
+        try:
+            with _errors(self.url):
+                yield
+        except BaseException:
+            self.raw.execute("ROLLBACK TO SAVEPOINT csat_step")
+            raise
+        self.raw.execute("RELEASE SAVEPOINT csat_step")
 
     def try_write_lock(self) -> bool:
         """Begin a write transaction if the write lock is free now; False (no transaction) if not."""

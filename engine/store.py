@@ -239,7 +239,10 @@ class Store:
         try:
             todo = have()  # again, under the lock: another process may have just created them
             for statement in [*(log if _TABLE in todo else []), *(tracking if "tracking" in todo else [])]:
-                raw.execute(statement)
+                # eventsourcing's CREATE TYPE has no IF NOT EXISTS: a type already there is kept
+                # (its own create_table does the same); the drill of four sites once met one
+                with contextlib.suppress(postgres.PgDuplicateObject), self.conn.savepoint():
+                    raw.execute(statement)
             if chain.TABLE in todo:
                 self.conn.execute(chain.CREATE)
                 n = chain.chain_all(self.conn)  # a log copied in without its chain: chained once
