@@ -176,23 +176,29 @@ def ingest(c: Context, files: tuple[str, ...], dry_run: bool) -> None:
 @click.option("--period", "-p", help="A month YYYY-MM, quarter YYYY-Qn or year YYYY. Default: every period with data.")
 @click.option("--subject", "-s", help="Only this subject (unit id).")
 @click.option("--metric", "-m", help="Only this metric.")
+@click.option("--under", "-u", metavar="UNIT", help="Only UNIT and the units below it in the org chart.")
+@click.option("--vs", metavar="PERIOD", help="Add before and delta columns against PERIOD (needs --period).")
 @as_of_option()
 @format_option()
 @click.pass_obj
 @handles_errors
 def scores(c: Context, ruleset: str | None, period: str | None, subject: str | None, metric: str | None,
-           as_of: str | None, fmt: str) -> None:
-    """Show scores, ordered by rule set, period, subject and metric.
+           under: str | None, vs: str | None, as_of: str | None, fmt: str) -> None:
+    """Show scores, ordered by rule set, period, subject and metric, with each
+    subject's name from the org chart (`unit` events).
 
     \b
     Examples:
       csat scores
       csat scores --ruleset airline-1000 --period 2026-Q1
+      csat scores --period 2026-03 --vs 2026-02     # this month against last
+      csat scores --under plant-2 --period 2026     # a plant and everything below it
       csat scores --subject finance --format json
       csat scores --as-of 120               # as published when the log ended at position 120
     """
     engine = c.engine()
-    rows = engine.scores(ruleset=ruleset, period=period, subject=subject, metric=metric, as_of=as_of)
+    rows = engine.scores(ruleset=ruleset, period=period, subject=subject, metric=metric, as_of=as_of,
+                         under=under, vs=vs)
     click.echo(render_scores(rows, fmt))
     if fmt == "table":
         position, head = engine.store.head(engine.position_at(as_of)) if as_of is not None else engine.head()

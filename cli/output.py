@@ -160,17 +160,23 @@ def render_stream(rows: Iterable[dict[str, Any]], fmt: str, emit: Callable[[str]
         emit(empty)
 
 
-SCORE_FIRST = ("ruleset", "period", "subject", "metric", "score", "grade", "grade_label", "responses")
+SCORE_FIRST = ("ruleset", "period", "subject", "subject_name", "metric", "score", "before", "delta", "grade",
+               "grade_label", "responses")
 
 
 def render_scores(rows: list[dict[str, Any]], fmt: str) -> str:
-    """Score rows; a table gets one section per rule set, each with its own extra columns."""
+    """Score rows; a table gets one section per rule set, each with its own extra columns (and no
+    name column when no subject has a name)."""
+    if fmt == "table" and all(r.get("subject_name") is None for r in rows):
+        rows = [{k: v for k, v in r.items() if k != "subject_name"} for r in rows]
+    first = tuple(c for c in SCORE_FIRST if c not in ("subject_name", "before", "delta")
+                  or any(c in r for r in rows))  # the optional columns only where rows have them
     if fmt != "table" or len({r["ruleset"] for r in rows}) < 2:
-        return render(rows, fmt, first=SCORE_FIRST, last=("adoption",), empty="(no scores)")
+        return render(rows, fmt, first=first, last=("adoption",), empty="(no scores)")
     sections = []
     for rs in dict.fromkeys(r["ruleset"] for r in rows):
         part = [{k: v for k, v in r.items() if k != "ruleset"} for r in rows if r["ruleset"] == rs]
-        sections.append(f"{rs}\n" + render(part, fmt, first=SCORE_FIRST[1:], last=("adoption",)))
+        sections.append(f"{rs}\n" + render(part, fmt, first=first[1:], last=("adoption",)))
     return "\n\n".join(sections)
 
 

@@ -22,13 +22,14 @@ from typing import Any
 
 import msgspec
 
-from . import explained, periods, postgres, transfer
+from . import explained, periods, postgres, scoreviews, transfer
 from .errors import CsatError, IngestFailed, InvalidParams, LogDamaged, NotFound, UnknownRuleSet
 from .events import TAGS, Event, ParametersAdopted
 from .explain import explain
 from .ingest import Ingest, IngestReport, dict_lines, file_lines
 from .params import read_toml
 from .projection import EXTRAS_DEC, Progress, Projection
+from .readmodel import Org
 from .snapshots import copy_of, snapshot
 from .ruleset import RuleSet
 from .store import DEFAULT_DB, Logged, Store
@@ -192,25 +193,45 @@ class Engine:
                 "rebuilt": rebuilt}
 
     def scores(self, ruleset: str | None = None, period: str | None = None, subject: str | None = None,
-               metric: str | None = None, as_of: int | str | None = None) -> list[dict[str, Any]]:
-        """Score rows (``events.md`` §4), ordered by ruleset, period, subject, metric.
+               metric: str | None = None, as_of: int | str | None = None, *, under: str | None = None,
+               vs: str | None = None) -> list[dict[str, Any]]:
+        """Score rows (``events.md`` §4) with ``subject_name`` (the org chart's name as of the
+        period), ordered by ruleset, period, subject, metric.
 
         ``period`` may be a month, a quarter or a year; without it every period
         with data (months and their roll-ups) is returned. ``as_of`` (a log
         position, or a recording time ``YYYY-MM-DD[THH:MM[:SS]]``) gives the
-        scores as they stood when the log ended there.
+        scores as they stood when the log ended there. ``under`` keeps a unit
+        and everything below it in the org chart; ``vs`` (with ``period``) adds
+        ``before`` and ``delta`` against that earlier period.
         """
         if ruleset is not None and ruleset not in self.projection.missing():
             self._ruleset(ruleset)
-        if period is not None:
-            periods.kind(period)
+        for p in (period, vs):
+            if p is not None:
+                periods.kind(p)
+        if vs is not None and period is None:
+            raise CsatError("--vs compares with --period: give both")
         if as_of is not None:
             position = self.position_at(as_of)
             only = [ruleset] if ruleset in self.rulesets else None
             with snapshot(self.projection, position, only=only) as private:
-                return self._score_rows(ruleset, period, subject, metric, private.conn)
+                return self._views(ruleset, period, subject, metric, under, vs, private.conn)
         self._catch_up_to_read()
-        return self._score_rows(ruleset, period, subject, metric)
+        return self._views(ruleset, period, subject, metric, under, vs, self.store.conn)
+
+    def _views(self, ruleset: str | None, period: str | None, subject: str | None, metric: str | None,
+               unit: str | None, vs: str | None, conn: Any) -> list[dict[str, Any]]:
+        rows = scoreviews.with_names(self._score_rows(ruleset, period, subject, metric, conn),
+                                     scoreviews.Names.load(conn))
+        if unit is not None:
+            org = Org.load(conn)
+            if not org.history(unit):
+                raise NotFound(f"no unit {unit!r} in the log (csat units lists them)")
+            rows = scoreviews.under(rows, org, unit)
+        if vs is not None:
+            rows = scoreviews.versus(rows, self._score_rows(ruleset, vs, subject, metric, conn))
+        return rows
 
     def _catch_up_to_read(self) -> None:
         """Catch up before a read; a damaged log does not stop the read: what is already published
@@ -393,7 +414,7 @@ class Engine:
         if as_of is not None:
             position = self.position_at(as_of)
             with snapshot(self.projection, position, only=[ruleset]) as private:
-                out = explain(private, rs, subject, period, metric)
+                out = self._named(explain(private, rs, subject, period, metric), private.conn)
             out["log_position"], out["log_head"] = self.store.head(position)
             return out
         self._catch_up_to_read()
@@ -402,8 +423,14 @@ class Engine:
         if out is None:
             out = explain(self.projection, rs, subject, period, metric)
             self._keep_explanation(ruleset, period, subject, metric, tracked, out)
+        out = self._named(out, conn)
         out["log_position"], out["log_head"] = self.store.head(tracked)
         return out
+
+    @staticmethod
+    def _named(out: dict[str, Any], conn: Any) -> dict[str, Any]:
+        """An explanation with ``subject_name`` after ``subject``, as score rows have it."""
+        return scoreviews.with_names([out], scoreviews.Names.load(conn))[0]
 
     def _keep_explanation(self, ruleset: str, period: str, subject: str, metric: str | None, tracked: int,
                           out: dict[str, Any]) -> None:

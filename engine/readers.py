@@ -14,6 +14,10 @@ GB18030 (what Excel saves on a Chinese Windows), detected. Columns:
 - ``role:<role>``: units credited in that role, separated by ``,`` ``;`` or ``、``;
 - any other column: an item; the cell is its answer. A number is taken as a
   number, ``N/A`` as not applicable, an empty cell as no answer.
+
+The fixed columns may also be named in Chinese (:data:`ALIASES`: 编号, 规则,
+月份, 被考核单位/被考核部门/被考核人, 评价单位/考核部门/评价人, 客户, 表单, 状态,
+备注, and 原因:<item> / 理由:<item>, 角色:<role>, with a full-width colon too).
 """
 from __future__ import annotations
 
@@ -31,6 +35,24 @@ Line = tuple[str, int, bytes | str]
 FIELDS = ("id", "ruleset", "period", "subject", "form", "rater", "respondent", "status", "comment")
 REQUIRED = ("id", "ruleset", "period", "subject")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+#: Chinese names of the fixed columns, as quality offices head their sheets
+ALIASES = {"编号": "id", "规则": "ruleset", "规则集": "ruleset", "月份": "period", "期间": "period",
+           "考核期": "period", "被考核单位": "subject", "被考核部门": "subject", "被考核人": "subject",
+           "评价单位": "rater", "考核部门": "rater", "评价人": "rater", "客户": "respondent", "受访者": "respondent",
+           "表单": "form", "问卷": "form", "状态": "status", "备注": "comment", "意见": "comment"}
+_PREFIXES = {"原因": "reason:", "理由": "reason:", "角色": "role:"}
+
+
+def column_name(header: str) -> str:
+    """A header cell as the column it names (Chinese aliases resolved)."""
+    header = header.strip()
+    if header in ALIASES:
+        return ALIASES[header]
+    for prefix, canonical in _PREFIXES.items():
+        for colon in (":", "："):
+            if header.startswith(prefix + colon):
+                return canonical + header[len(prefix) + 1:].strip()
+    return header
 _SPLIT = re.compile(r"[,;、，；]\s*")
 
 
@@ -166,7 +188,7 @@ def _sheet_rows(path: str, reader: Any) -> Iterator[Line]:
     header = next(reader, None)
     if header is None:
         return
-    header = [h.strip() for h in header]
+    header = [column_name(h) for h in header]
     missing = [c for c in REQUIRED if c not in header]
     blank = [i + 1 for i, h in enumerate(header) if not h]
     twice = sorted({h for h in header if h and header.count(h) > 1})

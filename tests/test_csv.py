@@ -65,3 +65,19 @@ def test_sheet_and_json_lines_in_one_call_are_all_or_nothing(cli, tmp_path, db):
     sheet.write_text("id,ruleset,period,subject,rater,attitude\nb1,plant-50,2026-03,d,w1,好\n", encoding="utf-8")
     cli("ingest", str(EXAMPLES / "plant-50.jsonl"), str(sheet), expect=1)
     assert cli.json("log") == []
+
+
+def test_chinese_column_headers_read_as_the_fixed_columns(cli, tmp_path):
+    english = tmp_path / "en.csv"
+    english.write_bytes((HEADER + "".join(ROWS)).encode("utf-8"))
+    chinese = tmp_path / "zh.csv"
+    chinese.write_bytes(("编号,规则,月份,被考核部门,评价单位,attitude,response,solution,原因：response,备注\n"
+                         + "".join(r.replace("p", "z", 1) for r in ROWS)).encode("gb18030"))
+    cli("ingest", str(english))
+    cli("ingest", str(chinese))
+    for p, z in (("p1", "z1"), ("p3", "z3")):
+        a, b = cli.json("log", "--id", p)[0]["event"], cli.json("log", "--id", z)[0]["event"]
+        assert {k: v for k, v in a.items() if k != "id"} == {k: v for k, v in b.items() if k != "id"}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("编号,id,规则,月份,被考核单位,q\nx,y,plant-50,2026-03,a,满意\n", encoding="utf-8")
+    assert "column `id` appears twice" in cli("ingest", str(bad), expect=1).stderr

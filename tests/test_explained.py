@@ -20,6 +20,7 @@ from csat.engine.explain import explain as explain_afresh
 
 def fresh(e: Engine, row: dict) -> dict:
     out = explain_afresh(e.projection, e._ruleset(row["ruleset"]), row["subject"], row["period"], row["metric"])
+    out = e._named(out, e.store.conn)
     out["log_position"], out["log_head"] = e.head()
     return out
 

@@ -58,10 +58,10 @@ def dump(db: str) -> dict[str, list[tuple]]:
                 for t in ("scores", "rm_responses", "rm_credits", "rm_adoptions", "rm_units")}
 
 
-def test_incremental_equals_rebuild_row_for_row(tmp_path):
+def test_incremental_equals_rebuild_row_for_row(fresh_db, tmp_path):
     events = list(synth.airline(3000, departments=6, raters=5, managers=2, corrections=0.05, withdrawals=0.03))
     parts = [events[:700], events[700:1900], events[1900:]]
-    inc = str(tmp_path / "inc.db")
+    inc = fresh_db("inc")
     with Engine.open(inc) as e:
         for i, part in enumerate(parts):
             e.ingest([write_jsonl(tmp_path / f"p{i}.jsonl", part)])
@@ -71,7 +71,7 @@ def test_incremental_equals_rebuild_row_for_row(tmp_path):
     with Engine.open(inc) as e:
         e.rebuild()
     assert dump(inc) == incremental
-    once = str(tmp_path / "once.db")
+    once = fresh_db("once")
     with Engine.open(once) as e:
         e.ingest([write_jsonl(tmp_path / "all.jsonl", events)])
         e.catch_up()
@@ -87,10 +87,10 @@ class CountingAirline(Airline1000):
         return super().score_month(month, trace)
 
 
-def test_a_new_response_rescores_only_its_subject_month(tmp_path):
+def test_a_new_response_rescores_only_its_subject_month(db, tmp_path):
     rs = CountingAirline()
     events = list(synth.airline(600, departments=5, raters=4, managers=1))
-    with Engine.open(str(tmp_path / "t.db"), rulesets=[rs]) as e:
+    with Engine.open(db, rulesets=[rs]) as e:
         e.ingest([write_jsonl(tmp_path / "a.jsonl", events)])
         e.catch_up()
         assert len(set(rs.scored)) > 20
@@ -152,13 +152,13 @@ def test_two_engines_on_one_store_stay_consistent(db, tmp_path):
         assert row["final"] == Decimal("162.67")  # (840 + 600 + 1000) / 3 = 813.33…, × 0.2
 
 
-def test_both_ways_of_reading_a_month_give_the_same_rows(tmp_path):
+def test_both_ways_of_reading_a_month_give_the_same_rows(fresh_db, tmp_path):
     """Few dirty subjects: a join per subject; many (a rebuild): range scans. Same rows either way."""
     events = list(synth.dealership(3000, consultants=60, advisors=10, bays=4))
     events += list(synth.supplier(600, suppliers=12))
     dumps = []
     for threshold in (0, 10_000):
-        db = str(tmp_path / f"t{threshold}.db")
+        db = fresh_db(f"t{threshold}")
         with Engine.open(db) as e:
             e.projection.MANY_SUBJECTS = threshold
             e.ingest([write_jsonl(tmp_path / "d.jsonl", events)])

@@ -69,8 +69,7 @@ def test_adopt_names_the_file_and_the_key(cli, tmp_path):
     cli("adopt", str(bad), "--ruleset", "plant-50", "--from", "2026-13", expect=1)
 
 
-def test_whatif_equals_adopting_the_file_from_the_first_month(tmp_path, harsh):
-    db = str(tmp_path / "w.db")
+def test_whatif_equals_adopting_the_file_from_the_first_month(db, harsh):
     with Engine.open(db) as e:
         e.ingest([PLANT])
         published = e.scores()

@@ -83,9 +83,9 @@ def test_replace_removes_what_the_table_leaves_out(cli, tmp_path):
 
 
 @pytest.mark.parametrize("ruleset", sorted(CHANGE_OF))
-def test_whatif_from_a_month_is_exactly_what_adopt_publishes(tmp_path, ruleset):
+def test_whatif_from_a_month_is_exactly_what_adopt_publishes(db, tmp_path, ruleset):
     path = toml(tmp_path, "change.toml", CHANGE_OF[ruleset])
-    with Engine.open(tmp_path / "w.db") as e:
+    with Engine.open(db) as e:
         e.ingest([EXAMPLE_OF[ruleset]])
         months = sorted({r["period"] for r in e.scores(ruleset=ruleset) if is_month(r["period"])})
         month = months[len(months) // 2]
@@ -205,8 +205,7 @@ def builtins():
     return [i.ruleset for i in installed_rulesets(make_plugin_manager(entry_points=False))]
 
 
-def test_adoptions_of_an_older_parameter_version_are_upgraded_on_reading(tmp_path):
-    db = tmp_path / "u.db"
+def test_adoptions_of_an_older_parameter_version_are_upgraded_on_reading(db):
     with Engine.open(db, rulesets=builtins() + [callcentre.CallCentre5()]) as v1:
         v1.ingest([CC_EXAMPLE])
         before = {(r["period"], r["subject"]): r["score"] for r in v1.scores() if is_month(r["period"])}
