@@ -405,8 +405,9 @@ class Ingest:
                        f"{rs.id} defaults")
 
 
-def file_lines(paths: Iterable[str | os.PathLike[str]]) -> tuple[Iterator[Line], list[str]]:
-    """Lines of every file; unreadable files become problems up front."""
+def file_lines(paths: Iterable[str | os.PathLike[str]], sheet: str | None = None) -> tuple[Iterator[Line], list[str]]:
+    """Lines of every file (``sheet``: the sheet of each workbook; default its first); unreadable
+    files become problems up front."""
     problems = []
     readable = []
     for p in map(os.fspath, paths):
@@ -417,5 +418,5 @@ def file_lines(paths: Iterable[str | os.PathLike[str]]) -> tuple[Iterator[Line],
 
     def gen() -> Iterator[Line]:
         for p in readable:
-            yield from lines_of(p)
+            yield from lines_of(p, sheet)
     return gen(), problems

@@ -1,4 +1,4 @@
-"""Input formats for ingest: JSON Lines, and CSV survey sheets.
+"""Input formats for ingest: JSON Lines, and survey sheets (CSV, or an Excel workbook's sheet).
 
 Both yield ``(file, line number, JSON object as bytes)``, or a ``str`` in place
 of the bytes for a problem the reader found itself; everything after that
@@ -222,12 +222,61 @@ def _sheet_rows(path: str, reader: Any) -> Iterator[Line]:
         yield path, reader.line_num, msgspec.json.encode(event)
 
 
-def lines_of(path: str) -> Iterator[Line]:
-    """The reader for a file, by its extension (``.csv``: a survey sheet; ``.xlsx``/``.xls``: not read
-    yet; anything else: JSON Lines)."""
+class _SheetRows:
+    """A worksheet's rows as a csv reader gives them (lists of text, ``line_num``)."""
+
+    def __init__(self, rows: Iterator[tuple[Any, ...]]):
+        self._rows, self.line_num = rows, 0
+
+    def __iter__(self) -> "_SheetRows":
+        return self
+
+    def __next__(self) -> list[str]:
+        row = next(self._rows)
+        self.line_num += 1
+        return ["" if v is None else _text(v) for v in row]
+
+
+def _text(value: Any) -> str:
+    """A cell as the text a CSV export would hold (a whole float without its ``.0``)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if hasattr(value, "strftime"):  # a period typed as a date: its month
+        return value.strftime("%Y-%m")
+    return str(value)
+
+
+def xlsx_lines(path: str, sheet: str | None = None) -> Iterator[Line]:
+    """Each data row of an Excel workbook's sheet (the first, or ``sheet``) as a ``response``,
+    with the same columns as a CSV sheet (openpyxl, read-only: rows are streamed)."""
+    try:
+        import openpyxl
+    except ImportError:
+        yield path, 1, f"reading Excel workbooks needs openpyxl: pip install 'csat[xlsx]' (or {_SAVE_AS})"
+        return
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as e:  # noqa: BLE001 - a damaged or encrypted workbook, a .xls renamed
+        yield path, 1, f"not a readable .xlsx workbook ({type(e).__name__}: {str(e)[:120]}): {_SAVE_AS}"
+        return
+    try:
+        if sheet is not None and sheet not in book.sheetnames:
+            yield path, 1, f"no sheet {sheet!r} (the workbook has {', '.join(book.sheetnames)})"
+            return
+        ws = book[sheet] if sheet is not None else book.worksheets[0]
+        yield from _sheet_rows(path, _SheetRows(ws.iter_rows(values_only=True)))
+    finally:
+        book.close()
+
+
+def lines_of(path: str, sheet: str | None = None) -> Iterator[Line]:
+    """The reader for a file, by its extension (``.csv``: a survey sheet; ``.xlsx``/``.xlsm``: a
+    workbook's sheet; ``.xls``: refused with what to do; anything else: JSON Lines)."""
     ext = os.path.splitext(path)[1].lower()
     if ext == ".csv":
         return csv_lines(path)
-    if ext in (".xlsx", ".xls", ".xlsm"):
-        return iter([(path, 1, f"Excel workbooks are not read directly yet: {_SAVE_AS}")])
+    if ext in (".xlsx", ".xlsm"):
+        return xlsx_lines(path, sheet)
+    if ext == ".xls":
+        return iter([(path, 1, f"the old .xls format is not read: save it as .xlsx, or {_SAVE_AS}")])
     return jsonl_lines(path)
