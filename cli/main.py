@@ -17,8 +17,8 @@ from csat.engine.periods import valid_as_of
 from csat.engine.postgres import store_error
 from csat.engine.store import sqlite_message
 
-from .output import (event_summary, explanation_text, format_option, render, render_scores,
-                     render_stream, to_json)
+from .output import (columns_of, emit, event_summary, explanation_text, file_options, format_option, render,
+                     render_scores, render_stream, score_columns, to_json)
 from .progress import ProgressLine
 
 
@@ -142,13 +142,16 @@ def cli(ctx: click.Context, db: str | None) -> None:
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Validate only; append nothing.")
+@click.option("--sheet", metavar="NAME", help="The sheet of an .xlsx workbook to read (default: the first).")
 @click.pass_obj
 @handles_errors
-def ingest(c: Context, files: tuple[str, ...], dry_run: bool) -> None:
+def ingest(c: Context, files: tuple[str, ...], dry_run: bool, sheet: str | None) -> None:
     """Append the events of FILES to the log, all or nothing.
 
-    FILES are JSON Lines, or CSV survey sheets (*.csv: one row per response,
-    one column per item; UTF-8 or GB18030). Every invalid line is reported as
+    FILES are JSON Lines, or survey sheets: CSV (UTF-8 or GB18030) or an Excel
+    workbook (*.xlsx, needs csat[xlsx]) — one row per response, one column per
+    item, the fixed columns named in English or Chinese (编号, 规则, 月份,
+    被考核部门, 评价单位, 原因:item, …). Every invalid line is reported as
     FILE:LINE: message and nothing is appended. Re-ingesting the same file
     appends nothing.
 
@@ -156,11 +159,12 @@ def ingest(c: Context, files: tuple[str, ...], dry_run: bool) -> None:
     Example:
       csat ingest responses-2026-03.jsonl corrections.jsonl
       csat ingest --dry-run survey-2026-04.csv
+      csat ingest 满意度调查.xlsx --sheet 四月
     """
     engine = c.engine(create=True)
     show = ProgressLine("ingest", lines_total=_count_lines(files) if sys.stderr.isatty() else 0)
     try:
-        report = engine.ingest(files, dry_run=dry_run, progress=show)
+        report = engine.ingest(files, dry_run=dry_run, progress=show, sheet=sheet)
         for a in report.implicit_adoptions:
             click.echo(f"recorded implicit adoption of the shipped defaults: {a}", err=True)
         if not dry_run and report.appended:
@@ -179,11 +183,12 @@ def ingest(c: Context, files: tuple[str, ...], dry_run: bool) -> None:
 @click.option("--under", "-u", metavar="UNIT", help="Only UNIT and the units below it in the org chart.")
 @click.option("--vs", metavar="PERIOD", help="Add before and delta columns against PERIOD (needs --period).")
 @as_of_option()
-@format_option()
+@format_option("table", "json", "csv", "xlsx")
+@file_options
 @click.pass_obj
 @handles_errors
 def scores(c: Context, ruleset: str | None, period: str | None, subject: str | None, metric: str | None,
-           under: str | None, vs: str | None, as_of: str | None, fmt: str) -> None:
+           under: str | None, vs: str | None, as_of: str | None, fmt: str, output: str | None, bom: bool) -> None:
     """Show scores, ordered by rule set, period, subject and metric, with each
     subject's name from the org chart (`unit` events).
 
@@ -195,12 +200,14 @@ def scores(c: Context, ruleset: str | None, period: str | None, subject: str | N
       csat scores --under plant-2 --period 2026     # a plant and everything below it
       csat scores --subject finance --format json
       csat scores --as-of 120               # as published when the log ended at position 120
+      csat scores --period 2026-Q1 --format xlsx -o 一季度.xlsx
+      csat scores --format csv -o scores.csv  # with a BOM: opens right in Chinese Excel
     """
     engine = c.engine()
     rows = engine.scores(ruleset=ruleset, period=period, subject=subject, metric=metric, as_of=as_of,
                          under=under, vs=vs)
-    click.echo(render_scores(rows, fmt))
-    if fmt == "table":
+    emit(rows, fmt, output, bom, lambda: render_scores(rows, fmt), lambda: score_columns(rows), "scores")
+    if fmt == "table" and not output:
         position, head = engine.store.head(engine.position_at(as_of)) if as_of is not None else engine.head()
         click.echo(f"\nlog position {position} · head {head}")
 
@@ -211,11 +218,12 @@ def scores(c: Context, ruleset: str | None, period: str | None, subject: str | N
 @click.option("--period", "-p", required=True, help="A month YYYY-MM, quarter YYYY-Qn or year YYYY.")
 @click.option("--metric", "-m", help="The metric (needed when the subject has several).")
 @as_of_option("Explain the figure as published")
+@click.option("--redact", is_flag=True, help="Replace raters and respondents by pseudonyms (rater-1, …).")
 @format_option("text", "json", default="text")
 @click.pass_obj
 @handles_errors
 def explain(c: Context, ruleset: str, subject: str, period: str, metric: str | None, as_of: str | None,
-            fmt: str) -> None:
+            redact: bool, fmt: str) -> None:
     """Show how one score was derived: parameters, formula steps and every event read.
 
     \b
@@ -223,8 +231,9 @@ def explain(c: Context, ruleset: str, subject: str, period: str, metric: str | N
       csat explain --ruleset airline-1000 --subject finance --period 2026-03
       csat explain -r airline-1000 -s finance -p 2026-Q1 --format json
       csat explain -r plant-50 -s purchasing -p 2026-Q1 --as-of 2026-04-05   # as published then
+      csat explain -r airline-1000 -s finance -p 2026-03 --redact   # for management: no rater named
     """
-    x = c.engine().explain(ruleset, subject, period, metric, as_of=as_of)
+    x = c.engine().explain(ruleset, subject, period, metric, as_of=as_of, redact=redact)
     click.echo(to_json(x) if fmt == "json" else explanation_text(x))
 
 
@@ -262,11 +271,13 @@ def rulesets(c: Context, fmt: str) -> None:
 @click.option("--ruleset", "-r", help="Only events of this rule set.")
 @click.option("--limit", type=click.IntRange(min=0), help="At most this many events (from the start).")
 @click.option("--tail", type=click.IntRange(min=0), help="Only the last this many events.")
+@click.option("--redact", is_flag=True, help="Replace raters and respondents by pseudonyms (rater-1, …), "
+                                              "the same person the same pseudonym throughout the listing.")
 @format_option()
 @click.pass_obj
 @handles_errors
 def log(c: Context, type_: str | None, id_: str | None, subject: str | None, period: str | None,
-        ruleset: str | None, limit: int | None, tail: int | None, fmt: str) -> None:
+        ruleset: str | None, limit: int | None, tail: int | None, redact: bool, fmt: str) -> None:
     """List the events of the log with their position and recording time, as they stream.
 
     \b
@@ -275,12 +286,17 @@ def log(c: Context, type_: str | None, id_: str | None, subject: str | None, per
       csat log --id air-2026-03-3 --format json
       csat log --subject finance --period 2026-Q1 --ruleset airline-1000
       csat log --tail 20
+      csat log --ruleset plant-50 --redact     # no workshop named as the one that gave a mark
     """
     if period is not None:
         from csat.engine import periods
         periods.kind(period)
     rows = c.engine().log(type=type_, id=id_, subject=subject, period=period, ruleset=ruleset, limit=limit,
                           tail=tail)
+    if redact:
+        from csat.engine.redact import Pseudonyms
+        names = Pseudonyms()
+        rows = ({**r, "event": names.event(r["event"])} for r in rows)
     if fmt != "json":
         rows = ({"position": r["position"], "recorded": r["recorded"], "type": r["type"], "id": r["id"],
                  "event": to_json(r["event"]).replace("\n", "").replace("  ", " ") if fmt == "csv" else
@@ -293,10 +309,12 @@ def log(c: Context, type_: str | None, id_: str | None, subject: str | None, per
 @click.option("--subject", "-s", help="Only cases about this unit.")
 @click.option("--period", "-p", help="A month, quarter or year.")
 @click.option("--open", "open_only", is_flag=True, help="Only cases still open.")
-@format_option()
+@format_option("table", "json", "csv", "xlsx")
+@file_options
 @click.pass_obj
 @handles_errors
-def complaints(c: Context, subject: str | None, period: str | None, open_only: bool, fmt: str) -> None:
+def complaints(c: Context, subject: str | None, period: str | None, open_only: bool, fmt: str,
+               output: str | None, bom: bool) -> None:
     """List complaint cases: filed complaints and remedy cases (CS补救) opened by rule sets.
 
     A remedy case `remedy:<response id>` is open until a complaint_closed event
@@ -310,7 +328,8 @@ def complaints(c: Context, subject: str | None, period: str | None, open_only: b
     rows = c.engine().complaints(subject=subject, period=period, open_only=open_only)
     if fmt == "table":
         rows = [{k: v for k, v in r.items() if k not in ("text",)} for r in rows]
-    click.echo(render(rows, fmt, empty="(no complaint cases)"))
+    emit(rows, fmt, output, bom, lambda: render(rows, fmt, empty="(no complaint cases)"), lambda: columns_of(rows),
+         "complaints")
 
 
 @cli.command()
@@ -318,11 +337,12 @@ def complaints(c: Context, subject: str | None, period: str | None, open_only: b
 @click.option("--period", "-p", help="Only rectifications raised in this month, quarter or year.")
 @click.option("--overdue", is_flag=True, help="Only those overdue at --as-of.")
 @click.option("--as-of", "as_of", metavar="YYYY-MM-DD", help="Judge status and overdue at this date (default today).")
-@format_option()
+@format_option("table", "json", "csv", "xlsx")
+@file_options
 @click.pass_obj
 @handles_errors
 def rectifications(c: Context, subject: str | None, period: str | None, overdue: bool, as_of: str | None,
-                   fmt: str) -> None:
+                   fmt: str, output: str | None, bom: bool) -> None:
     """List rectifications (整改) with their status, completion and whether they are late or overdue.
 
     Overdue is judged at --as-of: due before that day and no completed or
@@ -334,7 +354,8 @@ def rectifications(c: Context, subject: str | None, period: str | None, overdue:
       csat rectifications --subject sup-aux --as-of 2026-03-31 --format csv
     """
     rows = c.engine().rectifications(subject=subject, overdue=overdue, as_of=as_of, period=period)
-    click.echo(render(rows, fmt, empty="(no rectifications)"))
+    emit(rows, fmt, output, bom, lambda: render(rows, fmt, empty="(no rectifications)"), lambda: columns_of(rows),
+         "rectifications")
 
 
 @cli.command()

@@ -25,6 +25,33 @@ def format_option(*choices: str, default: str = "table"):
                         show_default=True, help="Output format: table for people, json/csv for scripts.")
 
 
+def file_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``-o/--output FILE`` and ``--bom``, for the commands whose rows go to spreadsheets."""
+    fn = click.option("--bom", is_flag=True,
+                      help="Start CSV on stdout with a UTF-8 BOM, so Excel reads Chinese right "
+                           "(a CSV written with -o always has one).")(fn)
+    return click.option("--output", "-o", metavar="FILE", type=click.Path(dir_okay=False),
+                        help="Write to FILE instead of stdout (needed for --format xlsx).")(fn)
+
+
+def emit(rows: Sequence[dict[str, Any]], fmt: str, output: str | None, bom: bool, text: Callable[[], str],
+         columns: Callable[[], Sequence[str]], title: str) -> None:
+    """Put rows where they were asked for: an xlsx workbook, a file (CSV with a BOM: Excel on a
+    Chinese Windows reads UTF-8 without one as mojibake), or stdout."""
+    if fmt == "xlsx":
+        if not output:
+            raise click.UsageError("--format xlsx writes a workbook: give -o FILE.xlsx")
+        from .spreadsheet import write_xlsx
+        write_xlsx(rows, columns(), output, title)
+        return
+    body = text()
+    if output:
+        with open(output, "w", encoding="utf-8-sig" if fmt == "csv" else "utf-8", newline="") as f:
+            f.write(body + "\n")
+        return
+    click.echo(("\ufeff" if bom and fmt == "csv" else "") + body)
+
+
 _EXTRA: dict[str, int] = {}  # a non-ASCII character -> columns it takes beyond one
 
 
@@ -164,13 +191,22 @@ SCORE_FIRST = ("ruleset", "period", "subject", "subject_name", "metric", "score"
                "grade_label", "responses")
 
 
+def score_first(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """The leading score columns; the optional ones only where rows have them."""
+    return tuple(c for c in SCORE_FIRST if c not in ("subject_name", "before", "delta")
+                 or any(c in r for r in rows))
+
+
+def score_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    return columns_of(rows, score_first(rows), ("adoption",))
+
+
 def render_scores(rows: list[dict[str, Any]], fmt: str) -> str:
     """Score rows; a table gets one section per rule set, each with its own extra columns (and no
     name column when no subject has a name)."""
     if fmt == "table" and all(r.get("subject_name") is None for r in rows):
         rows = [{k: v for k, v in r.items() if k != "subject_name"} for r in rows]
-    first = tuple(c for c in SCORE_FIRST if c not in ("subject_name", "before", "delta")
-                  or any(c in r for r in rows))  # the optional columns only where rows have them
+    first = score_first(rows)
     if fmt != "table" or len({r["ruleset"] for r in rows}) < 2:
         return render(rows, fmt, first=first, last=("adoption",), empty="(no scores)")
     sections = []
@@ -188,9 +224,11 @@ def _short(value: Any) -> Any:
 
 
 def explanation_text(x: dict[str, Any]) -> str:
-    fixed = {"ruleset", "adoption", "period", "subject", "metric", "score", "grade", "grade_label", "responses",
+    fixed = {"ruleset", "adoption", "period", "subject", "subject_name", "metric", "score", "grade", "grade_label",
+             "responses",
              "params_hash", "adoption_from", "steps", "events", "log_position", "log_head", "params_upgraded_from"}
-    head = f"{x['ruleset']} · {x['subject']} · {x['period']} · {x['metric']}"
+    name = f" {x['subject_name']}" if x.get("subject_name") else ""
+    head = f"{x['ruleset']} · {x['subject']}{name} · {x['period']} · {x['metric']}"
     grade = f"   grade {x['grade']} {x['grade_label'] or ''}".rstrip() if x.get("grade") else ""
     extras = "   ".join(f"{k} {cell(v)}" for k, v in x.items() if k not in fixed)
     lines = [head, f"score {cell(x['score'])}{grade}   responses {x['responses']}" + (f"   {extras}" if extras else ""),

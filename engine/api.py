@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from . import explained, periods, postgres, scoreviews, transfer
+from . import explained, periods, postgres, redact, scoreviews, transfer
 from .errors import CsatError, IngestFailed, InvalidParams, LogDamaged, NotFound, UnknownRuleSet
 from .events import TAGS, Event, ParametersAdopted
 from .explain import explain
@@ -136,12 +136,13 @@ class Engine:
     # -- writing -------------------------------------------------------------------
 
     def ingest(self, paths: Iterable[str | os.PathLike[str]], *, dry_run: bool = False,
-               progress: Callable[[int], None] | None = None) -> IngestReport:
-        """Append the events of JSON Lines files, all or nothing.
+               progress: Callable[[int], None] | None = None, sheet: str | None = None) -> IngestReport:
+        """Append the events of JSON Lines files and survey sheets (CSV, .xlsx: the first sheet or
+        ``sheet``), all or nothing.
 
         :raises IngestFailed: with one ``FILE:LINE: message`` per problem; nothing appended.
         """
-        lines, problems = file_lines(paths)
+        lines, problems = file_lines(paths, sheet)
         if problems:
             raise IngestFailed(problems)
         return Ingest(self.store, self.rulesets, self.projection).run(lines, dry_run=dry_run, progress=progress)
@@ -400,12 +401,13 @@ class Engine:
         return out
 
     def explain(self, ruleset: str, subject: str, period: str, metric: str | None = None,
-                as_of: int | str | None = None) -> dict[str, Any]:
+                as_of: int | str | None = None, *, redact: bool = False) -> dict[str, Any]:
         """How one figure was derived: the score row plus ``params_hash``, ``steps``, ``events``,
         and the log position and head hash it reflects (``log_position``, ``log_head``).
 
         ``as_of`` (a log position or a recording time) explains the figure as it was published
-        when the log ended there; events after it are not shown.
+        when the log ended there; events after it are not shown. ``redact`` replaces the raters
+        and respondents in the steps by pseudonyms (:mod:`csat.engine.redact`).
 
         :raises NotFound: when the subject has no responses or no such metric in the period.
         """
@@ -416,7 +418,7 @@ class Engine:
             with snapshot(self.projection, position, only=[ruleset]) as private:
                 out = self._named(explain(private, rs, subject, period, metric), private.conn)
             out["log_position"], out["log_head"] = self.store.head(position)
-            return out
+            return self._redacted(out) if redact else out
         self._catch_up_to_read()
         conn, tracked = self.store.conn, self.projection.tracked()
         out = explained.lookup(conn, ruleset, period, subject, metric, tracked)
@@ -425,7 +427,12 @@ class Engine:
             self._keep_explanation(ruleset, period, subject, metric, tracked, out)
         out = self._named(out, conn)
         out["log_position"], out["log_head"] = self.store.head(tracked)
-        return out
+        return self._redacted(out) if redact else out
+
+    def _redacted(self, out: dict[str, Any]) -> dict[str, Any]:
+        found = self.store.at_positions(e["position"] for e in out["events"])
+        events = [msgspec.to_builtins(found[p].event) for p in sorted(found) if found[p].event is not None]
+        return redact.explanation(out, events)
 
     @staticmethod
     def _named(out: dict[str, Any], conn: Any) -> dict[str, Any]:
