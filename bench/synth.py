@@ -220,6 +220,13 @@ MIX = (("airline", 0.40), ("dealership", 0.40), ("plant", 0.08), ("iso", 0.07), 
 GENERATORS = {"airline": airline, "plant": plant, "iso": iso, "dealership": dealership, "supplier": supplier}
 
 
+def report_year() -> list[dict[str, Any]]:
+    """A year of 50 subjects in each of the five rule sets: what a group's annual report shows."""
+    return [*airline(7200, departments=50, raters=6, managers=2, corrections=0, withdrawals=0),
+            *plant(7200, departments=50, workshops=12), *iso(6000, subjects=50, per_month=500),
+            *dealership(6000, consultants=40, advisors=8, bays=2), *supplier(2400, suppliers=50)]
+
+
 def mixed(events: int, seed: int = 7) -> Iterator[dict[str, Any]]:
     """About ``events`` events over every built-in rule set, in the shares of :data:`MIX`."""
     for name, share in MIX:

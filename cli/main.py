@@ -566,6 +566,7 @@ def copy(c: Context, source: str, target: str, fmt: str) -> None:
 
 
 from .demo import demo  # noqa: E402  (registered after the group exists)
+from . import report as _report  # noqa: E402,F401  (registers `csat report`)
 
 cli.add_command(demo)
 

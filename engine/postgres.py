@@ -137,6 +137,10 @@ class PgCursor:
     def rowcount(self) -> int:
         return self._cursor.rowcount
 
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
 
 def _params(args: Sequence[Any] | dict[str, Any]) -> Any:
     if isinstance(args, dict):

@@ -40,12 +40,15 @@ class Pseudonyms:
         return out
 
     def text(self, text: str) -> str:
-        """``text`` with every name met so far replaced where it stands as a whole token."""
+        """``text`` with every name met so far replaced where it stands as a token (letters and
+        digits do not continue it on either side)."""
         if not self._of or not text:
             return text
         if self._pattern is None:
             names = sorted({v for _, v in self._of}, key=len, reverse=True)
-            self._pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, names)) + r")(?![\w-])")
+            # a whole token, or a part of an id between hyphens (an id like plant-2026-03-x-workshop-1
+            # names its rater too): over-redacting is the safe side
+            self._pattern = re.compile(r"(?<!\w)(" + "|".join(map(re.escape, names)) + r")(?!\w)")
             self._by_name = {}
             for (kind, value), pseudonym in self._of.items():
                 self._by_name.setdefault(value, pseudonym)

@@ -1,0 +1,120 @@
+"""`csat report` looked at as a person would (issue 15): the HTML file opened in headless Chromium
+(Debian's package; .ci/run installs it), its figures read back from the rendered page and compared
+with `csat scores --format json`, its charts present, a screenshot kept, no rater named."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from decimal import Decimal
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+import synth
+from conftest import EXAMPLES, ROOT, Cli, write_jsonl
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            raise RuntimeError("no chromium: apt-get install chromium (.ci/run does)")
+        pytest.skip("no chromium here (apt-get install chromium)")
+
+    def run(page: Path, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+                               "--v=0", *args, page.as_uri()], capture_output=True, text=True, timeout=120)
+    return run
+
+
+class Page(HTMLParser):
+    """What the rendered page shows: score cells by (ruleset, subject, metric), charts, text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ruleset = None
+        self.scores: dict[tuple[str, str, str], str] = {}
+        self.hidden: set[tuple[str, str, str]] = set()
+        self.svgs: list[dict[str, int]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "section" and "data-ruleset" in a:
+            self.ruleset = a["data-ruleset"]
+        if tag == "tr" and "data-subject" in a:
+            key = (self.ruleset, a["data-subject"], a["data-metric"])
+            if "data-score" in a:
+                self.scores[key] = a["data-score"]
+            else:
+                self.hidden.add(key)
+        if tag == "svg":
+            self.svgs.append({"path": 0})
+        if tag == "path" and self.svgs:
+            self.svgs[-1]["path"] += 1
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def rendered(browser, page: Path) -> tuple[Page, str]:
+    done = browser(page, "--dump-dom")
+    assert done.returncode == 0, done.stderr[-2000:]
+    parsed = Page()
+    parsed.feed(done.stdout)
+    return parsed, done.stderr
+
+
+def test_the_report_shows_the_published_figures_by_name(cli, tmp_path, browser):
+    cli("ingest", *(str(p) for p in sorted(EXAMPLES.glob("*.jsonl"))), str(ROOT / "rulesets/examples/supplier-demo.jsonl"))
+    html = tmp_path / "2026-03.html"
+    cli("report", "--period", "2026-03", "-o", str(html))
+    page, log = rendered(browser, html)
+    assert "Uncaught" not in log and "CONSOLE" not in log  # no console message at all
+    published = {(r["ruleset"], r["subject"], r["metric"]): r for r in cli.json("scores", "--period", "2026-03")}
+    assert page.scores and set(page.scores) == set(published)
+    for key, shown in page.scores.items():
+        assert Decimal(shown) == published[key]["score"], key
+    words = "".join(page.text)
+    assert "王伟" in words and "销售一组" in words  # names, not only ids
+    assert "Expense claims for the March engine shop took 19 days" in words  # a reason, verbatim
+    assert len(page.svgs) >= len({k[0] for k in published}) and all(s["path"] > 0 for s in page.svgs)
+    raters = {json.loads(line).get(k) for p in EXAMPLES.glob("*.jsonl") for line in p.read_text("utf-8").splitlines()
+              for k in ("rater", "respondent")} - {None}
+    assert not any(r in words for r in raters if len(r) > 3)  # confidential: no rater or respondent named
+    head = cli.json("verify")
+    assert f"{head['head_position']}:{head['head_hash']}" in words  # the footer says what to verify later
+    shot = tmp_path / "report.png"
+    assert browser(html, f"--screenshot={shot}", "--window-size=1200,2400").returncode == 0
+    assert shot.stat().st_size > 10_000
+
+
+def test_min_responses_hides_small_groups(cli, tmp_path, browser):
+    cli("ingest", str(EXAMPLES / "dealership-cs.jsonl"))
+    html = tmp_path / "r.html"
+    cli("report", "--period", "2026-03", "--min-responses", "2", "-o", str(html))
+    page, _ = rendered(browser, html)
+    small = {(r["ruleset"], r["subject"], r["metric"]) for r in cli.json("scores", "--period", "2026-03")
+             if r["responses"] < 2}
+    assert small and page.hidden == small and not (set(page.scores) & small)
+    assert "李娜" in "".join(page.text)  # the subject is listed, its figure is not
+
+
+def test_a_year_of_50_subjects_in_5_rule_sets(tmp_path, browser):
+    """The size a group's annual report has; how fast a browser renders it is measured in
+    bench/bench_report.py (speed targets live in benchmarks, not in tests)."""
+    cli = Cli(str(tmp_path / "year.db"))
+    cli("ingest", write_jsonl(tmp_path / "year.jsonl", synth.report_year()))
+    period = max(r["period"] for r in cli.json("scores", "--ruleset", "iso-100") if len(r["period"]) == 4)
+    html = tmp_path / "year.html"
+    cli("report", "--period", period, "-o", str(html))
+    page, log = rendered(browser, html)
+    assert "CONSOLE" not in log
+    published = {(r["ruleset"], r["subject"], r["metric"]): r["score"] for r in cli.json("scores", "--period", period)}
+    assert len({k[0] for k in page.scores}) == 5 and len(page.scores) >= 250
+    assert {k: Decimal(v) for k, v in page.scores.items()} == published
