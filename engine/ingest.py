@@ -63,6 +63,7 @@ class Ingest:
         self.store = store
         self.rulesets = rulesets
         self.projection = projection
+        self._labels: dict[tuple[str, str | None], dict[str, str]] = {}  # item labels -> ids, by adoption
 
     def run(self, lines: Iterable[Line], *, dry_run: bool = False,
             progress: Callable[[int], None] | None = None) -> IngestReport:
@@ -138,6 +139,8 @@ class Ingest:
         self.pending: list[Recorded] = []
         self.pending_keys: list[str] = []
         for (source, number, ev), key in zip(chunk, natural):
+            if type(ev).__struct_config__.tag == "response" and ev.ruleset in self.rulesets:
+                ev = self._item_ids(ev)
             if isinstance(ev, ParametersAdopted):
                 try:
                     if key in self.known:  # a re-sent adoption: the same if it changes nothing stored
@@ -382,6 +385,26 @@ class Ingest:
             return self.closed[case]
         row = self.store.conn.execute("SELECT id FROM rm_closures WHERE complaint = ?", (case,)).fetchone()
         return row[0] if row else None
+
+    def _item_ids(self, ev: ResponseRecorded) -> ResponseRecorded:
+        """A response whose answers (and reasons) name items by their label (产品质量, as a sheet's
+        column may) with the item ids of the parameters in force; any other response as it is."""
+        adoption = self.adoptions.in_force(ev.ruleset, ev.period)
+        cache_key = (ev.ruleset, adoption.id if adoption else None)
+        labels = self._labels.get(cache_key)
+        if labels is None:
+            try:
+                params = adoption.params if adoption else self._defaults(self.rulesets[ev.ruleset])
+            except RuleSetFailed:
+                params = None
+            items = getattr(params, "items", None)
+            labels = self._labels[cache_key] = {
+                item.label: name for name, item in (items.items() if isinstance(items, dict) else ())
+                if isinstance(getattr(item, "label", None), str) and item.label not in items}
+        if not labels or not any(k in labels for k in (*ev.answers, *ev.reasons)):
+            return ev
+        return msgspec.structs.replace(ev, answers={labels.get(k, k): v for k, v in ev.answers.items()},
+                                       reasons={labels.get(k, k): v for k, v in ev.reasons.items()})
 
     def _answers_problems(self, ev: ResponseRecorded) -> list[str]:
         rs = self.rulesets[ev.ruleset]

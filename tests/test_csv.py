@@ -81,3 +81,18 @@ def test_chinese_column_headers_read_as_the_fixed_columns(cli, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("编号,id,规则,月份,被考核单位,q\nx,y,plant-50,2026-03,a,满意\n", encoding="utf-8")
     assert "column `id` appears twice" in cli("ingest", str(bad), expect=1).stderr
+
+
+def test_item_columns_may_be_headed_by_their_labels(cli, tmp_path):
+    """A sheet headed 产品质量, 交付准时性, … (iso-100's item labels) reads as quality, delivery, …"""
+    by_id = tmp_path / "ids.csv"
+    by_id.write_text("id,ruleset,period,subject,quality,delivery,service,after_sales,price,reason:price\n"
+                     "a1,iso-100,2026-11,company,28,18,14,18,13,贵\n", encoding="utf-8")
+    by_label = tmp_path / "labels.csv"
+    by_label.write_text("编号,规则,月份,被考核单位,产品质量,交付准时性,服务态度,售后服务,价格合理性,原因:价格合理性\n"
+                        "b1,iso-100,2026-11,company,28,18,14,18,13,贵\n", encoding="utf-8")
+    cli("ingest", str(by_id))
+    cli("ingest", str(by_label))
+    a, b = cli.json("log", "--id", "a1")[0]["event"], cli.json("log", "--id", "b1")[0]["event"]
+    assert a["answers"] == b["answers"] and a["reasons"] == b["reasons"] == {"price": "贵"}
+    assert cli("ingest", str(by_label)).stdout.startswith("0 appended, 1 already present")  # idempotent

@@ -1,0 +1,130 @@
+"""The commands that look after a store rather than read it: ``verify`` (is the history intact?),
+``rebuild`` (the read models from the whole log) and ``copy`` (a whole log into a new store)."""
+from __future__ import annotations
+
+import time
+
+import click
+
+from .main import Context, cli, fail, handles_errors
+from .output import format_option, to_json
+from .progress import ProgressLine
+
+
+def _published_head(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, str] | None:
+    if value is None:
+        return None
+    position, _, digest = value.partition(":")
+    if not position.isdigit() or not digest.startswith("sha256:") or len(digest) != 71:
+        raise click.BadParameter(f"expected POSITION:sha256:<64 hex digits> (as a report prints it), got {value!r}")
+    return int(position), digest
+
+
+@cli.command()
+@click.option("--head", "published", metavar="POSITION:HASH", callback=_published_head,
+              help="Also check that a head published earlier (e.g. in a monthly report) is on the chain.")
+@format_option("table", "json")
+@click.pass_obj
+@handles_errors
+def verify(c: Context, published: tuple[int, str] | None, fmt: str) -> None:
+    """Check that the history of the log is intact: recompute its hash chain in one pass.
+
+    Exit 0 when every event chains and decodes (and --head matches); exit 1
+    naming the first position where the log was edited, deleted, inserted or
+    damaged.
+
+    \b
+    Example:
+      csat verify
+      csat verify --head 1200:sha256:3f5a…  # the head printed under last month's scores
+      csat verify --format json
+    """
+    engine = c.engine()
+    show = ProgressLine("verify", events_total=engine.store.max_position())
+    try:
+        result = engine.verify(published, progress=lambda n: show(events=n))
+    finally:
+        show.done()
+    if fmt == "json":
+        click.echo(to_json(result))
+    else:
+        if result["intact"] or "problem" not in result:
+            click.echo(f"{result['events']} events · head position {result['head_position']} · "
+                       f"head {result['head_hash']}")
+        else:
+            click.echo(f"{result['events']} events chain, up to position {result['head_position']} "
+                       f"({result['head_hash']})")
+        if "checked_head" in result:
+            click.echo(f"published head {result['checked_head']}: "
+                       + ("on the chain" if result["head_matches"] else "NOT on this chain"))
+    if not result["intact"]:
+        if "problem" in result:
+            fail(f"the log does not chain at position {result['broken_at']}: {result['problem']}")
+        fail(f"the published head {result['checked_head']} is not on this log's chain: history up to it was changed")
+
+
+@cli.command()
+@click.pass_obj
+@handles_errors
+def rebuild(c: Context) -> None:
+    """Drop the read models and rebuild them from the whole log.
+
+    The rebuild runs in one transaction: another process reading meanwhile
+    sees the previous read models until the new ones are complete.
+
+    \b
+    Example:
+      csat rebuild
+    """
+    engine = c.engine()
+    show = ProgressLine("rebuild", events_total=engine.store.max_position())
+    t0 = time.perf_counter()
+    try:
+        n = engine.rebuild(progress=show)
+    finally:
+        show.done()
+    dt = time.perf_counter() - t0
+    click.echo(f"rebuilt from {n} events in {dt:.2f} s ({n / dt if dt else 0:,.0f} events/s)")
+
+
+@cli.command()
+@click.argument("source", metavar="SOURCE")
+@click.argument("target", metavar="TARGET")
+@format_option("table", "json")
+@click.pass_obj
+@handles_errors
+def copy(c: Context, source: str, target: str, fmt: str) -> None:
+    """Copy a whole log from one store to a new, empty one, then build its read models.
+
+    SOURCE and TARGET are each a SQLite file or a postgresql:// URL (--db is
+    not used). Every event keeps its position, recording time and chain hash,
+    so `csat verify` prints the same head on both. The copy is all or
+    nothing: a target that already holds events, or a source that does not
+    verify, is refused and nothing is written. Others may keep appending to
+    the source; the copy takes the log as it was when it started.
+
+    \b
+    Examples:
+      csat copy csat.db postgresql://csat@db.example/csat      # move an office's store to the group's server
+      csat copy postgresql://csat@db.example/csat backup.db    # and back, e.g. a nightly backup
+    """
+    c.db = source
+    engine = c.engine()
+    copying = ProgressLine("copy", events_total=engine.store.max_position())
+    rebuilding = ProgressLine("rebuild", events_total=engine.store.max_position())
+
+    def rebuild_progress(events: int = 0, scored: int = 0, lines: int = 0) -> None:
+        if not rebuilding.events and not rebuilding.scored:
+            copying.done()  # the copy's line stays above the rebuild's
+        rebuilding(events, scored, lines)
+
+    try:
+        result = engine.copy_to(target, progress=copying, rebuild_progress=rebuild_progress)
+    finally:
+        copying.done()
+        rebuilding.done()
+    if fmt == "json":
+        click.echo(to_json(result))
+        return
+    click.echo(f"copied {result['events']} events · head position {result['head_position']} · "
+               f"head {result['head_hash']}; read models rebuilt from {result['rebuilt']} events")
