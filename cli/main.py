@@ -457,4 +457,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m csat.cli.main` runs this file as __main__; the commands of cli/operate.py and
+    # cli/report.py register on the group of the imported module, so run that one
+    from csat.cli.main import main as _main
+    _main()

@@ -13,10 +13,9 @@ models up to date with the log first, so nobody sees a stale score.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import inspect
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -24,9 +23,10 @@ import msgspec
 
 from . import explained, periods, postgres, redact, scoreviews, transfer
 from .errors import CsatError, IngestFailed, InvalidParams, LogDamaged, NotFound, UnknownRuleSet
-from .events import TAGS, Event, ParametersAdopted
+from .events import Event, ParametersAdopted
 from .explain import explain
 from .ingest import Ingest, IngestReport, dict_lines, file_lines
+from .listings import Listings
 from .params import read_toml
 from .projection import EXTRAS_DEC, Progress, Projection
 from .readmodel import Org
@@ -35,20 +35,6 @@ from .ruleset import RuleSet
 from .store import DEFAULT_DB, Logged, Store
 
 DB_ENV = "CSAT_DB"
-
-
-def _subject_period_filter(subject: str | None, period: str | None, prefix: str = "") -> tuple[list[str], list[Any]]:
-    """WHERE terms for an optional subject and an optional month, quarter or year."""
-    where: list[str] = []
-    args: list[Any] = []
-    if subject is not None:
-        where.append(f"{prefix}subject = ?")
-        args.append(subject)
-    if period is not None:
-        months = periods.months_of(period)
-        where.append(f"{prefix}period IN ({','.join('?' * len(months))})")
-        args.extend(months)
-    return where, args
 
 
 def whatif_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -76,7 +62,7 @@ def default_target() -> str:
     return os.environ.get(DB_ENV) or DEFAULT_DB
 
 
-class Engine:
+class Engine(Listings):
     """An opened csat store with its rule sets.
 
     :param store: the opened :class:`~csat.engine.store.Store`.
@@ -449,73 +435,6 @@ class Engine:
             if locked and self.projection.tracked() == tracked and not self.projection.behind():
                 explained.store(self.store.conn, ruleset, period, subject, metric, tracked, out)
 
-    def complaints(self, subject: str | None = None, period: str | None = None,
-                   open_only: bool = False) -> list[dict[str, Any]]:
-        """Complaint cases: filed complaints and the remedy cases rule sets open (``events.md`` §3)."""
-        self._catch_up_to_read()
-        where, args = _subject_period_filter(subject, period, "c.")
-        sql = ("SELECT c.id, c.kind, c.subject, c.period, c.ruleset, c.severity, c.source, c.response, c.text, "
-               "(SELECT outcome FROM rm_closures WHERE complaint = c.id ORDER BY position DESC LIMIT 1), "
-               "(SELECT date FROM rm_closures WHERE complaint = c.id ORDER BY position DESC LIMIT 1), "
-               "(SELECT group_concat(id, ',') FROM (SELECT id FROM rm_rectifications WHERE complaint = c.id "
-               "ORDER BY position) AS r) FROM rm_cases c" + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY c.period, c.subject, c.position")
-        rows = []
-        for id_, kind, subj, per, rs, sev, src, resp, text, outcome, closed, rects in self.store.conn.execute(sql, args):
-            status = outcome or "open"
-            if open_only and status != "open":
-                continue
-            rows.append({"id": id_, "kind": kind, "subject": subj, "period": per, "ruleset": rs, "severity": sev,
-                         "source": src, "response": resp, "status": status, "closed": closed,
-                         "rectifications": rects.split(",") if rects else [], "text": text})
-        return rows
-
-    def rectifications(self, subject: str | None = None, overdue: bool = False, as_of: str | None = None,
-                       period: str | None = None) -> list[dict[str, Any]]:
-        """Rectifications as they stood at ``as_of`` (a date, default today): status, completion,
-        lateness and whether overdue (``events.md`` §3). Updates dated after ``as_of`` are ignored."""
-        day = as_of or _dt.date.today().isoformat()
-        if (why := periods.date_problem(day)):
-            raise CsatError(f"--as-of: {why}")
-        self._catch_up_to_read()
-        where, args = _subject_period_filter(subject, period)
-        conn = self.store.conn
-        rows = []
-        where.append("period <= ?")  # raised in a later month: it did not exist yet at the as-of date
-        args.append(day[:7])
-        for id_, subj, per, issue, due, complaint, response in conn.execute(
-                "SELECT id, subject, period, issue, due, complaint, response FROM rm_rectifications WHERE "
-                + " AND ".join(where) + " ORDER BY due, id", args):
-            updates = [(st, d) for st, d in conn.execute(
-                "SELECT status, date FROM rm_rectification_updates WHERE rectification = ? AND date <= ? "
-                "ORDER BY position", (id_, day))]
-            status = updates[-1][0] if updates else "open"
-            completed = next((d for st, d in reversed(updates) if st == "completed"), None)
-            is_overdue = due < day and not any(st in ("completed", "cancelled") for st, _ in updates)
-            if overdue and not is_overdue:
-                continue
-            rows.append({"id": id_, "subject": subj, "period": per, "issue": issue, "due": due, "status": status,
-                         "completed": completed, "late": completed is not None and completed > due,
-                         "overdue": is_overdue, "complaint": complaint, "response": response})
-        return rows
-
-    def units(self, as_of: str, unit: str | None = None) -> list[dict[str, Any]]:
-        """Units with their parent and chain of ancestors as of a month."""
-        if (why := periods.month_problem(as_of)):
-            raise CsatError(f"--as-of: {why}")
-        self._catch_up_to_read()
-        org = self.projection.state()[1]
-        names = [unit] if unit is not None else org.units()
-        if unit is not None and not org.history(unit):
-            raise NotFound(f"no unit {unit!r} in the log")
-        out = []
-        for u in names:
-            link = org.link(u, as_of)
-            out.append({"id": u, "name": org.names.get(u), "kind": org.kinds.get(u),
-                        "parent": link.parent if link else None, "since": (link.from_ or None) if link else None,
-                        "chain": org.chain(u, as_of)})
-        return out
-
     def ruleset_list(self) -> list[dict[str, Any]]:
         """The rule sets in use: id, version, title, source and the hooks their plugin implements."""
         return [{"id": rs.id, "version": rs.version, "title": rs.title,
@@ -523,52 +442,6 @@ class Engine:
                  "hooks": list(self.hooks.get(rs.id, ()))}
                 for rs in sorted(self.rulesets.values(), key=lambda r: r.id)]
 
-    def log(self, type: str | None = None, id: str | None = None, after: int = 0, *, subject: str | None = None,
-            period: str | None = None, ruleset: str | None = None, limit: int | None = None,
-            tail: int | None = None) -> Iterator[dict[str, Any]]:
-        """The events of the log with position and recording time, streamed page by page.
-
-        Filters: one ``type``, one ``id``, events about a ``subject``, in a ``period`` (month,
-        quarter or year) or of a ``ruleset``; ``limit`` stops after that many, ``tail`` gives the
-        last that many (in log order).
-        """
-        if type is not None and type not in TAGS and type != "damaged":
-            raise CsatError(f"unknown event type {type!r} (expected one of {', '.join(TAGS)})")
-        months = set(periods.months_of(period)) if period is not None else None
-
-        def wanted(lg: Any) -> bool:
-            ev = lg.event
-            if ev is None:  # a damaged row: shown to anyone listing the log unfiltered, or by type "damaged"
-                return type in (None, "damaged") and id is None and subject is None and months is None \
-                    and ruleset is None
-            return ((type is None or lg.type == type) and (id is None or ev.id == id)
-                    and (subject is None or getattr(ev, "subject", None) == subject)
-                    and (months is None or getattr(ev, "period", None) in months)
-                    and (ruleset is None or getattr(ev, "ruleset", None) == ruleset))
-
-        def row(lg: Any) -> dict[str, Any]:
-            if lg.event is None:
-                return {"position": lg.position, "recorded": None, "type": "damaged", "id": None,
-                        "event": {"damaged": lg.damaged, "key": lg.key}}
-            return {"position": lg.position, "recorded": lg.at, "type": lg.type, "id": lg.event.id,
-                    "event": msgspec.to_builtins(lg.event)}
-
-        if tail is not None:
-            last: list[Any] = []
-            for page in self.store.pages_backwards():
-                last += [lg for lg in page if wanted(lg)]
-                if len(last) >= tail:
-                    break
-            yield from (row(lg) for lg in reversed(last[:tail]))
-            return
-        n = 0
-        for page in self.store.lenient_pages(after):
-            for lg in page:
-                if wanted(lg):
-                    if limit is not None and n >= limit:
-                        return
-                    n += 1
-                    yield row(lg)
 
     def _ruleset(self, ruleset: str) -> RuleSet:
         try:
