@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sqlite3
 
 import click
 
-from csat.engine import Engine
+from csat.engine import Engine, postgres
 from csat.plugins import load_rulesets, make_plugin_manager
 
 DEMO_DB = "csat-demo.db"
@@ -84,11 +85,12 @@ def demo(c, force: bool) -> None:
             click.echo(f"demo database {target}: {report.summary()} from {len(files)} example file(s)\n")
             rows = engine.scores()
             click.echo(render_scores(rows, "table"))
+            shown = shlex.quote(postgres.redacted(target))  # a URL with & must be quoted to paste it
             if featured:
                 ruleset, subject, period, metric = featured
-                click.echo(f"\n$ csat --db {target} explain --ruleset {ruleset} --subject {subject} "
+                click.echo(f"\n$ csat --db {shown} explain --ruleset {ruleset} --subject {subject} "
                            f"--period {period}" + (f" --metric {metric}" if metric else ""))
                 click.echo(explanation_text(engine.explain(ruleset, subject, period, metric)))
-            click.echo(f"\nNext: csat --db {target} scores --period 2026-Q1 --format json, "
-                       f"csat --db {target} log, csat --db {target} explain --help")
+            click.echo(f"\nNext: csat --db {shown} scores --period 2026-Q1 --format json, "
+                       f"csat --db {shown} log, csat --db {shown} explain --help")
     run()
