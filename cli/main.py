@@ -143,9 +143,11 @@ def cli(ctx: click.Context, db: str | None) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Validate only; append nothing.")
 @click.option("--sheet", metavar="NAME", help="The sheet of an .xlsx workbook to read (default: the first).")
+@click.option("--columns", metavar="MAP.toml", type=click.Path(dir_okay=False),
+              help="Sheet headers to column names: a [columns] table of \"header\" = \"column\" lines.")
 @click.pass_obj
 @handles_errors
-def ingest(c: Context, files: tuple[str, ...], dry_run: bool, sheet: str | None) -> None:
+def ingest(c: Context, files: tuple[str, ...], dry_run: bool, sheet: str | None, columns: str | None) -> None:
     """Append the events of FILES to the log, all or nothing.
 
     FILES are JSON Lines, or survey sheets: CSV (UTF-8 or GB18030) or an Excel
@@ -160,11 +162,12 @@ def ingest(c: Context, files: tuple[str, ...], dry_run: bool, sheet: str | None)
       csat ingest responses-2026-03.jsonl corrections.jsonl
       csat ingest --dry-run survey-2026-04.csv
       csat ingest 满意度调查.xlsx --sheet 四月
+      csat ingest 回访记录.csv --columns 回访表头.toml   # [columns] "回访单号" = "id", …
     """
     engine = c.engine(create=True)
     show = ProgressLine("ingest", lines_total=_count_lines(files) if sys.stderr.isatty() else 0)
     try:
-        report = engine.ingest(files, dry_run=dry_run, progress=show, sheet=sheet)
+        report = engine.ingest(files, dry_run=dry_run, progress=show, sheet=sheet, columns=columns)
         for a in report.implicit_adoptions:
             click.echo(f"recorded implicit adoption of the shipped defaults: {a}", err=True)
         if not dry_run and report.appended:

@@ -27,6 +27,7 @@ from .events import Event, ParametersAdopted
 from .explain import explain
 from .ingest import Ingest, IngestReport, dict_lines, file_lines
 from .listings import Listings
+from .readers import column_map
 from .params import read_toml
 from .projection import EXTRAS_DEC, Progress, Projection
 from .readmodel import Org
@@ -122,13 +123,22 @@ class Engine(Listings):
     # -- writing -------------------------------------------------------------------
 
     def ingest(self, paths: Iterable[str | os.PathLike[str]], *, dry_run: bool = False,
-               progress: Callable[[int], None] | None = None, sheet: str | None = None) -> IngestReport:
+               progress: Callable[[int], None] | None = None, sheet: str | None = None,
+               columns: dict[str, str] | str | os.PathLike[str] | None = None) -> IngestReport:
         """Append the events of JSON Lines files and survey sheets (CSV, .xlsx: the first sheet or
-        ``sheet``), all or nothing.
+        ``sheet``), all or nothing. ``columns`` maps sheet headers to column names (a dict, or a
+        TOML file with a ``[columns]`` table).
 
         :raises IngestFailed: with one ``FILE:LINE: message`` per problem; nothing appended.
         """
-        lines, problems = file_lines(paths, sheet)
+        if columns is not None and not isinstance(columns, dict):
+            try:
+                columns = column_map(read_toml(columns), os.fspath(columns))
+            except InvalidParams as e:
+                raise CsatError(e.problems[0]) from None
+            except ValueError as e:
+                raise CsatError(str(e)) from None
+        lines, problems = file_lines(paths, sheet, columns)
         if problems:
             raise IngestFailed(problems)
         return Ingest(self.store, self.rulesets, self.projection).run(lines, dry_run=dry_run, progress=progress)

@@ -428,9 +428,10 @@ class Ingest:
                        f"{rs.id} defaults")
 
 
-def file_lines(paths: Iterable[str | os.PathLike[str]], sheet: str | None = None) -> tuple[Iterator[Line], list[str]]:
-    """Lines of every file (``sheet``: the sheet of each workbook; default its first); unreadable
-    files become problems up front."""
+def file_lines(paths: Iterable[str | os.PathLike[str]], sheet: str | None = None,
+               columns: dict[str, str] | None = None) -> tuple[Iterator[Line], list[str]]:
+    """Lines of every file (``sheet``: the sheet of each workbook, default its first; ``columns``:
+    sheet headers to column names); unreadable files become problems up front."""
     problems = []
     readable = []
     for p in map(os.fspath, paths):
@@ -441,5 +442,5 @@ def file_lines(paths: Iterable[str | os.PathLike[str]], sheet: str | None = None
 
     def gen() -> Iterator[Line]:
         for p in readable:
-            yield from lines_of(p, sheet)
+            yield from lines_of(p, sheet, columns)
     return gen(), problems

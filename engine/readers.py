@@ -43,9 +43,12 @@ ALIASES = {"编号": "id", "规则": "ruleset", "规则集": "ruleset", "月份"
 _PREFIXES = {"原因": "reason:", "理由": "reason:", "角色": "role:"}
 
 
-def column_name(header: str) -> str:
-    """A header cell as the column it names (Chinese aliases resolved)."""
+def column_name(header: str, columns: dict[str, str] | None = None) -> str:
+    """A header cell as the column it names: ``columns`` first (``--columns MAP.toml``), then the
+    Chinese aliases."""
     header = header.strip()
+    if columns and header in columns:
+        return columns[header]
     if header in ALIASES:
         return ALIASES[header]
     for prefix, canonical in _PREFIXES.items():
@@ -162,7 +165,7 @@ def _cell(value: str) -> Any:
     return value
 
 
-def csv_lines(path: str) -> Iterator[Line]:
+def csv_lines(path: str, columns: dict[str, str] | None = None) -> Iterator[Line]:
     """Each data row of a CSV survey sheet as a ``response`` object in the ingest format.
 
     Commas or tabs (Excel's "Unicode Text" is tab-separated UTF-16) are told
@@ -179,16 +182,16 @@ def csv_lines(path: str) -> Iterator[Line]:
     delimiter = "\t" if first.count("\t") > first.count(",") else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        yield from _sheet_rows(path, reader)
+        yield from _sheet_rows(path, reader, columns)
     except csv.Error as e:
         yield path, reader.line_num, f"not a readable CSV row: {e}"
 
 
-def _sheet_rows(path: str, reader: Any) -> Iterator[Line]:
+def _sheet_rows(path: str, reader: Any, columns: dict[str, str] | None = None) -> Iterator[Line]:
     header = next(reader, None)
     if header is None:
         return
-    header = [column_name(h) for h in header]
+    header = [column_name(h, columns) for h in header]
     missing = [c for c in REQUIRED if c not in header]
     blank = [i + 1 for i, h in enumerate(header) if not h]
     twice = sorted({h for h in header if h and header.count(h) > 1})
@@ -246,7 +249,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def xlsx_lines(path: str, sheet: str | None = None) -> Iterator[Line]:
+def xlsx_lines(path: str, sheet: str | None = None, columns: dict[str, str] | None = None) -> Iterator[Line]:
     """Each data row of an Excel workbook's sheet (the first, or ``sheet``) as a ``response``,
     with the same columns as a CSV sheet (openpyxl, read-only: rows are streamed)."""
     try:
@@ -264,19 +267,34 @@ def xlsx_lines(path: str, sheet: str | None = None) -> Iterator[Line]:
             yield path, 1, f"no sheet {sheet!r} (the workbook has {', '.join(book.sheetnames)})"
             return
         ws = book[sheet] if sheet is not None else book.worksheets[0]
-        yield from _sheet_rows(path, _SheetRows(ws.iter_rows(values_only=True)))
+        yield from _sheet_rows(path, _SheetRows(ws.iter_rows(values_only=True)), columns)
     finally:
         book.close()
 
 
-def lines_of(path: str, sheet: str | None = None) -> Iterator[Line]:
+def column_map(data: Any, source: str) -> dict[str, str]:
+    """``--columns MAP.toml`` as ``{sheet header: column}``: a ``[columns]`` table whose values are
+    column names as a sheet would have them (``id``, ``subject``, ``reason:quality``, an item id).
+
+    :raises ValueError: one message naming the file and the key.
+    """
+    table = data.get("columns") if isinstance(data, dict) else None
+    if not isinstance(table, dict) or not table:
+        raise ValueError(f"{source}: expected a [columns] table of \"sheet header\" = \"column\" lines")
+    for header, column in table.items():
+        if not isinstance(column, str) or not column.strip():
+            raise ValueError(f"{source}: key `columns.{header}`: expected a column name (text), got {column!r}")
+    return {h.strip(): c.strip() for h, c in table.items()}
+
+
+def lines_of(path: str, sheet: str | None = None, columns: dict[str, str] | None = None) -> Iterator[Line]:
     """The reader for a file, by its extension (``.csv``: a survey sheet; ``.xlsx``/``.xlsm``: a
     workbook's sheet; ``.xls``: refused with what to do; anything else: JSON Lines)."""
     ext = os.path.splitext(path)[1].lower()
     if ext == ".csv":
-        return csv_lines(path)
+        return csv_lines(path, columns)
     if ext in (".xlsx", ".xlsm"):
-        return xlsx_lines(path, sheet)
+        return xlsx_lines(path, sheet, columns)
     if ext == ".xls":
         return iter([(path, 1, f"the old .xls format is not read: save it as .xlsx, or {_SAVE_AS}")])
     return jsonl_lines(path)

@@ -96,3 +96,26 @@ def test_item_columns_may_be_headed_by_their_labels(cli, tmp_path):
     a, b = cli.json("log", "--id", "a1")[0]["event"], cli.json("log", "--id", "b1")[0]["event"]
     assert a["answers"] == b["answers"] and a["reasons"] == b["reasons"] == {"price": "贵"}
     assert cli("ingest", str(by_label)).stdout.startswith("0 appended, 1 already present")  # idempotent
+
+
+def test_a_column_map_names_any_headers(cli, tmp_path):
+    """--columns MAP.toml: a quality office's own headers, mapped once."""
+    sheet = tmp_path / "own.csv"
+    sheet.write_text("回访单号,考核表,考核月,车间,打分人,态度,响应,方案,响应原因\n"
+                     + "".join(r.replace("p", "m", 1) for r in ROWS[:2]).replace(",\n", "\n").replace(",,\n", ",\n"),
+                     encoding="utf-8")
+    mapping = tmp_path / "map.toml"
+    mapping.write_text('[columns]\n"回访单号" = "id"\n"考核表" = "ruleset"\n"考核月" = "period"\n"车间" = "subject"\n'
+                       '"打分人" = "rater"\n"态度" = "attitude"\n"响应" = "response"\n"方案" = "solution"\n'
+                       '"响应原因" = "reason:response"\n', encoding="utf-8")
+    english = tmp_path / "en.csv"
+    english.write_text(HEADER + "".join(ROWS[:2]), encoding="utf-8")
+    cli("ingest", str(english))
+    cli("ingest", str(sheet), "--columns", str(mapping))
+    a, b = cli.json("log", "--id", "p1")[0]["event"], cli.json("log", "--id", "m1")[0]["event"]
+    assert {k: v for k, v in a.items() if k not in ("id", "comment")} == \
+        {k: v for k, v in b.items() if k not in ("id", "comment")}
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[columns]\n"打分人" = 3\n', encoding="utf-8")
+    err = cli("ingest", str(sheet), "--columns", str(bad), expect=1).stderr
+    assert err.strip() == f"csat: {bad}: key `columns.打分人`: expected a column name (text), got 3"
