@@ -14,7 +14,6 @@ import click
 from csat.engine import CsatError, Engine, IngestFailed, default_target
 from csat.engine.api import DB_ENV
 from csat.engine.periods import valid_as_of
-from csat.engine.postgres import store_error
 from csat.engine.store import sqlite_message
 
 from .output import (columns_of, emit, event_summary, explanation_text, file_options, format_option, render,
@@ -83,11 +82,6 @@ def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(1)
         except OSError as e:
             fail(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "))
-        except Exception as e:
-            lost = store_error(c_db(args), e)  # a PostgreSQL error from outside the seam's wrapping
-            if lost is None:
-                raise
-            fail(str(lost))
     return wrapper
 
 

@@ -132,12 +132,15 @@ def render(rows: Sequence[dict[str, Any]], fmt: str, first: Sequence[str] = (), 
     return table(rows, cols)
 
 
-def _csv_value(value: Any) -> Any:
+def flat(value: Any) -> Any:
+    """A cell's value for a sheet: nested values (a distribution, a list of ids) as JSON text."""
     if isinstance(value, (dict, list)):
         return _JSON.encode(value).decode()
-    if value is None:
-        return ""
     return value
+
+
+def _csv_value(value: Any) -> Any:
+    return "" if value is None else flat(value)
 
 
 def render_stream(rows: Iterable[dict[str, Any]], fmt: str, emit: Callable[[str], None], columns: Sequence[str],

@@ -2,7 +2,6 @@
 charts inlined as SVG; no script, font or style from the network), printable on A4."""
 from __future__ import annotations
 
-from decimal import Decimal
 from importlib import resources
 from typing import Any
 
@@ -56,7 +55,7 @@ def render_report(data: dict[str, Any]) -> str:
         section["grades_svg"] = _grades_svg(pygal, section)
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = env.from_string(resources.files("csat.cli").joinpath("templates/report.html").read_text("utf-8"))
-    return template.render(r=data, Decimal=Decimal)
+    return template.render(r=data)
 
 
 @cli.command()

@@ -3,22 +3,11 @@ as numbers (exact decimals are written as numbers, not text), nested values as J
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
-
-import msgspec
 
 from csat.engine import CsatError
 
-_JSON = msgspec.json.Encoder(decimal_format="number")
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, (dict, list)):
-        return _JSON.encode(value).decode()
-    if isinstance(value, Decimal):
-        return value  # openpyxl writes a Decimal as a number
-    return value
+from .output import flat
 
 
 def write_xlsx(rows: Sequence[dict[str, Any]], columns: Sequence[str], path: str, title: str) -> None:
@@ -35,7 +24,7 @@ def write_xlsx(rows: Sequence[dict[str, Any]], columns: Sequence[str], path: str
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for r in rows:
-        sheet.append([_cell(r.get(c)) for c in columns])
+        sheet.append([flat(r.get(c)) for c in columns])  # a Decimal stays a number
     sheet.freeze_panes = "A2"
     for i, name in enumerate(columns, 1):  # wide enough for the header and a typical value
         width = max([len(str(name))] + [len(str(r.get(name) or "")) for r in rows[:200]])

@@ -174,17 +174,19 @@ class Engine(Listings):
         :raises StoreError: target not empty, source not verifying, or the copy not ending on the
             source's head — nothing written; or the rebuild refused (the log is copied).
         """
-        new_file = not postgres.is_postgres(os.fspath(target)) and not os.path.exists(target)
+        path = os.fspath(target)
+        new_file = not postgres.is_postgres(path) and not os.path.exists(path)
+        other = Engine(Store(path), self.rulesets.values(), self.sources, self.hooks)
         try:
-            with Engine(Store(target), self.rulesets.values(), self.sources, self.hooks) as other:
-                copied = transfer.copy_log(self.store, other.store, progress)
+            copied = transfer.copy_log(self.store, other.store, progress)
         except BaseException:
+            other.close()
             if new_file:  # nothing was copied: leave no empty store behind
                 for suffix in ("", "-wal", "-shm"):
                     with contextlib.suppress(OSError):
-                        os.remove(f"{os.fspath(target)}{suffix}")
+                        os.remove(f"{path}{suffix}")
             raise
-        with Engine(Store(target), self.rulesets.values(), self.sources, self.hooks) as other:
+        with other:
             rebuilt = other.rebuild(rebuild_progress)
         return {"events": copied.events, "head_position": copied.head_position, "head_hash": copied.head_hash,
                 "rebuilt": rebuilt}
@@ -219,10 +221,9 @@ class Engine(Listings):
 
     def _views(self, ruleset: str | None, period: str | None, subject: str | None, metric: str | None,
                unit: str | None, vs: str | None, conn: Any) -> list[dict[str, Any]]:
-        rows = scoreviews.with_names(self._score_rows(ruleset, period, subject, metric, conn),
-                                     scoreviews.Names.load(conn))
+        org = Org.load(conn)
+        rows = scoreviews.with_names(self._score_rows(ruleset, period, subject, metric, conn), org)
         if unit is not None:
-            org = Org.load(conn)
             if not org.history(unit):
                 raise NotFound(f"no unit {unit!r} in the log (csat units lists them)")
             rows = scoreviews.under(rows, org, unit)
@@ -433,7 +434,7 @@ class Engine(Listings):
     @staticmethod
     def _named(out: dict[str, Any], conn: Any) -> dict[str, Any]:
         """An explanation with ``subject_name`` after ``subject``, as score rows have it."""
-        return scoreviews.with_names([out], scoreviews.Names.load(conn))[0]
+        return scoreviews.with_names([out], Org.load(conn))[0]
 
     def _keep_explanation(self, ruleset: str, period: str, subject: str, metric: str | None, tracked: int,
                           out: dict[str, Any]) -> None:

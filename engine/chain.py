@@ -42,8 +42,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from .errors import LogDamaged
-from .postgres import PgIntegrityError
+from .errors import LogDamaged, PgIntegrityError
 
 GENESIS = hashlib.sha256(b"csat event log, hash chain v1").digest()
 PREFIX = "sha256:"
@@ -106,8 +105,8 @@ TABLE = "event_hashes"
 CREATE = f"CREATE TABLE IF NOT EXISTS {TABLE} (position INTEGER PRIMARY KEY, hash BLOB NOT NULL)"
 #: a row as the chain hashes it: position, head (key ‖ 0x1F ‖ topic, as bytes), state, stored hash.
 #: The head is put together by SQLite: a text column changed by hand to something else still hashes.
-_HEAD = "CAST(s.originator_id || char(31) || s.topic AS BLOB)"
-ROWS = f"SELECT s.rowid, {_HEAD}, s.state, h.hash FROM stored_events s LEFT JOIN {TABLE} h ON h.position = s.rowid"
+HEAD = "CAST(s.originator_id || char(31) || s.topic AS BLOB)"
+ROWS = f"SELECT s.rowid, {HEAD}, s.state, h.hash FROM stored_events s LEFT JOIN {TABLE} h ON h.position = s.rowid"
 
 
 def hash_at(conn: sqlite3.Connection, position: int) -> bytes | None:
@@ -128,7 +127,7 @@ def seal(conn: sqlite3.Connection, after: int, page: int = 20_000) -> int:
     while True:  # in pages: a large ingest never holds its whole batch of states at once
         rows = []
         for position, head_bytes, state in conn.execute(
-                f"SELECT s.rowid, {_HEAD}, s.state FROM stored_events s WHERE s.rowid > ? ORDER BY s.rowid LIMIT ?",
+                f"SELECT s.rowid, {HEAD}, s.state FROM stored_events s WHERE s.rowid > ? ORDER BY s.rowid LIMIT ?",
                 (done, page)).fetchall():
             if position != done + len(rows) + 1:
                 raise LogDamaged(done + len(rows) + 1, "an appended event did not get the next position")
@@ -205,7 +204,7 @@ def _walk(conn: sqlite3.Connection, decode: Callable[[bytes], object], after: in
     join, sha, pack_q, pack_i = b"".join, _sha256, _POSITION.pack, _LENGTH.pack
     done = after
     while found is None:  # page by page (keyset): on PostgreSQL a plain cursor would hold all its rows
-        rows = conn.execute(f"SELECT s.rowid, {_HEAD}, s.state FROM stored_events s WHERE s.rowid > ? "
+        rows = conn.execute(f"SELECT s.rowid, {HEAD}, s.state FROM stored_events s WHERE s.rowid > ? "
                             "AND s.rowid <= ? ORDER BY s.rowid LIMIT ?", (done, upto, page)).fetchall()
         if not rows:
             break

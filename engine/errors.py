@@ -68,3 +68,7 @@ class LogDamaged(StoreError):
         self.position, self.problem = position, problem
         super().__init__(f"the log does not chain at position {position}: {problem}; nothing from there on is "
                          "scored (csat verify checks the whole log)")
+
+
+class PgIntegrityError(StoreError):
+    """A PostgreSQL constraint refused a write (the counterpart of ``sqlite3.IntegrityError``)."""

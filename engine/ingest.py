@@ -25,7 +25,7 @@ from .events import (ComplaintClosed, ComplaintFiled, Event, ParametersAdopted, 
                      decode_line, natural_key, same_event)
 from .guard import guarded
 from .projection import Projection
-from .readers import Line, lines_of
+from .readers import Line, is_sheet, lines_of
 from .readmodel import load_states
 from .params import merge
 from .ruleset import RuleSet
@@ -138,9 +138,10 @@ class Ingest:
         self.known = {k: lg.event for k, lg in self.store.get(sorted(keys)).items()}
         self.pending: list[Recorded] = []
         self.pending_keys: list[str] = []
+        sheets = {source for source in {source for source, _, _ in chunk} if is_sheet(source)}
         for (source, number, ev), key in zip(chunk, natural):
-            if type(ev).__struct_config__.tag == "response" and ev.ruleset in self.rulesets:
-                ev = self._item_ids(ev)
+            if source in sheets and type(ev).__struct_config__.tag == "response" and ev.ruleset in self.rulesets:
+                ev = self._item_ids(ev)  # a sheet's item columns may be headed by their labels
             if isinstance(ev, ParametersAdopted):
                 try:
                     if key in self.known:  # a re-sent adoption: the same if it changes nothing stored
@@ -387,8 +388,8 @@ class Ingest:
         return row[0] if row else None
 
     def _item_ids(self, ev: ResponseRecorded) -> ResponseRecorded:
-        """A response whose answers (and reasons) name items by their label (产品质量, as a sheet's
-        column may) with the item ids of the parameters in force; any other response as it is."""
+        """A sheet's response whose answers (and reasons) name items by their label (产品质量) with
+        the item ids of the parameters in force; any other response as it is."""
         adoption = self.adoptions.in_force(ev.ruleset, ev.period)
         cache_key = (ev.ruleset, adoption.id if adoption else None)
         labels = self._labels.get(cache_key)

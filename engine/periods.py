@@ -74,6 +74,25 @@ def next_month(month: str) -> str:
     return f"{y + m // 12:04d}-{m % 12 + 1:02d}"
 
 
+def previous(period: str) -> str:
+    """The period before, of the same kind: last month, last quarter, last year."""
+    k = kind(period)
+    year = int(period[:4])
+    if k == "month":
+        month = int(period[5:])
+        return f"{year - 1:04d}-12" if month == 1 else f"{year:04d}-{month - 1:02d}"
+    if k == "quarter":
+        q = int(period[-1])
+        return f"{year - 1:04d}-Q4" if q == 1 else f"{year:04d}-Q{q - 1}"
+    return f"{year - 1:04d}"
+
+
+def last_day(period: str) -> str:
+    """The period's last day, ``YYYY-MM-DD``."""
+    nxt = next_month(months_of(period)[-1])
+    return (_dt.date(int(nxt[:4]), int(nxt[5:]), 1) - _dt.timedelta(days=1)).isoformat()
+
+
 def consecutive(earlier: str, later: str) -> bool:
     """True when ``later`` is the calendar month right after ``earlier``."""
     return next_month(earlier) == later

@@ -28,10 +28,11 @@ import contextlib
 import functools
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from .errors import StoreError
+from . import chain
+from .errors import PgIntegrityError, StoreError
 
 PREFIXES = ("postgresql://", "postgres://")
 #: the advisory lock that is the store's write lock (an arbitrary constant: "csat" in ASCII)
@@ -49,10 +50,6 @@ def redacted(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()
-
-
-class PgIntegrityError(StoreError):
-    """A PostgreSQL constraint refused a write (the counterpart of ``sqlite3.IntegrityError``)."""
 
 
 class PgDuplicateObject(StoreError):
@@ -77,14 +74,6 @@ def _failed(url: str, e: Exception) -> StoreError:
     return StoreError(f"PostgreSQL store {redacted(url)}: {first}")
 
 
-def store_error(url: str, e: BaseException) -> StoreError | None:
-    """A psycopg error raised outside the seam's own wrapping (e.g. the server gone between two
-    statements) as the one-line StoreError; None for anything else."""
-    if type(e).__module__.split(".")[0] != "psycopg":
-        return None
-    return _failed(url, e)  # type: ignore[arg-type]
-
-
 @contextlib.contextmanager
 def _errors(url: str) -> Iterator[None]:
     psycopg = _psycopg()
@@ -107,7 +96,34 @@ _OR_REPLACE = re.compile(r"^\s*INSERT\s+OR\s+REPLACE\s+INTO\s+\[?(\w+)\]?\s*(\((
 _ROWID = re.compile(r"\browid\b")
 #: rows per multi-row INSERT statement (PostgreSQL takes at most 65,535 parameters per statement)
 ROWS_PER_INSERT = 1000
-_HEAD = "CAST(s.originator_id || char(31) || s.topic AS BLOB)"
+
+
+def _seam_connection(url: str) -> type:
+    """psycopg's connection whose cursors (and so its ``execute``) fail as the seam's StoreError
+    when the connection itself is gone."""
+    psycopg = _psycopg()
+
+    class SeamConnection(psycopg.Connection):  # type: ignore[misc, name-defined]
+        def cursor(self, *args: Any, **kwargs: Any) -> Any:
+            with _errors(url):
+                return super().cursor(*args, **kwargs)
+    return SeamConnection
+
+
+def _seam_cursor(url: str) -> type:
+    """psycopg's cursor whose every statement fails as the seam's one-line StoreError (the server
+    gone, a lock timeout, a constraint): no psycopg error leaves a PostgreSQL store."""
+    psycopg = _psycopg()
+
+    class SeamCursor(psycopg.Cursor):  # type: ignore[misc, name-defined]
+        def execute(self, *args: Any, **kwargs: Any) -> Any:
+            with _errors(url):
+                return super().execute(*args, **kwargs)
+
+        def executemany(self, *args: Any, **kwargs: Any) -> Any:
+            with _errors(url):
+                return super().executemany(*args, **kwargs)
+    return SeamCursor
 
 
 class PgCursor:
@@ -117,8 +133,7 @@ class PgCursor:
         self._owner, self._cursor = owner, cursor
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> "PgCursor":
-        with _errors(self._owner.url):
-            self._cursor.execute(self._owner.translate(sql), _params(args))
+        self._cursor.execute(self._owner.translate(sql), _params(args))
         return self
 
     def fetchone(self) -> Any:
@@ -155,7 +170,7 @@ class PgConnection:
         psycopg = _psycopg()
         self.url = url
         try:
-            self.raw = psycopg.connect(url, autocommit=True)
+            self.raw = _seam_connection(url).connect(url, autocommit=True, cursor_factory=_seam_cursor(url))
         except psycopg.Error as e:
             raise StoreError(f"cannot connect to {redacted(url)}: {str(e).strip().splitlines()[0]}") from None
         self.raw.execute(f"SET lock_timeout = '{int(lock_timeout * 1000)}ms'")
@@ -165,16 +180,16 @@ class PgConnection:
 
     @property
     def in_transaction(self) -> bool:
-        from psycopg.pq import TransactionStatus
-        return self.raw.info.transaction_status != TransactionStatus.IDLE
+        from psycopg.pq import TransactionStatus  # a lost connection (UNKNOWN) has none to end
+        return self.raw.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR,
+                                                     TransactionStatus.ACTIVE)
 
     def execute(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> PgCursor:
         head = sql.lstrip()[:16].upper()
         if head.startswith("BEGIN IMMEDIATE"):
             self.raw.execute("BEGIN")
             try:
-                with _errors(self.url):
-                    self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             except StoreError:
                 self.raw.execute("ROLLBACK")
                 raise
@@ -195,7 +210,7 @@ class PgConnection:
         if not batch:
             return
         plan = self._bulk(sql)
-        with self.raw.cursor() as cur, _errors(self.url):
+        with self.raw.cursor() as cur, _errors(self.url):  # (for COPY, whose errors come at its end)
             if plan is None:
                 cur.executemany(self.translate(sql), [_params(r) for r in batch])
                 return
@@ -224,9 +239,9 @@ class PgConnection:
         items = [x.strip() for x in m.group(4).split(",")]
         if any(x != "%s" for x in items):
             return None
-        columns = ([c.strip().strip('"') for c in m.group(3).split(",")] if m.group(3)
-                   else self.table_shape(table)[0])
-        types = self.column_types(table)
+        shape = self.table_shape(table)
+        columns = [c.strip().strip('"') for c in m.group(3).split(",")] if m.group(3) else shape.columns
+        types = shape.types
         if len(columns) != len(items) or any(c not in types for c in columns):
             return None
         key = None
@@ -243,12 +258,6 @@ class PgConnection:
         copy = f'COPY "{table}" ({quoted}) FROM STDIN' if not suffix.strip() else None
         return f"{head} SELECT * FROM unnest({arrays}){suffix}", key, copy
 
-    def column_types(self, table: str) -> dict[str, str]:
-        """A table's column types as SQL (``text``, ``bigint``, …), as the search path resolves it."""
-        return dict(self.raw.execute(
-            "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = to_regclass(%s) "
-            "AND attnum > 0 AND NOT attisdropped", (table,)).fetchall())
-
     def cursor(self) -> PgCursor:
         return PgCursor(self, self.raw.cursor())
 
@@ -258,8 +267,7 @@ class PgConnection:
         transaction goes on (psycopg's errors become the seam's)."""
         self.raw.execute("SAVEPOINT csat_step")
         try:
-            with _errors(self.url):
-                yield
+            yield
         except BaseException:
             self.raw.execute("ROLLBACK TO SAVEPOINT csat_step")
             raise
@@ -293,13 +301,13 @@ class PgConnection:
             suffix = " ON CONFLICT DO NOTHING"
         elif (m := _OR_REPLACE.match(s)):
             table = m.group(1)
-            columns, key = self.table_shape(table)
+            columns, key, _ = self.table_shape(table)
             named = [c.strip().strip("[]\"") for c in m.group(3).split(",")] if m.group(3) else columns
             s = "INSERT INTO " + s[m.start(1) - (1 if s[m.start(1) - 1] == "[" else 0):]
             update = [c for c in named if c not in key]
             suffix = (f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
                       + ", ".join(f"{c} = EXCLUDED.{c}" for c in update)) if update else " ON CONFLICT DO NOTHING"
-        s = s.replace(_HEAD, "convert_to(s.originator_id || chr(31) || s.topic, 'UTF8')")
+        s = s.replace(chain.HEAD, "convert_to(s.originator_id || chr(31) || s.topic, 'UTF8')")
         if "stored_events" in s:
             s = _ROWID.sub("notification_id", s)
         s = s.replace("group_concat(", "string_agg(")
@@ -308,20 +316,27 @@ class PgConnection:
         s = s.replace("[", '"').replace("]", '"') if upper.startswith(("CREATE", "DELETE", "INSERT")) else s
         return (s + suffix).replace("%", "%%").replace("?", "%s")
 
-    def table_shape(self, table: str) -> tuple[list[str], list[str]]:
-        """A table's columns in order and its primary key, as the search path resolves it."""
+    def table_shape(self, table: str) -> "Shape":
+        """A table's columns in order, its primary key and its column types, as the search path
+        resolves it (read from the catalogue once per table)."""
         shape = self._tables.get(table)
         if shape is None:
-            columns = [r[0] for r in self.raw.execute(
-                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
-                "AND NOT attisdropped ORDER BY attnum", (table,))]
+            typed = self.raw.execute(
+                "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                "AND attnum > 0 AND NOT attisdropped ORDER BY attnum", (table,)).fetchall()
             key = [r[0] for r in self.raw.execute(
                 "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
                 "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = to_regclass(%s) AND i.indisprimary", (table,))]
-            if not columns:
+            if not typed:
                 raise StoreError(f"no table {table} in the PostgreSQL store")
-            shape = self._tables[table] = (columns, key)
+            shape = self._tables[table] = Shape([c for c, _ in typed], key, dict(typed))
         return shape
+
+
+class Shape(NamedTuple):
+    columns: list[str]
+    key: list[str]
+    types: dict[str, str]
 
 
 _TYPES = {str: 'TEXT COLLATE "C"', int: "BIGINT", bytes: "BYTEA", float: "DOUBLE PRECISION"}
@@ -376,13 +391,8 @@ class PgDatabase:
     @contextlib.contextmanager
     def atomic(self) -> Iterator[None]:
         if self.conn.in_transaction:
-            self.conn.raw.execute("SAVEPOINT csat_atomic")
-            try:
+            with self.conn.savepoint():
                 yield
-            except BaseException:
-                self.conn.raw.execute("ROLLBACK TO SAVEPOINT csat_atomic")
-                raise
-            self.conn.raw.execute("RELEASE SAVEPOINT csat_atomic")
         else:
             with self.conn.raw.transaction():
                 yield

@@ -272,6 +272,14 @@ def xlsx_lines(path: str, sheet: str | None = None, columns: dict[str, str] | No
         book.close()
 
 
+WORKBOOKS = (".xlsx", ".xlsm")
+
+
+def is_sheet(path: str) -> bool:
+    """Is ``path`` read as a survey sheet (its item columns may be headed by item labels)?"""
+    return path.lower().endswith((".csv", *WORKBOOKS))
+
+
 def column_map(data: Any, source: str) -> dict[str, str]:
     """``--columns MAP.toml`` as ``{sheet header: column}``: a ``[columns]`` table whose values are
     column names as a sheet would have them (``id``, ``subject``, ``reason:quality``, an item id).
@@ -293,7 +301,7 @@ def lines_of(path: str, sheet: str | None = None, columns: dict[str, str] | None
     ext = os.path.splitext(path)[1].lower()
     if ext == ".csv":
         return csv_lines(path, columns)
-    if ext in (".xlsx", ".xlsm"):
+    if ext in WORKBOOKS:
         return xlsx_lines(path, sheet, columns)
     if ext == ".xls":
         return iter([(path, 1, f"the old .xls format is not read: save it as .xlsx, or {_SAVE_AS}")])

@@ -250,7 +250,8 @@ class Org:
     def __init__(self) -> None:
         self._links: dict[str, list[Link]] = {}
         self.kinds: dict[str, str | None] = {}
-        self.names: dict[str, str | None] = {}
+        self.names: dict[str, str | None] = {}  #: the name each unit was last declared with
+        self._named: dict[str, list[tuple[str, str]]] = {}  # unit -> (from, name), by from
 
     @classmethod
     def load(cls, conn: sqlite3.Connection) -> "Org":
@@ -270,13 +271,32 @@ class Org:
             self.kinds[id_] = kind
         if name is not None:
             self.names[id_] = name
+            named = [x for x in self._named.get(id_, []) if x[0] != from_]
+            named.append((from_, name))
+            named.sort(key=lambda x: x[0])
+            self._named[id_] = named
 
     def copy(self) -> "Org":
         other = Org()
         other._links = {k: list(v) for k, v in self._links.items()}
         other.kinds = dict(self.kinds)
         other.names = dict(self.names)
+        other._named = {k: list(v) for k, v in self._named.items()}
         return other
+
+    def name(self, unit: str, month: str) -> str | None:
+        """The unit's name in ``month``: the latest one given from that month or before (a renamed
+        department shows its old name in the months before the rename), else the first it was
+        ever given (a subject scored before its unit was declared)."""
+        named = self._named.get(unit)
+        if not named:
+            return None
+        found = named[0][1]
+        for from_, name in named:
+            if from_ > month:
+                break
+            found = name
+        return found
 
     def units(self) -> list[str]:
         return sorted(self._links)

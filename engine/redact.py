@@ -22,6 +22,7 @@ class Pseudonyms:
         self._of: dict[tuple[str, str], str] = {}
         self._counts: dict[str, int] = {}
         self._pattern: re.Pattern[str] | None = None
+        self._by_name: dict[str, str] = {}  # a name as met in text -> its (first) pseudonym
 
     def of(self, kind: str, value: str) -> str:
         found = self._of.get((kind, value))
@@ -38,6 +39,10 @@ class Pseudonyms:
             if isinstance(out.get(field), str) and out[field]:
                 out[field] = self.of(kind, out[field])
         return out
+
+    def steps(self, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """An explanation's steps with the names met so far replaced in labels and formulas."""
+        return [{**s, "label": self.text(s["label"]), "formula": self.text(s["formula"])} for s in steps]
 
     def text(self, text: str) -> str:
         """``text`` with every name met so far replaced where it stands as a token (letters and
@@ -61,6 +66,4 @@ def explanation(x: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, An
     names = Pseudonyms()
     for ev in events:
         names.event(ev)
-    out = dict(x)
-    out["steps"] = [{**s, "label": names.text(s["label"]), "formula": names.text(s["formula"])} for s in x["steps"]]
-    return out
+    return {**x, "steps": names.steps(x["steps"])}

@@ -20,33 +20,20 @@ TREND_EACH_END = 5
 STEPS_SHOWN = 12
 
 
-def previous(period: str) -> str:
-    """The period before: last month, last quarter, last year."""
-    k = periods.kind(period)
-    year = int(period[:4])
-    if k == "month":
-        month = int(period[5:])
-        return f"{year - 1:04d}-12" if month == 1 else f"{year:04d}-{month - 1:02d}"
-    if k == "quarter":
-        q = int(period[-1])
-        return f"{year - 1:04d}-Q4" if q == 1 else f"{year:04d}-Q{q - 1}"
-    return f"{year - 1:04d}"
-
-
 def report_data(engine: Any, period: str, ruleset: str | None = None, under: str | None = None,
                 min_responses: int = 0) -> dict[str, Any]:
     """The report of ``period`` (see the module). A figure from fewer than ``min_responses``
     responses is marked ``hidden`` (shown as "—"), so a small group's raters cannot be singled out."""
     periods.kind(period)
-    rows = engine.scores(ruleset=ruleset, period=period, under=under, vs=previous(period))
+    before = periods.previous(period)
+    rows = engine.scores(ruleset=ruleset, period=period, under=under, vs=before)
     if not rows:
         raise CsatError(f"no scores for {period}" + (f" in {ruleset}" if ruleset else "")
                         + (f" under {under}" if under else ""))
-    names = Pseudonyms()  # one output: the same rater is the same pseudonym in every table of the report
-    for e in engine.log(type="response", period=period, ruleset=ruleset):
-        names.event(e["event"])
-    year = period[:4]
-    months = [m for m in periods.months_of(year)]
+    names, written = _responses(engine, period, ruleset)
+    months = periods.months_of(period[:4])
+    in_year = [r for r in engine.scores(ruleset=ruleset, under=under)
+               if r["period"] in months and r["responses"] >= min_responses]
     sections = []
     for rs in dict.fromkeys(r["ruleset"] for r in rows):
         mine = [r for r in rows if r["ruleset"] == rs]
@@ -55,54 +42,53 @@ def report_data(engine: Any, period: str, ruleset: str | None = None, under: str
         ranking = sorted(mine, key=lambda r: (r["metric"], r["hidden"], -(r["score"] or 0), r["subject"]))
         shown = [r for r in ranking if not r["hidden"]]
         ends = {r["subject"] for r in shown[:TREND_EACH_END]} | {r["subject"] for r in shown[-TREND_EACH_END:]}
-        yearly = engine.scores(ruleset=rs, period=None, under=under)
         trend: dict[str, dict[str, Any]] = {}
-        for r in yearly:
-            if r["period"] in months and r["subject"] in ends and r["responses"] >= min_responses:
-                series = trend.setdefault(f"{r['subject_name'] or r['subject']} · {r['metric']}", {})
-                series[r["period"]] = r["score"]
+        for r in in_year:
+            if r["ruleset"] == rs and r["subject"] in ends:
+                trend.setdefault(f"{r['subject_name'] or r['subject']} · {r['metric']}", {})[r["period"]] = r["score"]
         grades = Counter(r["grade_label"] or r["grade"] for r in shown if r["grade"] is not None)
         explanations = {}
-        for r in ranking:
-            if not r["hidden"]:
-                x = engine.explain(rs, r["subject"], period, r["metric"])
-                steps = x["steps"][-STEPS_SHOWN:]
-                explanations[(r["subject"], r["metric"])] = {
-                    "steps": [{**st, "label": names.text(st["label"]), "formula": names.text(st["formula"])}
-                              for st in steps],
-                    "more": len(x["steps"]) - len(steps), "events": len(x["events"])}
+        for r in shown:
+            steps = engine.explain(rs, r["subject"], period, r["metric"])
+            kept = steps["steps"][-STEPS_SHOWN:]
+            explanations[(r["subject"], r["metric"])] = {
+                "steps": names.steps(kept), "more": len(steps["steps"]) - len(kept), "events": len(steps["events"])}
         sections.append({"ruleset": rs, "ranking": ranking, "trend": trend, "months": months,
                          "grades": dict(grades), "explanations": explanations,
-                         "reasons": _reasons(engine, rs, period, mine, names)})
+                         "reasons": _reasons(written.get(rs, []), mine, names)})
     cases = [c for c in engine.complaints(period=period) if ruleset in (None, c["ruleset"])]
-    end = _last_day(period)
-    rectifications = [r for r in engine.rectifications(as_of=end) if r["period"] <= periods.months_of(period)[-1]]
+    # as of the period's last day: rectifications raised after it are not there yet
+    rectifications = engine.rectifications(as_of=periods.last_day(period))
     position, head = engine.head()
     adoptions = [{"ruleset": e["event"]["ruleset"], "id": e["id"], "from": e["event"]["from"],
                   "position": e["position"]} for e in engine.log(type="adoption")]
-    return {"period": period, "previous": previous(period), "under": under, "min_responses": min_responses,
+    return {"period": period, "previous": before, "under": under, "min_responses": min_responses,
             "sections": sections, "complaints": cases,
             "rectifications": [r for r in rectifications if r["overdue"] or r["late"] or r["status"] == "open"],
             "log_position": position, "log_head": head, "adoptions": adoptions}
 
 
-def _last_day(period: str) -> str:
-    month = periods.months_of(period)[-1]
-    nxt = periods.next_month(month)
-    import datetime as dt
-    return (dt.date(int(nxt[:4]), int(nxt[5:]), 1) - dt.timedelta(days=1)).isoformat()
+def _responses(engine: Any, period: str, ruleset: str | None) -> tuple[Pseudonyms, dict[str, list[dict]]]:
+    """One pass over the period's responses: every rater and respondent gets their pseudonym
+    (one output: the same person is the same pseudonym in every table of the report), and the
+    responses that carry a reason or a comment are kept, by rule set."""
+    names = Pseudonyms()
+    written: dict[str, list[dict]] = {}
+    for e in engine.log(type="response", period=period, ruleset=ruleset):
+        ev = names.event(e["event"])
+        if ev.get("reasons") or ev.get("comment"):
+            written.setdefault(ev["ruleset"], []).append(ev)
+    return names, written
 
 
-def _reasons(engine: Any, ruleset: str, period: str, rows: list[dict[str, Any]],
-             names: Pseudonyms) -> list[dict[str, Any]]:
+def _reasons(written: list[dict[str, Any]], rows: list[dict[str, Any]], names: Pseudonyms) -> list[dict[str, Any]]:
     """The reasons and comments written in the period's responses, verbatim, with the subject
     and the item — never the rater or respondent (a name written into the text itself becomes
     its pseudonym); none for a subject whose figures are hidden."""
     visible = {r["subject"] for r in rows if not r["hidden"]}
     named = {r["subject"]: r["subject_name"] for r in rows}
     out = []
-    for e in engine.log(type="response", period=period, ruleset=ruleset):
-        ev = e["event"]
+    for ev in written:
         if ev.get("subject") not in visible:
             continue
         for item, reason in sorted((ev.get("reasons") or {}).items()):

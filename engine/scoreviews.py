@@ -3,7 +3,6 @@ another. Pure functions over the rows :meth:`csat.engine.Engine.scores` returns 
 (``rm_units``); nothing here is stored."""
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from . import periods
@@ -16,37 +15,7 @@ def last_month(period: str) -> str:
     return periods.months_of(period)[-1]
 
 
-class Names:
-    """Unit names as of a month: the name given by the latest ``unit`` event in force then (a
-    renamed department shows its old name in the months before the rename), else the first name
-    it was ever given (a subject scored before its unit was declared)."""
-
-    def __init__(self, rows: Iterable[tuple[str, str, str | None]]):
-        self._names: dict[str, list[tuple[str, str]]] = {}
-        for unit, from_, name in rows:
-            if name:
-                self._names.setdefault(unit, []).append((from_ or "", name))
-        for lst in self._names.values():
-            lst.sort(key=lambda x: x[0])
-
-    @classmethod
-    def load(cls, conn: Any) -> "Names":
-        return cls(conn.execute("SELECT id, from_, name FROM rm_units WHERE name IS NOT NULL ORDER BY position"))
-
-    def at(self, unit: str, month: str) -> str | None:
-        lst = self._names.get(unit)
-        if not lst:
-            return None
-        found = lst[0][1]
-        for from_, name in lst:
-            if from_ <= month:
-                found = name
-            else:
-                break
-        return found
-
-
-def with_names(rows: list[dict[str, Any]], names: Names) -> list[dict[str, Any]]:
+def with_names(rows: list[dict[str, Any]], org: Org) -> list[dict[str, Any]]:
     """Each row with ``subject_name`` (after ``subject``): the subject's name as of the period."""
     out = []
     for r in rows:
@@ -54,7 +23,7 @@ def with_names(rows: list[dict[str, Any]], names: Names) -> list[dict[str, Any]]
         for k, v in r.items():
             named[k] = v
             if k == "subject":
-                named["subject_name"] = names.at(v, last_month(r["period"]))
+                named["subject_name"] = org.name(v, last_month(r["period"]))
         out.append(named)
     return out
 

@@ -105,5 +105,5 @@ def copy_of(projection: Projection, ruleset: str) -> Iterator[Projection]:
 
 def _columns(conn: sqlite3.Connection, table: str, postgres: bool) -> list[str]:
     if postgres:
-        return conn.table_shape(table)[0]  # type: ignore[attr-defined]
+        return conn.table_shape(table).columns  # type: ignore[attr-defined]
     return [r[1] for r in conn.execute(f"PRAGMA main.table_info({table})")]

@@ -20,7 +20,7 @@ import datetime as _dt
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Union
+from typing import Any, Union
 
 import msgspec
 from eventsourcing.persistence import InfrastructureFactory, Mapper, StoredEvent, Tracking
@@ -219,69 +219,37 @@ class Store:
         self.insert_statement = (f"INSERT INTO {_TABLE} (originator_id, originator_version, topic, state) "
                                  "VALUES (?, ?, ?, ?)")
         self.display = postgres.redacted(self.path)
-        raw = self.conn.raw
         from eventsourcing.postgres import (PostgresApplicationRecorder, PostgresDatastore,
                                             PostgresTrackingRecorder)
-        info = raw.info  # eventsourcing's recorders, on a pool of their own that opens only when used
+        info = self.conn.raw.info  # eventsourcing's recorders, on a pool of their own that opens only when used
         self.datastore = PostgresDatastore(dbname=info.dbname, host=info.host, port=str(info.port), user=info.user,
                                            password=info.password or "", originator_id_type="text")
         self.recorder = PostgresApplicationRecorder(self.datastore, events_table_name=_TABLE)
         self.tracking = PostgresTrackingRecorder(self.datastore, tracking_table_name="tracking")
-        have = lambda: [n for n in (_TABLE, "tracking", chain.TABLE)  # noqa: E731
-                        if raw.execute("SELECT to_regclass(%s)", (n,)).fetchone()[0] is None]
-        if not have():
-            return
-        if not create and _TABLE in have():
-            raise StoreError(f"no csat store at {self.display} (csat ingest creates one; --db or $CSAT_DB "
-                             "chooses another)")
-        log, tracking = self.recorder.sql_create_statements, self.tracking.sql_create_statements
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            todo = have()  # again, under the lock: another process may have just created them
-            for statement in [*(log if _TABLE in todo else []), *(tracking if "tracking" in todo else [])]:
-                # eventsourcing's CREATE TYPE has no IF NOT EXISTS: a type already there is kept
-                # (its own create_table does the same); the drill of four sites once met one
-                with contextlib.suppress(postgres.PgDuplicateObject), self.conn.savepoint():
-                    raw.execute(statement)
-            if chain.TABLE in todo:
-                self.conn.execute(chain.CREATE)
-                n = chain.chain_all(self.conn)  # a log copied in without its chain: chained once
-                if n:
-                    self.notices.append(f"chained the {n} events of this log written by an earlier csat (once; "
-                                        "csat verify checks the chain from now on)")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        self._create_log_tables(create)
 
     def _create_log_tables(self, create: bool) -> None:
-        """Create eventsourcing's log and tracking tables if they are missing.
+        """Create eventsourcing's log and tracking tables, and the chain's, if they are missing.
 
         Done under the write lock with the check repeated inside it, so several
         processes opening a new store at once create it exactly once
         (eventsourcing's own ``create_table`` is not safe against that).
         """
-        def missing() -> list[str]:
-            names = {n for (n,) in self.conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, 'tracking', ?)",
-                (_TABLE, chain.TABLE))}
-            return [n for n in (_TABLE, "tracking", chain.TABLE) if n not in names]
-
-        if not missing():
+        if not self._missing_tables():
             return
-        if not create and _TABLE in missing():
-            raise StoreError(f"{self.path} is not a csat store (a SQLite database without a csat log)")
+        if not create and _TABLE in self._missing_tables():
+            raise StoreError(f"no csat store at {self.display} (csat ingest creates one; --db or $CSAT_DB "
+                             "chooses another)" if self.postgres else
+                             f"{self.path} is not a csat store (a SQLite database without a csat log)")
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            todo = missing()
-            cursor = SQLiteCursor(self.conn.cursor())
-            if _TABLE in todo:
-                self.recorder._create_table(cursor)
-            if "tracking" in todo:
-                self.tracking._create_table(cursor)
+            todo = self._missing_tables()  # again, under the lock: another process may have just created them
+            for name, recorder in ((_TABLE, self.recorder), ("tracking", self.tracking)):
+                if name in todo:
+                    self._create_recorder_table(recorder)
             if chain.TABLE in todo:
                 self.conn.execute(chain.CREATE)
-                n = chain.chain_all(self.conn)  # a log of an earlier csat: chained once, from its first event
+                n = chain.chain_all(self.conn)  # a log of an earlier csat (or copied in): chained once
                 if n:
                     self.notices.append(f"chained the {n} events of this log written by an earlier csat (once; "
                                         "csat verify checks the chain from now on)")
@@ -289,6 +257,25 @@ class Store:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+    def _missing_tables(self) -> list[str]:
+        names = (_TABLE, "tracking", chain.TABLE)
+        if self.postgres:
+            return [n for n in names if self.conn.execute("SELECT to_regclass(?)", (n,)).fetchone()[0] is None]
+        have = {n for (n,) in self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?, ?)", names)}
+        return [n for n in names if n not in have]
+
+    def _create_recorder_table(self, recorder: Any) -> None:
+        """One of eventsourcing's tables, with its recorder's own statements."""
+        if not self.postgres:
+            recorder._create_table(SQLiteCursor(self.conn.cursor()))
+            return
+        for statement in recorder.sql_create_statements:
+            # eventsourcing's CREATE TYPE has no IF NOT EXISTS: a type already there is kept
+            # (its own create_table does the same); the drill of four sites once met one
+            with contextlib.suppress(postgres.PgDuplicateObject), self.conn.savepoint():  # type: ignore[attr-defined]
+                self.conn.raw.execute(statement)  # type: ignore[attr-defined]
 
     def close(self) -> None:
         self.conn.close()

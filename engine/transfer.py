@@ -22,9 +22,9 @@ from .store import Store
 
 #: rows per page read from the source and written to the target
 PAGE = 20_000
-_ROWS = ("SELECT s.rowid, s.originator_id, s.originator_version, s.topic, s.state, h.hash FROM stored_events s "
-         f"LEFT JOIN {chain.TABLE} h ON h.position = s.rowid WHERE s.rowid > ? AND s.rowid <= ? "
-         "ORDER BY s.rowid LIMIT ?")
+_ROWS = (f"SELECT s.rowid, s.originator_id, s.originator_version, s.topic, s.state, {chain.HEAD}, h.hash "
+         f"FROM stored_events s LEFT JOIN {chain.TABLE} h ON h.position = s.rowid WHERE s.rowid > ? "
+         "AND s.rowid <= ? ORDER BY s.rowid LIMIT ?")
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,7 @@ def copy_log(source: Store, target: Store, progress: Callable[[int], None] | Non
                 if not rows:
                     break
                 batch = []
-                for position, key, version, topic, state, stored in rows:
-                    state = bytes(state) if isinstance(state, memoryview) else state
-                    stored = bytes(stored) if isinstance(stored, memoryview) else stored
-                    head = f"{key}\x1f{topic}".encode("utf-8", "surrogatepass") if isinstance(key, str) else key
+                for position, key, version, topic, state, head, stored in rows:
                     digest, broken = chain.check_row(previous, after + len(batch) + 1, position, head, state, stored)
                     if broken is not None:
                         raise StoreError(f"the source {source.display} does not verify ({broken.line()}); "
