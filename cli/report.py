@@ -11,6 +11,7 @@ from csat.engine import CsatError
 from csat.engine.report import report_data
 
 from .main import Context, cli, handles_errors
+from .output import columns_of, emit, file_options, format_option, render
 
 
 def _needs() -> tuple[Any, Any]:
@@ -90,3 +91,34 @@ def report(c: Context, period: str, ruleset: str | None, under: str | None, min_
     with open(output, "w", encoding="utf-8") as f:
         f.write(html)
     click.echo(f"wrote {output}")
+
+
+@cli.command()
+@click.option("--ruleset", "-r", required=True, help="The rule set whose items are ranked.")
+@click.option("--period", "-p", required=True, help="A month YYYY-MM, quarter YYYY-Qn or year YYYY.")
+@click.option("--under", "-u", metavar="UNIT", help="Only responses for UNIT and the units below it.")
+@click.option("--ids", is_flag=True, help="Add the ids of the responses pooled (json, csv, xlsx).")
+@format_option("table", "json", "csv", "xlsx")
+@file_options
+@click.pass_obj
+@handles_errors
+def items(c: Context, ruleset: str, period: str, under: str | None, ids: bool, fmt: str, output: str | None,
+          bom: bool) -> None:
+    """Rank a rule set's questionnaire items, weakest first.
+
+    Each item's attainment is 100 × Σ points / Σ possible over the period's
+    counted responses (each response once, however many units it counts
+    for), on the item's own scale as the rule set defines it; it ranks items
+    and is no published score. A rule set without item points (supplier-400:
+    its answers are counts) lists none.
+
+    \b
+    Examples:
+      csat items -r iso-100 -p 2026
+      csat items -r dealership-cs -p 2026-Q1 --under dealer-gz --format csv -o items.csv
+    """
+    rows = c.engine().items(ruleset, period, under=under)
+    if not ids or fmt == "table":
+        rows = [{k: v for k, v in r.items() if k != "response_ids"} for r in rows]
+    emit(rows, fmt, output, bom, lambda: render(rows, fmt, empty=f"(no item points for {ruleset} in {period})"),
+         lambda: columns_of(rows), "items")

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from .errors import RuleSetFailed
-from .ruleset import Credit, Figure, RuleSet
+from .ruleset import Credit, Figure, ItemPoints, RuleSet
 
 T = TypeVar("T")
 
@@ -137,3 +137,31 @@ def checked_remedy(rs: RuleSet, where: str, why: Any) -> str | None:
     if why is not None and not isinstance(why, str):
         raise RuleSetFailed(rs.id, where, f"remedy: expected a string or None, got {_type_name(why)}")
     return why or None
+
+
+def checked_item_points(rs: RuleSet, where: str, points: Any) -> dict[str, ItemPoints]:
+    """``item_points``' result: item id → ItemPoints(points, possible), Decimals with
+    ``0 ≤ points ≤ possible`` and ``possible > 0``."""
+    if not isinstance(points, dict):
+        raise RuleSetFailed(rs.id, where, f"item_points: expected a dict of ItemPoints, got {_type_name(points)}")
+    out = {}
+    for item, ip in points.items():
+        if not isinstance(item, str) or not item:
+            raise RuleSetFailed(rs.id, where, f"item_points: expected item ids as strings, got {item!r}")
+        if not isinstance(ip, tuple) or len(ip) != 2 or not all(
+                isinstance(x, Decimal) and x.is_finite() for x in ip):
+            raise RuleSetFailed(rs.id, where, f"item_points: {item}: expected ItemPoints(points, possible) of "
+                                f"Decimals, got {ip!r}")
+        ip = ip if isinstance(ip, ItemPoints) else ItemPoints(*ip)
+        if not (ip.possible > 0 and 0 <= ip.points <= ip.possible):
+            raise RuleSetFailed(rs.id, where, f"item_points: {item}: expected 0 ≤ points ≤ possible and possible "
+                                f"> 0, got {ip.points} of {ip.possible}")
+        out[item] = ip
+    return out
+
+
+def checked_labels(rs: RuleSet, where: str, labels: Any) -> dict[str, str]:
+    """``item_labels``' result: item id → label, both strings."""
+    if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise RuleSetFailed(rs.id, where, f"item_labels: expected a dict of strings, got {labels!r:.60}")
+    return labels

@@ -23,7 +23,7 @@ from .errors import IngestFailed, InvalidParams, RuleSetFailed
 from .events import (ComplaintClosed, ComplaintFiled, Event, ParametersAdopted, RectificationRequired,
                      RectificationUpdated, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared,
                      decode_line, natural_key, same_event)
-from .guard import guarded
+from .guard import checked_labels, guarded
 from .projection import Projection
 from .readers import Line, is_sheet, lines_of
 from .readmodel import load_states
@@ -394,14 +394,14 @@ class Ingest:
         cache_key = (ev.ruleset, adoption.id if adoption else None)
         labels = self._labels.get(cache_key)
         if labels is None:
+            rs = self.rulesets[ev.ruleset]
             try:
-                params = adoption.params if adoption else self._defaults(self.rulesets[ev.ruleset])
+                params = adoption.params if adoption else self._defaults(rs)
+                named = checked_labels(rs, f"reading the item labels of {rs.id}",
+                                       guarded(rs, "reading item labels", rs.item_labels, params))
             except RuleSetFailed:
-                params = None
-            items = getattr(params, "items", None)
-            labels = self._labels[cache_key] = {
-                item.label: name for name, item in (items.items() if isinstance(items, dict) else ())
-                if isinstance(getattr(item, "label", None), str) and item.label not in items}
+                named = {}
+            labels = self._labels[cache_key] = {label: item for item, label in named.items() if label not in named}
         if not labels or not any(k in labels for k in (*ev.answers, *ev.reasons)):
             return ev
         return msgspec.structs.replace(ev, answers={labels.get(k, k): v for k, v in ev.answers.items()},

@@ -3,7 +3,7 @@ rectifications, the org chart and the log itself, each read after catching up.""
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -11,8 +11,10 @@ import msgspec
 from . import periods
 from .errors import CsatError, NotFound
 from .events import TAGS
+from .items import item_rows
 
 if TYPE_CHECKING:
+    from .ruleset import RuleSet
     from .projection import Projection
     from .store import Store
 
@@ -40,6 +42,25 @@ class Listings:
 
     def _catch_up_to_read(self) -> None:  # pragma: no cover - the Engine's own is the one called
         raise NotImplementedError
+
+    def _ruleset(self, ruleset: str) -> RuleSet:  # pragma: no cover - the Engine's own is the one called
+        raise NotImplementedError
+
+    def scores(self, ruleset: str | None = None, period: str | None = None, subject: str | None = None,
+               metric: str | None = None, as_of: int | str | None = None, *, under: str | None = None,
+               vs: str | None = None) -> list[dict[str, Any]]:  # pragma: no cover - the Engine's own
+        raise NotImplementedError
+
+    def items(self, ruleset: str, period: str, *, under: str | None = None,
+              subjects: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """The rule set's items over ``period``, weakest first (:mod:`csat.engine.items`): each item's
+        ``attainment`` (100 × Σ points / Σ possible over the counted responses), ``label``,
+        ``responses`` and ``response_ids``. Over every subject with a score in the period, or those
+        ``under`` a unit, or the given ``subjects``; empty for a rule set without ``item_points``."""
+        rs = self._ruleset(ruleset)
+        scored = {r["subject"] for r in self.scores(ruleset, period, under=under)}
+        chosen = scored if subjects is None else scored & set(subjects)
+        return item_rows(self.projection, rs, period, chosen)
 
     def complaints(self, subject: str | None = None, period: str | None = None,
                    open_only: bool = False) -> list[dict[str, Any]]:

@@ -18,6 +18,10 @@ TREND_EACH_END = 5
 #: the last steps of each explanation shown (the aggregation; `csat explain` shows every step):
 #: a year of 50 subjects would otherwise put tens of thousands of per-response steps in the page
 STEPS_SHOWN = 12
+#: the last events of each explanation listed (the same reason; `csat explain` lists them all)
+EVENTS_SHOWN = 20
+#: the weakest items shown per rule set, each with the reasons given for it
+LOWEST_ITEMS = 5
 
 
 def report_data(engine: Any, period: str, ruleset: str | None = None, under: str | None = None,
@@ -44,18 +48,26 @@ def report_data(engine: Any, period: str, ruleset: str | None = None, under: str
         ends = {r["subject"] for r in shown[:TREND_EACH_END]} | {r["subject"] for r in shown[-TREND_EACH_END:]}
         trend: dict[str, dict[str, Any]] = {}
         for r in in_year:
-            if r["ruleset"] == rs and r["subject"] in ends:
+            if r["ruleset"] == rs and r["subject"] in ends and r["score"] is not None:
                 trend.setdefault(f"{r['subject_name'] or r['subject']} · {r['metric']}", {})[r["period"]] = r["score"]
         grades = Counter(r["grade_label"] or r["grade"] for r in shown if r["grade"] is not None)
         explanations = {}
         for r in shown:
             steps = engine.explain(rs, r["subject"], period, r["metric"])
             kept = steps["steps"][-STEPS_SHOWN:]
+            events = steps["events"][-EVENTS_SHOWN:]
             explanations[(r["subject"], r["metric"])] = {
-                "steps": names.steps(kept), "more": len(steps["steps"]) - len(kept), "events": len(steps["events"])}
+                "steps": names.steps(kept), "more": len(steps["steps"]) - len(kept),
+                "events": [_event(e, names) for e in events], "more_events": len(steps["events"]) - len(events)}
+        reasons = _reasons(written.get(rs, []), mine, names)
+        lowest = engine.items(rs, period, subjects=[r["subject"] for r in shown])[:LOWEST_ITEMS]
+        for item in lowest:
+            del item["response_ids"]
+            item["reasons"] = [x for x in reasons if x["item"] == item["item"]]
+        ranked = {item["item"] for item in lowest}
         sections.append({"ruleset": rs, "ranking": ranking, "trend": trend, "months": months,
-                         "grades": dict(grades), "explanations": explanations,
-                         "reasons": _reasons(written.get(rs, []), mine, names)})
+                         "grades": dict(grades), "explanations": explanations, "items": lowest,
+                         "reasons": [x for x in reasons if x["item"] not in ranked]})
     cases = [c for c in engine.complaints(period=period) if ruleset in (None, c["ruleset"])]
     # as of the period's last day: rectifications raised after it are not there yet
     rectifications = engine.rectifications(as_of=periods.last_day(period))
@@ -66,6 +78,13 @@ def report_data(engine: Any, period: str, ruleset: str | None = None, under: str
             "sections": sections, "complaints": cases,
             "rectifications": [r for r in rectifications if r["overdue"] or r["late"] or r["status"] == "open"],
             "log_position": position, "log_head": head, "adoptions": adoptions}
+
+
+def _event(e: dict[str, Any], names: Pseudonyms) -> dict[str, Any]:
+    """An event an explanation read, as the report lists it: ids and reasons that embed a rater's
+    name (plant-2026-03-finance-workshop-1) carry the pseudonym instead."""
+    return {"position": e["position"], "type": e["type"], "id": names.text(e["id"]), "used": e["used"],
+            "why": names.text(e.get("why") or "")}
 
 
 def _responses(engine: Any, period: str, ruleset: str | None) -> tuple[Pseudonyms, dict[str, list[dict]]]:

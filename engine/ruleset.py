@@ -76,6 +76,14 @@ class ResponseState(msgspec.Struct, frozen=True):
         return {k: v for k, v in self.answers.items() if v != NA}
 
 
+class ItemPoints(NamedTuple):
+    """One item's answer in one response on the item's own scale: ``points`` out of ``possible``
+    (``0 ≤ points ≤ possible``, ``possible > 0``, both Decimal). Ranks items, never scores subjects."""
+
+    points: Decimal
+    possible: Decimal
+
+
 class Credit(NamedTuple):
     """A response credited to ``subject`` in role ``role`` (``subject``,
     ``roles.workshop`` …), through member ``via`` when credited up an org chain."""
@@ -318,6 +326,29 @@ class RuleSet:
         case is derived by the projection, never written to the log.
         """
         return None
+
+    # -- items -----------------------------------------------------------------
+
+    def item_points(self, response: ResponseState, params: Any) -> dict[str, ItemPoints]:
+        """Each answered item of a counted response on the item's own scale, for the ranking of the
+        weakest items (``csat items``, ``csat report``): the engine pools them over the period's
+        responses (each response once, however many subjects it is credited to) as
+        ``100 × Σ points / Σ possible``. Never part of a published score.
+
+        Leave out N/A and anything the parameters in force do not score. Default: no items (the
+        rule set takes no part in item rankings).
+        """
+        return {}
+
+    def item_labels(self, params: Any) -> dict[str, str]:
+        """Item id → the label people know it by (产品质量), from the parameters in force. Default:
+        the ``label`` of each entry of a ``params.items`` table, where it has one. Sheets may head
+        their columns with these labels."""
+        items = getattr(params, "items", None)
+        if not isinstance(items, dict):
+            return {}
+        return {name: item.label for name, item in items.items()
+                if isinstance(getattr(item, "label", None), str) and item.label}
 
     # -- scoring ---------------------------------------------------------------
 

@@ -159,7 +159,7 @@ def _rows(engine: Engine, ids: set[str]) -> list[dict[str, Any]]:
 def check_scoring(rulesets: list[RuleSet], examples: Sequence[str | os.PathLike[str]],
                   tmp_path: str | os.PathLike[str]) -> None:
     """The examples ingest and score (scores are Decimal, figures well-formed); every row explains
-    to itself; a rebuild and an event-by-event ingest give the same rows as one ingest."""
+    to itself; item points (where the rule set gives them) are well-formed; a rebuild and an event-by-event ingest give the same rows as one ingest."""
     builtins = [i.ruleset for i in installed_rulesets(make_plugin_manager(entry_points=False))]
     everything = builtins + [rs for rs in rulesets if rs.id not in {b.id for b in builtins}]
     ids = {rs.id for rs in rulesets}
@@ -183,6 +183,13 @@ def check_scoring(rulesets: list[RuleSet], examples: Sequence[str | os.PathLike[
             for ev in x["events"]:
                 assert {"position", "type", "id", "used"} <= set(ev), f"explain event without its keys: {ev}"
                 assert ev["used"] or ev.get("why"), f"an excluded event must say why: {ev}"
+        for rid, period in sorted({(r["ruleset"], r["period"]) for r in rows}):
+            try:  # item_points, where the rule set has it, well-formed on every example response
+                items = engine.items(rid, period)
+            except RuleSetFailed as e:
+                raise AssertionError(str(e)) from None
+            for item in items:
+                assert 0 <= item["attainment"] <= 100 and item["responses"] > 0, f"{rid} {period}: {item}"
         engine.rebuild()
         assert _rows(engine, ids) == rows, f"{named}: a rebuild from the log gives other rows than the incremental path"
     with Engine.open(tmp / "conformance-stepwise.db", rulesets=everything) as engine:

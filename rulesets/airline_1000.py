@@ -17,7 +17,8 @@ import msgspec
 
 from csat.engine.events import NA, ResponseRecorded
 from csat.engine.numbers import ONE, div, mean, mul, plain, publish, total
-from csat.engine.ruleset import Figure, MonthInput, Problem, RuleSet, Trace, mean_of_months, module_file
+from csat.engine.ruleset import (Figure, ItemPoints, MonthInput, Problem, ResponseState, RuleSet, Trace,
+                                 mean_of_months, module_file)
 from csat.plugins import hookimpl
 
 
@@ -92,6 +93,18 @@ class Airline1000(RuleSet):
                 if item not in response.answers:
                     problems.append(Problem(f"answers.{item}", "missing indicator (answer it or give \"N/A\")"))
         return problems
+
+    def item_points(self, response: ResponseState, params: Params) -> dict[str, ItemPoints]:
+        """An indicator's grade points out of the best grade's (1000 by default)."""
+        grade_of = self._grade_of(params)
+        best = self.per_params("best", params, lambda p: max(g.points for g in p.grades.values()))
+        dept = params.departments.get(response.subject)
+        out = {}
+        for item, answer in response.answers.items():
+            letter = grade_of.get(answer) if isinstance(answer, str) else None
+            if letter is not None and not (dept and dept.indicators and item not in dept.indicators):
+                out[item] = ItemPoints(params.grades[letter].points, best)
+        return out
 
     def score_month(self, month: MonthInput, trace: Trace | None) -> list[Figure]:
         params: Params = month.params

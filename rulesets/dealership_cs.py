@@ -17,7 +17,8 @@ import msgspec
 from csat.engine.events import NA, ResponseRecorded
 from csat.engine.numbers import ZERO, add, dec, div, mul, plain, total
 from csat.engine.params import read_toml
-from csat.engine.ruleset import Credit, Figure, MonthInput, Problem, ResponseState, RuleSet, Trace, module_file
+from csat.engine.ruleset import (Credit, Figure, ItemPoints, MonthInput, Problem, ResponseState, RuleSet, Trace,
+                                 module_file)
 from csat.plugins import hookimpl
 
 HUNDRED = Decimal(100)
@@ -151,6 +152,18 @@ class DealershipCS(RuleSet):
             elif ceiling is not None and dec(answer) <= ceiling:
                 return f"{item}: {answer} points (≤ {plain(ceiling)})"
         return None
+
+    def item_points(self, response: ResponseState, params: Params) -> dict[str, ItemPoints]:
+        """An item's points (its level's, or the number given) out of 100."""
+        form = params.forms.get(response.form or "")
+        if form is None:
+            return {}
+        out = {}
+        for item, answer in response.answers.items():
+            points = self.points(answer, params) if item in form.items and answer != NA else None
+            if points is not None:
+                out[item] = ItemPoints(points, HUNDRED)
+        return out
 
     def _values(self, r: ResponseState, form: Form, params: Params) -> dict[str, tuple[list, Decimal | None]]:
         """Each metric of the response's form: its (item, weight, points) terms and value (None: N/A).

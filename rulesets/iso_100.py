@@ -13,8 +13,8 @@ import msgspec
 
 from csat.engine.events import NA, ResponseRecorded
 from csat.engine.numbers import ZERO, add, dec, div, mul, plain, total
-from csat.engine.ruleset import (Figure, MinGrade, MonthInput, Problem, RuleSet, Trace, first_grade, module_file,
-                                 threshold_problems)
+from csat.engine.ruleset import (Figure, ItemPoints, MinGrade, MonthInput, Problem, ResponseState, RuleSet, Trace,
+                                 first_grade, module_file, threshold_problems)
 from csat.plugins import hookimpl
 
 HUNDRED = Decimal(100)
@@ -66,6 +66,11 @@ class Iso100(RuleSet):
             if item not in response.answers:
                 problems.append(Problem(f"answers.{item}", "missing item (answer it with points or \"N/A\")"))
         return problems
+
+    def item_points(self, response: ResponseState, params: Params) -> dict[str, ItemPoints]:
+        """An item's points out of its maximum."""
+        return {i: ItemPoints(dec(a), params.items[i].max) for i, a in response.answers.items()
+                if a != NA and i in params.items and not isinstance(a, str)}
 
     def response_score(self, answers: dict, params: Params) -> tuple[Decimal, Decimal, Decimal] | None:
         """(score, Σ points, Σ max) over the answered known items, or None when none is answered."""

@@ -17,7 +17,8 @@ import msgspec
 from csat.engine import periods
 from csat.engine.events import NA, ResponseRecorded
 from csat.engine.numbers import ZERO, add, dec, div, plain, publish, sub
-from csat.engine.ruleset import Figure, MonthInput, Problem, RuleSet, Trace, mean_of_months, module_file
+from csat.engine.ruleset import (Figure, ItemPoints, MonthInput, Problem, ResponseState, RuleSet, Trace,
+                                 mean_of_months, module_file)
 from csat.plugins import hookimpl
 
 
@@ -125,6 +126,16 @@ class Plant50(RuleSet):
                 problems.append(Problem(f"reasons.{item}", f"a reason is required for {answer} "
                                         "(存在异议的应写明详细原因)"))
         return problems
+
+    def item_points(self, response: ResponseState, params: Params) -> dict[str, ItemPoints]:
+        """An item's level on an even scale: the first level of ``[levels]`` (满意) all points, the
+        last (很不满意) none — with four levels 3, 2, 1, 0 of 3."""
+        level_of = self._level_of(params)
+        scale = self.per_params("scale", params, lambda p: {
+            level: Decimal(len(p.levels) - 1 - i) for i, level in enumerate(p.levels)})
+        top = Decimal(max(len(params.levels) - 1, 1))
+        return {item: ItemPoints(scale[level], top) for item, answer in response.answers.items()
+                if isinstance(answer, str) and (level := level_of.get(answer)) is not None}
 
     def score_month(self, month: MonthInput, trace: Trace | None) -> list[Figure]:
         if not month.counted:

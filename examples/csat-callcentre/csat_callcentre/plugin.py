@@ -8,7 +8,7 @@ import msgspec
 
 from csat.engine.events import NA, ResponseRecorded
 from csat.engine.numbers import div
-from csat.engine.ruleset import Figure, MonthInput, Problem, RuleSet, Trace, module_file
+from csat.engine.ruleset import Figure, ItemPoints, MonthInput, Problem, ResponseState, RuleSet, Trace, module_file
 from csat.plugins import hookimpl
 
 
@@ -42,6 +42,13 @@ class CallCentre5(RuleSet):
         if isinstance(answer, int) and params.lowest <= answer <= params.highest:
             return answer
         return None
+
+    def item_points(self, response: ResponseState, params: Params) -> dict[str, ItemPoints]:
+        """The rating above the lowest, of the scale's span (5 → 4 of 4, 1 → 0 of 4)."""
+        rating = self.rating(response.answers.get("rating"), params)
+        if rating is None:
+            return {}
+        return {"rating": ItemPoints(Decimal(rating - params.lowest), Decimal(params.highest - params.lowest))}
 
     def check_response(self, response: ResponseRecorded, params: Params) -> list[Problem]:
         if set(response.answers) != {"rating"}:
