@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from decimal import Decimal
@@ -41,6 +42,8 @@ class Page(HTMLParser):
         self.scores: dict[tuple[str, str, str], str] = {}
         self.hidden: set[tuple[str, str, str]] = set()
         self.svgs: list[dict[str, int]] = []
+        self.items: dict[tuple[str, str], str] = {}
+        self.event_tables = 0
         self.text: list[str] = []
 
     def handle_starttag(self, tag, attrs):
@@ -53,6 +56,10 @@ class Page(HTMLParser):
                 self.scores[key] = a["data-score"]
             else:
                 self.hidden.add(key)
+        if tag == "tr" and "data-item" in a:
+            self.items[(self.ruleset, a["data-item"])] = a["data-attainment"]
+        if tag == "table" and a.get("class") == "events":
+            self.event_tables += 1
         if tag == "svg":
             self.svgs.append({"path": 0})
         if tag == "path" and self.svgs:
@@ -87,6 +94,14 @@ def test_the_report_shows_the_published_figures_by_name(cli, tmp_path, browser):
     raters = {json.loads(line).get(k) for p in EXAMPLES.glob("*.jsonl") for line in p.read_text("utf-8").splitlines()
               for k in ("rater", "respondent")} - {None}
     assert not any(r in words for r in raters if len(r) > 3)  # confidential: no rater or respondent named
+    for rs in {k[0] for k in published}:  # the weakest items, as `csat items` ranks them
+        ranked = cli.json("items", "-r", rs, "-p", "2026-03")[:5]
+        assert {k[1]: Decimal(v) for k, v in page.items.items() if k[0] == rs} == \
+            {r["item"]: r["attainment"] for r in ranked}
+    assert page.items
+    row = re.search(r'<tr data-item="efficiency".*?</tr>', html.read_text("utf-8"), re.S).group(0)
+    assert "Expense claims for the March engine shop took 19 days" in row  # the lowest item's reason, verbatim
+    assert page.event_tables == len(page.scores)  # each figure's events, behind its derivation
     head = cli.json("verify")
     assert f"{head['head_position']}:{head['head_hash']}" in words  # the footer says what to verify later
     shot = tmp_path / "report.png"
@@ -118,3 +133,19 @@ def test_a_year_of_50_subjects_in_5_rule_sets(tmp_path, browser):
     published = {(r["ruleset"], r["subject"], r["metric"]): r["score"] for r in cli.json("scores", "--period", period)}
     assert len({k[0] for k in page.scores}) == 5 and len(page.scores) >= 250
     assert {k: Decimal(v) for k, v in page.scores.items()} == published
+
+
+def test_the_demo_store_reports_and_prints_on_a4(tmp_path, browser):
+    """The store `csat demo` leaves (a callback month with only refused calls has no score) makes a
+    report; printed from the browser it is A4 pages."""
+    cli = Cli(str(tmp_path / "demo.db"))
+    cli("demo")
+    html = tmp_path / "demo.html"
+    cli("report", "--period", "2026-03", "-o", str(html))
+    page, log = rendered(browser, html)
+    assert "CONSOLE" not in log and page.scores
+    pdf = tmp_path / "demo.pdf"
+    done = browser(html, f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
+    assert done.returncode == 0, done.stderr[-2000:]
+    boxes = re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", pdf.read_bytes())
+    assert boxes and all(abs(float(w) - 595.3) < 2 and abs(float(h) - 841.9) < 2 for w, h in boxes), boxes[:3]
