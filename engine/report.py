@@ -19,9 +19,12 @@ TREND_EACH_END = 5
 #: a year of 50 subjects would otherwise put tens of thousands of per-response steps in the page
 STEPS_SHOWN = 12
 #: the last events of each explanation listed (the same reason; `csat explain` lists them all)
-EVENTS_SHOWN = 20
+EVENTS_SHOWN = 12
 #: the weakest items shown per rule set, each with the reasons given for it
 LOWEST_ITEMS = 5
+#: the reasons listed under each of them (most recent last; the rest are counted, and
+#: `csat log --type response --redact` lists every one)
+REASONS_SHOWN = 30
 
 
 def report_data(engine: Any, period: str, ruleset: str | None = None, under: str | None = None,
@@ -63,7 +66,8 @@ def report_data(engine: Any, period: str, ruleset: str | None = None, under: str
         lowest = engine.items(rs, period, subjects=[r["subject"] for r in shown])[:LOWEST_ITEMS]
         for item in lowest:
             del item["response_ids"]
-            item["reasons"] = [x for x in reasons if x["item"] == item["item"]]
+            given = [x for x in reasons if x["item"] == item["item"]]
+            item["reasons"], item["more_reasons"] = given[-REASONS_SHOWN:], max(len(given) - REASONS_SHOWN, 0)
         ranked = {item["item"] for item in lowest}
         sections.append({"ruleset": rs, "ranking": ranking, "trend": trend, "months": months,
                          "grades": dict(grades), "explanations": explanations, "items": lowest,

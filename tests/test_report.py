@@ -58,7 +58,7 @@ class Page(HTMLParser):
                 self.hidden.add(key)
         if tag == "tr" and "data-item" in a:
             self.items[(self.ruleset, a["data-item"])] = a["data-attainment"]
-        if tag == "table" and a.get("class") == "events":
+        if tag == "pre" and a.get("class") == "events":
             self.event_tables += 1
         if tag == "svg":
             self.svgs.append({"path": 0})
