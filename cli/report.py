@@ -29,12 +29,12 @@ def _style(pygal: Any) -> Any:
                  background="white", plot_background="white")
 
 
-def _trend_svg(pygal: Any, section: dict[str, Any]) -> str:
+def _trend_svg(pygal: Any, section: dict[str, Any], metric: str, lines: dict[str, dict[str, Any]]) -> str:
     chart = pygal.Line(style=_style(pygal), js=[], disable_xml_declaration=True, width=640, height=360,
                        x_label_rotation=30, legend_at_bottom=True, show_dots=True, allow_interruptions=True,
-                       title=f"{section['ruleset']}: trend (best and worst {len(section['trend'])})")
+                       title=f"{section['ruleset']} · {metric}: trend (best and worst {len(lines)})")
     chart.x_labels = section["months"]
-    for name, series in section["trend"].items():
+    for name, series in lines.items():
         chart.add(name, [float(series[m]) if m in series else None for m in section["months"]])
     return chart.render(is_unicode=True)
 
@@ -52,7 +52,8 @@ def _grades_svg(pygal: Any, section: dict[str, Any]) -> str | None:
 def render_report(data: dict[str, Any]) -> str:
     jinja2, pygal = _needs()
     for section in data["sections"]:
-        section["trend_svg"] = _trend_svg(pygal, section)
+        section["trend_svgs"] = [_trend_svg(pygal, section, metric, lines)
+                                 for metric, lines in section["trends"].items() if lines]
         section["grades_svg"] = _grades_svg(pygal, section)
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = env.from_string(resources.files("csat.cli").joinpath("templates/report.html").read_text("utf-8"))
@@ -74,10 +75,12 @@ def report(c: Context, period: str, ruleset: str | None, under: str | None, min_
     """Write the period's report for management as one self-contained HTML file.
 
     For each rule set: the ranking by name with grade, change against the
-    previous period and responses; a trend chart of the best and worst
-    subjects over the year and a grade distribution; the reasons and comments
-    given, verbatim; complaints and open, late or overdue rectifications;
-    each figure's derivation (expandable). No rater or respondent is named.
+    previous period and responses; for each metric a trend chart of the best
+    and worst subjects over the year, and a grade distribution; the five
+    lowest-scoring items (csat items) with the reasons given for them, and
+    the other reasons and comments, verbatim; complaints and open, late or
+    overdue rectifications; each figure's derivation, steps and events
+    (expandable). No rater or respondent is named.
     The footer carries the log position and head hash (`csat verify --head`
     checks the report later) and the adoptions in force. Print it from a
     browser for an A4 document.

@@ -1,6 +1,7 @@
 """What a monthly report to management holds (``csat report``), as plain data: for each rule set
 of the period, the ranking by name with the change against the previous period, the trend over
-the year, the grade distribution, the reasons and comments given (verbatim, never who gave them),
+the year (per metric), the grade distribution, the weakest items with the reasons given for them, the
+other reasons and comments (verbatim, never who gave them),
 the complaint and rectification cases, each figure's explanation (redacted), and what the report
 can be checked against later (log position, head hash, adoptions in force). Rendering is the
 CLI's (``cli/report.py``)."""
@@ -13,7 +14,7 @@ from . import periods
 from .errors import CsatError
 from .redact import Pseudonyms
 
-#: subjects drawn in the trend chart: the best and the worst few
+#: subjects drawn in a metric's trend chart: the best and the worst few
 TREND_EACH_END = 5
 #: the last steps of each explanation shown (the aggregation; `csat explain` shows every step):
 #: a year of 50 subjects would otherwise put tens of thousands of per-response steps in the page
@@ -48,11 +49,25 @@ def report_data(engine: Any, period: str, ruleset: str | None = None, under: str
             r["hidden"] = r["responses"] < min_responses
         ranking = sorted(mine, key=lambda r: (r["metric"], r["hidden"], -(r["score"] or 0), r["subject"]))
         shown = [r for r in ranking if not r["hidden"]]
-        ends = {r["subject"] for r in shown[:TREND_EACH_END]} | {r["subject"] for r in shown[-TREND_EACH_END:]}
-        trend: dict[str, dict[str, Any]] = {}
-        for r in in_year:
-            if r["ruleset"] == rs and r["subject"] in ends and r["score"] is not None:
-                trend.setdefault(f"{r['subject_name'] or r['subject']} · {r['metric']}", {})[r["period"]] = r["score"]
+        seen: Counter[str] = Counter()
+        last: dict[str, tuple[Any, int]] = {}  # metric -> (score, its rank)
+        for r in ranking:  # ranked within each metric, equal scores sharing a place (1, 2, 2, 4)
+            if r["hidden"]:  # a hidden figure has no place
+                r["rank"] = None
+                continue
+            seen[r["metric"]] += 1
+            score, rank = last.get(r["metric"], (object(), 0))
+            r["rank"] = rank if r["score"] == score else seen[r["metric"]]
+            last[r["metric"]] = (r["score"], r["rank"])
+        trends: dict[str, dict[str, dict[str, Any]]] = {}  # metric -> line name -> month -> score
+        for metric in dict.fromkeys(r["metric"] for r in shown):
+            of_metric = [r for r in shown if r["metric"] == metric and r["score"] is not None]
+            ends = {r["subject"] for r in of_metric[:TREND_EACH_END] + of_metric[-TREND_EACH_END:]}
+            lines = trends[metric] = {}
+            for r in in_year:
+                if r["ruleset"] == rs and r["metric"] == metric and r["subject"] in ends and r["score"] is not None:
+                    name = f"{r['subject_name']} ({r['subject']})" if r["subject_name"] else r["subject"]
+                    lines.setdefault(name, {})[r["period"]] = r["score"]
         grades = Counter(r["grade_label"] or r["grade"] for r in shown if r["grade"] is not None)
         explanations = {}
         for r in shown:
@@ -69,7 +84,7 @@ def report_data(engine: Any, period: str, ruleset: str | None = None, under: str
             given = [x for x in reasons if x["item"] == item["item"]]
             item["reasons"], item["more_reasons"] = given[-REASONS_SHOWN:], max(len(given) - REASONS_SHOWN, 0)
         ranked = {item["item"] for item in lowest}
-        sections.append({"ruleset": rs, "ranking": ranking, "trend": trend, "months": months,
+        sections.append({"ruleset": rs, "ranking": ranking, "trends": trends, "months": months,
                          "grades": dict(grades), "explanations": explanations, "items": lowest,
                          "reasons": [x for x in reasons if x["item"] not in ranked]})
     cases = [c for c in engine.complaints(period=period) if ruleset in (None, c["ruleset"])]

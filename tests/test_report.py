@@ -99,6 +99,16 @@ def test_the_report_shows_the_published_figures_by_name(cli, tmp_path, browser):
         assert {k[1]: Decimal(v) for k, v in page.items.items() if k[0] == rs} == \
             {r["item"]: r["attainment"] for r in ranked}
     assert page.items
+    ranks = re.findall(r'<section class="ruleset" data-ruleset="([^"]+)"|data-metric="([^"]+)" data-score="([^"]+)">'
+                       r'\s*<td class="n">(\d+)<', html.read_text("utf-8"))
+    placed, rs = [], None
+    for ruleset, metric, score, rank in ranks:
+        rs = ruleset or rs
+        if metric:
+            placed.append((rs, metric, Decimal(score), int(rank)))
+    assert len(placed) == len(page.scores)
+    for rs, metric, score, rank in placed:  # within each metric, equal scores share a place
+        assert rank == 1 + sum(1 for o in placed if o[:2] == (rs, metric) and o[2] > score), (rs, metric, score)
     row = re.search(r'<tr data-item="efficiency".*?</tr>', html.read_text("utf-8"), re.S).group(0)
     assert "Expense claims for the March engine shop took 19 days" in row  # the lowest item's reason, verbatim
     assert page.event_tables == len(page.scores)  # each figure's events, behind its derivation
