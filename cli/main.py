@@ -306,12 +306,13 @@ def log(c: Context, type_: str | None, id_: str | None, subject: str | None, per
 @click.option("--subject", "-s", help="Only cases about this unit.")
 @click.option("--period", "-p", help="A month, quarter or year.")
 @click.option("--open", "open_only", is_flag=True, help="Only cases still open.")
+@click.option("--under", "-u", metavar="UNIT", help="Only cases about UNIT and the units below it.")
 @format_option("table", "json", "csv", "xlsx")
 @file_options
 @click.pass_obj
 @handles_errors
-def complaints(c: Context, subject: str | None, period: str | None, open_only: bool, fmt: str,
-               output: str | None, bom: bool) -> None:
+def complaints(c: Context, subject: str | None, period: str | None, open_only: bool, under: str | None,
+               fmt: str, output: str | None, bom: bool) -> None:
     """List complaint cases: filed complaints and remedy cases (CS补救) opened by rule sets.
 
     A remedy case `remedy:<response id>` is open until a complaint_closed event
@@ -322,7 +323,7 @@ def complaints(c: Context, subject: str | None, period: str | None, open_only: b
       csat complaints --open
       csat complaints --subject sa2 --period 2026-Q1 --format json
     """
-    rows = c.engine().complaints(subject=subject, period=period, open_only=open_only)
+    rows = c.engine().complaints(subject=subject, period=period, open_only=open_only, under=under)
     if fmt == "table":
         rows = [{k: v for k, v in r.items() if k not in ("text",)} for r in rows]
     emit(rows, fmt, output, bom, lambda: render(rows, fmt, empty="(no complaint cases)"), lambda: columns_of(rows),
@@ -333,13 +334,14 @@ def complaints(c: Context, subject: str | None, period: str | None, open_only: b
 @click.option("--subject", "-s", help="Only rectifications of this unit.")
 @click.option("--period", "-p", help="Only rectifications raised in this month, quarter or year.")
 @click.option("--overdue", is_flag=True, help="Only those overdue at --as-of.")
+@click.option("--under", "-u", metavar="UNIT", help="Only rectifications of UNIT and the units below it.")
 @click.option("--as-of", "as_of", metavar="YYYY-MM-DD", help="Judge status and overdue at this date (default today).")
 @format_option("table", "json", "csv", "xlsx")
 @file_options
 @click.pass_obj
 @handles_errors
-def rectifications(c: Context, subject: str | None, period: str | None, overdue: bool, as_of: str | None,
-                   fmt: str, output: str | None, bom: bool) -> None:
+def rectifications(c: Context, subject: str | None, period: str | None, overdue: bool, under: str | None,
+                   as_of: str | None, fmt: str, output: str | None, bom: bool) -> None:
     """List rectifications (整改) with their status, completion and whether they are late or overdue.
 
     Overdue is judged at --as-of: due before that day and no completed or
@@ -350,7 +352,7 @@ def rectifications(c: Context, subject: str | None, period: str | None, overdue:
       csat rectifications --overdue
       csat rectifications --subject sup-aux --as-of 2026-03-31 --format csv
     """
-    rows = c.engine().rectifications(subject=subject, overdue=overdue, as_of=as_of, period=period)
+    rows = c.engine().rectifications(subject=subject, overdue=overdue, as_of=as_of, period=period, under=under)
     emit(rows, fmt, output, bom, lambda: render(rows, fmt, empty="(no rectifications)"), lambda: columns_of(rows),
          "rectifications")
 

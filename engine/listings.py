@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from . import periods
+from . import periods, scoreviews
 from .errors import CsatError, NotFound
 from .events import TAGS
 from .items import item_rows
@@ -63,8 +63,9 @@ class Listings:
         return item_rows(self.projection, rs, period, chosen)
 
     def complaints(self, subject: str | None = None, period: str | None = None,
-                   open_only: bool = False) -> list[dict[str, Any]]:
-        """Complaint cases: filed complaints and the remedy cases rule sets open (``events.md`` §3)."""
+                   open_only: bool = False, *, under: str | None = None) -> list[dict[str, Any]]:
+        """Complaint cases: filed complaints and the remedy cases rule sets open (``events.md`` §3);
+        ``under`` keeps those about a unit and the units below it (as of each case's month)."""
         self._catch_up_to_read()
         where, args = _subject_period_filter(subject, period, "c.")
         sql = ("SELECT c.id, c.kind, c.subject, c.period, c.ruleset, c.severity, c.source, c.response, c.text, "
@@ -81,12 +82,22 @@ class Listings:
             rows.append({"id": id_, "kind": kind, "subject": subj, "period": per, "ruleset": rs, "severity": sev,
                          "source": src, "response": resp, "status": status, "closed": closed,
                          "rectifications": rects.split(",") if rects else [], "text": text})
-        return rows
+        return self._under(rows, under)
+
+    def _under(self, rows: list[dict[str, Any]], unit: str | None) -> list[dict[str, Any]]:
+        """The rows (with ``subject`` and ``period``) about ``unit`` or a unit below it."""
+        if unit is None:
+            return rows
+        org = self.projection.state()[1]
+        if not org.history(unit):
+            raise NotFound(f"no unit {unit!r} in the log (csat units lists them)")
+        return scoreviews.under(rows, org, unit)
 
     def rectifications(self, subject: str | None = None, overdue: bool = False, as_of: str | None = None,
-                       period: str | None = None) -> list[dict[str, Any]]:
+                       period: str | None = None, *, under: str | None = None) -> list[dict[str, Any]]:
         """Rectifications as they stood at ``as_of`` (a date, default today): status, completion,
-        lateness and whether overdue (``events.md`` §3). Updates dated after ``as_of`` are ignored."""
+        lateness and whether overdue (``events.md`` §3). Updates dated after ``as_of`` are ignored;
+        ``under`` keeps those of a unit and the units below it."""
         day = as_of or _dt.date.today().isoformat()
         if (why := periods.date_problem(day)):
             raise CsatError(f"--as-of: {why}")
@@ -110,7 +121,7 @@ class Listings:
             rows.append({"id": id_, "subject": subj, "period": per, "issue": issue, "due": due, "status": status,
                          "completed": completed, "late": completed is not None and completed > due,
                          "overdue": is_overdue, "complaint": complaint, "response": response})
-        return rows
+        return self._under(rows, under)
 
     def units(self, as_of: str, unit: str | None = None) -> list[dict[str, Any]]:
         """Units with their parent and chain of ancestors as of a month."""

@@ -196,6 +196,9 @@ class PgConnection:
             return PgCursor(self, self.raw.cursor())
         if head.startswith("PRAGMA"):
             return PgCursor(self, self.raw.cursor())
+        if head.startswith(("ALTER", "DROP")):  # a table's shape changes: the batch statements built for it go
+            self._tables.clear()
+            self._bulk.cache_clear()
         cursor = PgCursor(self, self.raw.cursor())
         return cursor.execute(sql, args)
 

@@ -87,9 +87,10 @@ def report_data(engine: Any, period: str, ruleset: str | None = None, under: str
         sections.append({"ruleset": rs, "ranking": ranking, "trends": trends, "months": months,
                          "grades": dict(grades), "explanations": explanations, "items": lowest,
                          "reasons": [x for x in reasons if x["item"] not in ranked]})
-    cases = [c for c in engine.complaints(period=period) if ruleset in (None, c["ruleset"])]
+    cases = [{**c, "text": names.text(c["text"] or "")} for c in engine.complaints(period=period, under=under)
+             if ruleset in (None, c["ruleset"])]
     # as of the period's last day: rectifications raised after it are not there yet
-    rectifications = engine.rectifications(as_of=periods.last_day(period))
+    rectifications = engine.rectifications(as_of=periods.last_day(period), under=under)
     position, head = engine.head()
     adoptions = [{"ruleset": e["event"]["ruleset"], "id": e["id"], "from": e["event"]["from"],
                   "position": e["position"]} for e in engine.log(type="adoption")]

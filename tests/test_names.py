@@ -55,3 +55,20 @@ def test_vs_adds_before_and_delta(cli, tmp_path):
     assert any(r["delta"] is not None for r in rows) and any(r["before"] is None for r in rows)  # s3 is new
     assert "delta" in cli("scores", "--period", "2026-04", "--vs", "2026-03").stdout
     assert "--vs compares with --period" in cli("scores", "--vs", "2026-03", expect=1).stderr
+
+
+def test_under_selects_complaints_and_rectifications_too(cli, tmp_path):
+    ingest_two_months(cli, tmp_path)
+    cases = [{"type": "complaint", "id": f"c-{s}", "subject": s, "period": "2026-04", "ruleset": "dealership-cs",
+              "text": f"about {s}"} for s in ("s1", "s3", "sales-b")]
+    fixes = [{"type": "rectification", "id": f"r-{s}", "subject": s, "period": "2026-04", "issue": "callback",
+              "due": "2026-04-30"} for s in ("s2", "s3")]
+    cli("ingest", write_jsonl(tmp_path / "cases.jsonl", cases + fixes))
+    april = ("--period", "2026-04")
+    assert [c["id"] for c in cli.json("complaints", *april, "--under", "sales-a")] == ["c-s1"]
+    assert {c["id"] for c in cli.json("complaints", *april, "--under", "sales-b")} == {"c-s3", "c-sales-b"}
+    assert len(cli.json("complaints", *april)) == 3
+    remedies = {c["id"] for c in cli.json("complaints") if c["kind"] == "remedy"}
+    assert remedies and remedies <= {c["id"] for c in cli.json("complaints", "--under", "sales-a")}
+    assert [r["id"] for r in cli.json("rectifications", "--under", "sales-b", "--as-of", "2026-05-01")] == ["r-s3"]
+    assert "no unit 'nobody'" in cli("rectifications", "--under", "nobody", expect=1).stderr
