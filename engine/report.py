@@ -31,10 +31,17 @@ REASONS_SHOWN = 30
 def report_data(engine: Any, period: str, ruleset: str | None = None, under: str | None = None,
                 min_responses: int = 0) -> dict[str, Any]:
     """The report of ``period`` (see the module). A figure from fewer than ``min_responses``
-    responses is marked ``hidden`` (shown as "—"), so a small group's raters cannot be singled out."""
+    responses is marked ``hidden`` (shown as "—"), so a small group's raters cannot be singled out:
+    a subject's score, an item's attainment, and the change against a previous figure that was
+    itself from too few responses (the change would give it away)."""
     periods.kind(period)
     before = periods.previous(period)
     rows = engine.scores(ruleset=ruleset, period=period, under=under, vs=before)
+    few_before = {(r["ruleset"], r["subject"], r["metric"]) for r in engine.scores(ruleset=ruleset, period=before,
+                                                                                   under=under)
+                  if r["responses"] < min_responses}
+    for r in rows:
+        r["before_hidden"] = (r["ruleset"], r["subject"], r["metric"]) in few_before
     if not rows:
         raise CsatError(f"no scores for {period}" + (f" in {ruleset}" if ruleset else "")
                         + (f" under {under}" if under else ""))
@@ -82,6 +89,7 @@ def report_data(engine: Any, period: str, ruleset: str | None = None, under: str
         for item in lowest:
             del item["response_ids"]
             given = [x for x in reasons if x["item"] == item["item"]]
+            item["hidden"] = item["responses"] < min_responses
             item["reasons"], item["more_reasons"] = given[-REASONS_SHOWN:], max(len(given) - REASONS_SHOWN, 0)
         ranked = {item["item"] for item in lowest}
         sections.append({"ruleset": rs, "ranking": ranking, "trends": trends, "months": months,

@@ -43,6 +43,7 @@ class Page(HTMLParser):
         self.hidden: set[tuple[str, str, str]] = set()
         self.svgs: list[dict[str, int]] = []
         self.items: dict[tuple[str, str], str] = {}
+        self.hidden_items: set[tuple[str, str]] = set()
         self.event_tables = 0
         self.text: list[str] = []
 
@@ -57,7 +58,10 @@ class Page(HTMLParser):
             else:
                 self.hidden.add(key)
         if tag == "tr" and "data-item" in a:
-            self.items[(self.ruleset, a["data-item"])] = a["data-attainment"]
+            if "data-attainment" in a:
+                self.items[(self.ruleset, a["data-item"])] = a["data-attainment"]
+            else:
+                self.hidden_items.add((self.ruleset, a["data-item"]))
         if tag == "pre" and a.get("class") == "events":
             self.event_tables += 1
         if tag == "svg":
@@ -128,6 +132,27 @@ def test_min_responses_hides_small_groups(cli, tmp_path, browser):
              if r["responses"] < 2}
     assert small and page.hidden == small and not (set(page.scores) & small)
     assert "李娜" in "".join(page.text)  # the subject is listed, its figure is not
+
+
+def test_min_responses_hides_thin_items_and_changes_too(cli, tmp_path, browser):
+    def iso(month: str, i: int, after_sales) -> dict:
+        return {"type": "response", "id": f"iso-{month}-{i}", "ruleset": "iso-100", "period": month,
+                "subject": "company", "rater": f"customer-{month}-{i}",
+                "answers": {"quality": 25, "delivery": 16, "service": 12, "after_sales": after_sales, "price": 12}}
+    # May: one response; June: three, two without an after-sales answer
+    cli("ingest", write_jsonl(tmp_path / "iso.jsonl", [iso("2026-05", 1, 10), iso("2026-06", 1, 18),
+                                                      iso("2026-06", 2, "N/A"), iso("2026-06", 3, "N/A")]))
+    html = tmp_path / "june.html"
+    cli("report", "--period", "2026-06", "--min-responses", "2", "-o", str(html))
+    page, _ = rendered(browser, html)
+    (june,) = cli.json("scores", "--period", "2026-06", "--vs", "2026-05")
+    assert page.scores == {("iso-100", "company", "satisfaction"): str(june["score"])} and june["delta"] is not None
+    row = re.search(r'<tr data-subject="company".*?</tr>', html.read_text("utf-8"), re.S).group(0)
+    assert "%+.2f" % june["delta"] not in row  # May had one response: the change would give it away
+    ranked = {r["item"]: r for r in cli.json("items", "-r", "iso-100", "-p", "2026-06")}
+    assert ranked["after_sales"]["responses"] == 1 and page.hidden_items == {("iso-100", "after_sales")}
+    assert {k[1]: Decimal(v) for k, v in page.items.items()} == \
+        {i: r["attainment"] for i, r in ranked.items() if i != "after_sales"}
 
 
 def test_a_year_of_50_subjects_in_5_rule_sets(tmp_path, browser):
