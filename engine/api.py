@@ -224,8 +224,7 @@ class Engine(Listings):
         org = Org.load(conn)
         rows = scoreviews.with_names(self._score_rows(ruleset, period, subject, metric, conn), org)
         if unit is not None:
-            if not org.history(unit):
-                raise NotFound(f"no unit {unit!r} in the log (csat units lists them)")
+            self._check_unit(unit, org, conn)
             rows = scoreviews.under(rows, org, unit)
         if vs is not None:
             rows = scoreviews.versus(rows, self._score_rows(ruleset, vs, subject, metric, conn))

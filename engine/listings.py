@@ -89,9 +89,16 @@ class Listings:
         if unit is None:
             return rows
         org = self.projection.state()[1]
-        if not org.history(unit):
-            raise NotFound(f"no unit {unit!r} in the log (csat units lists them)")
+        self._check_unit(unit, org, self.store.conn)
         return scoreviews.under(rows, org, unit)
+
+    @staticmethod
+    def _check_unit(unit: str, org: Any, conn: Any) -> None:
+        """``--under`` names a unit: one the org chart declares, or a subject with scores (a unit
+        of its own, with nothing below it); raises NotFound otherwise."""
+        if not org.history(unit) and conn.execute("SELECT 1 FROM scores WHERE subject = ? LIMIT 1",
+                                                  (unit,)).fetchone() is None:
+            raise NotFound(f"no unit {unit!r} in the log (csat units lists them)")
 
     def rectifications(self, subject: str | None = None, overdue: bool = False, as_of: str | None = None,
                        period: str | None = None, *, under: str | None = None) -> list[dict[str, Any]]:

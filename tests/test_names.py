@@ -41,6 +41,9 @@ def test_under_keeps_a_unit_and_everything_below_it(cli, tmp_path):
     assert under_a == [r for r in everything if r["subject"] in {"sales-a", "s1", "s2"}]
     assert {r["subject"] for r in cli.json("scores", "--under", "s3")} == {"s3"}
     assert "no unit 'nobody'" in cli("scores", "--under", "nobody", expect=1).stderr
+    cli("ingest", str(EXAMPLES / "airline-1000.jsonl"))  # finance: a subject no unit event declares
+    assert {r["subject"] for r in cli.json("scores", "--under", "finance")} == {"finance"}
+    assert cli.json("scores", "--under", "finance", "--period", "2019") == []
 
 
 def test_vs_adds_before_and_delta(cli, tmp_path):
