@@ -100,8 +100,13 @@ def report_data(engine: Any, period: str, ruleset: str | None = None, under: str
     # as of the period's last day: rectifications raised after it are not there yet
     rectifications = engine.rectifications(as_of=periods.last_day(period), under=under)
     position, head = engine.head()
-    adoptions = [{"ruleset": e["event"]["ruleset"], "id": e["id"], "from": e["event"]["from"],
-                  "position": e["position"]} for e in engine.log(type="adoption")]
+    adoptions = []  # the parameters in force in the period's months, per rule set reported
+    in_force = engine.projection.state()[0]
+    for section in sections:
+        used = {a.id: a for m in periods.months_of(period)
+                if (a := in_force.in_force(section["ruleset"], m)) is not None}
+        adoptions += [{"ruleset": a.ruleset, "id": a.id, "from": a.from_, "position": a.position,
+                       "params_hash": a.hash} for a in used.values()]
     return {"period": period, "previous": before, "under": under, "min_responses": min_responses,
             "sections": sections, "complaints": cases,
             "rectifications": [r for r in rectifications if r["overdue"] or r["late"] or r["status"] == "open"],

@@ -118,6 +118,8 @@ def test_the_report_shows_the_published_figures_by_name(cli, tmp_path, browser):
     assert page.event_tables == len(page.scores)  # each figure's events, behind its derivation
     head = cli.json("verify")
     assert f"{head['head_position']}:{head['head_hash']}" in words  # the footer says what to verify later
+    for rs, adoption in {(r["ruleset"], r["adoption"]) for r in published.values()}:  # and the parameters used
+        assert f"{rs}:{adoption} — from" in words
     shot = tmp_path / "report.png"
     assert browser(html, f"--screenshot={shot}", "--window-size=1200,2400").returncode == 0
     assert shot.stat().st_size > 10_000
