@@ -238,6 +238,12 @@ class Engine(Listings):
         except LogDamaged as e:
             self.damaged = e
 
+    def caught_up(self) -> tuple[int, str]:
+        """Catch up as every read does (a damaged log does not stop it) and return :meth:`head`:
+        a reader that compares it with ``head()`` after several reads knows they saw one position."""
+        self._catch_up_to_read()
+        return self.head()
+
     def head(self) -> tuple[int, str]:
         """The log position the published read models reflect, and the chain hash there."""
         return self.store.head(self.projection.tracked())

@@ -28,14 +28,36 @@ LOWEST_ITEMS = 5
 REASONS_SHOWN = 30
 
 
+#: times a report is begun again when the read models move while it is read (others ingesting)
+ATTEMPTS = 5
+
+
+class _Moved(Exception):
+    """The read models moved while a report was being read."""
+
+
 def report_data(engine: Any, period: str, ruleset: str | None = None, under: str | None = None,
                 min_responses: int = 0) -> dict[str, Any]:
     """The report of ``period`` (see the module). A figure from fewer than ``min_responses``
     responses is marked ``hidden`` (shown as "—"), so a small group's raters cannot be singled out:
     a subject's score, an item's attainment, and the change against a previous figure that was
-    itself from too few responses (the change would give it away)."""
+    itself from too few responses (the change would give it away).
+
+    Every figure is read at one log position, the one the footer names: when another process
+    moves the read models while the report is read, it is read again (``ATTEMPTS`` times)."""
     periods.kind(period)
+    for _ in range(ATTEMPTS):
+        try:
+            return _report(engine, period, ruleset, under, min_responses)
+        except _Moved:
+            continue
+    raise CsatError(f"the log moved {ATTEMPTS} times while the report was being read (others are ingesting): "
+                    "run csat report again")
+
+
+def _report(engine: Any, period: str, ruleset: str | None, under: str | None, min_responses: int) -> dict[str, Any]:
     before = periods.previous(period)
+    start = engine.caught_up()
     rows = engine.scores(ruleset=ruleset, period=period, under=under, vs=before)
     few_before = {(r["ruleset"], r["subject"], r["metric"]) for r in engine.scores(ruleset=ruleset, period=before,
                                                                                    under=under)
@@ -45,7 +67,7 @@ def report_data(engine: Any, period: str, ruleset: str | None = None, under: str
     if not rows:
         raise CsatError(f"no scores for {period}" + (f" in {ruleset}" if ruleset else "")
                         + (f" under {under}" if under else ""))
-    names, written = _responses(engine, period, ruleset)
+    names, written = _responses(engine, period, ruleset, start[0])
     months = periods.months_of(period[:4])
     in_year = [r for r in engine.scores(ruleset=ruleset, under=under)
                if r["period"] in months and r["responses"] >= min_responses]
@@ -100,6 +122,8 @@ def report_data(engine: Any, period: str, ruleset: str | None = None, under: str
     # as of the period's last day: rectifications raised after it are not there yet
     rectifications = engine.rectifications(as_of=periods.last_day(period), under=under)
     position, head = engine.head()
+    if (position, head) != start:
+        raise _Moved
     adoptions = []  # the parameters in force in the period's months, per rule set reported
     in_force = engine.projection.state()[0]
     for section in sections:
@@ -120,13 +144,15 @@ def _event(e: dict[str, Any], names: Pseudonyms) -> dict[str, Any]:
             "why": names.text(e.get("why") or "")}
 
 
-def _responses(engine: Any, period: str, ruleset: str | None) -> tuple[Pseudonyms, dict[str, list[dict]]]:
-    """One pass over the period's responses: every rater and respondent gets their pseudonym
-    (one output: the same person is the same pseudonym in every table of the report), and the
-    responses that carry a reason or a comment are kept, by rule set."""
+def _responses(engine: Any, period: str, ruleset: str | None, upto: int) -> tuple[Pseudonyms, dict[str, list[dict]]]:
+    """One pass over the period's responses up to log position ``upto``: every rater and respondent
+    gets their pseudonym (one output: the same person is the same pseudonym in every table of the
+    report), and the responses that carry a reason or a comment are kept, by rule set."""
     names = Pseudonyms()
     written: dict[str, list[dict]] = {}
     for e in engine.log(type="response", period=period, ruleset=ruleset):
+        if e["position"] > upto:  # appended since the read models were read: not in this report
+            break
         ev = names.event(e["event"])
         if ev.get("reasons") or ev.get("comment"):
             written.setdefault(ev["ruleset"], []).append(ev)

@@ -186,3 +186,33 @@ def test_the_demo_store_reports_and_prints_on_a4(tmp_path, browser):
     assert done.returncode == 0, done.stderr[-2000:]
     boxes = re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", pdf.read_bytes())
     assert boxes and all(abs(float(w) - 595.3) < 2 and abs(float(h) - 841.9) < 2 for w, h in boxes), boxes[:3]
+
+
+def test_a_report_is_read_at_one_position_while_others_ingest(db, tmp_path):
+    """Another process ingests while the report is being read: the report is read again, so that
+    its figures are those of the position its footer names."""
+    from csat.engine import Engine
+    from csat.engine.report import report_data
+    late = {"type": "response", "id": "cb-2026-03-late", "ruleset": "dealership-cs", "form": "sales",
+            "period": "2026-03", "subject": "s1", "rater": "customer-late",
+            "answers": {"q1": "不满意", "q2": "不满意", "q3": "不满意", "q4": "不满意"}}
+    with Engine.open(db) as engine, Engine.open(db) as other:
+        engine.ingest([str(EXAMPLES / "dealership-cs.jsonl")])
+        explain, calls = engine.explain, []
+        responses_before = next(r["responses"] for r in engine.scores(period="2026-03", subject="s1", metric="sales_cs"))
+
+        def explain_while_another_ingests(*args, **kwargs):
+            if not calls:
+                other.ingest([write_jsonl(tmp_path / "late.jsonl", [late])])  # lands mid-report
+            calls.append(args)
+            return explain(*args, **kwargs)
+
+        engine.explain = explain_while_another_ingests
+        data = report_data(engine, "2026-03")
+        assert data["log_position"] == other.head()[0] == engine.head()[0]
+        final = {(r["subject"], r["metric"]): r["score"] for r in engine.scores(period="2026-03")}
+        shown = {(r["subject"], r["metric"]): r["score"] for s in data["sections"] for r in s["ranking"]}
+        assert shown == final
+        s1 = next(r for s in data["sections"] for r in s["ranking"] if (r["subject"], r["metric"]) == ("s1", "sales_cs"))
+        assert s1["responses"] == responses_before + 1  # the late callback is in it
+        assert len(calls) > len(shown)  # the first reading was abandoned
