@@ -223,9 +223,7 @@ class Engine(Listings):
                unit: str | None, vs: str | None, conn: Any) -> list[dict[str, Any]]:
         org = Org.load(conn)
         rows = scoreviews.with_names(self._score_rows(ruleset, period, subject, metric, conn), org)
-        if unit is not None:
-            self._check_unit(unit, org, conn)
-            rows = scoreviews.under(rows, org, unit)
+        rows = self._under(rows, unit, org, conn)
         if vs is not None:
             rows = scoreviews.versus(rows, self._score_rows(ruleset, vs, subject, metric, conn))
         return rows

@@ -397,8 +397,8 @@ class Ingest:
             rs = self.rulesets[ev.ruleset]
             try:
                 params = adoption.params if adoption else self._defaults(rs)
-                named = checked_labels(rs, f"reading the item labels of {rs.id}",
-                                       guarded(rs, "reading item labels", rs.item_labels, params))
+                where = "reading item labels"
+                named = checked_labels(rs, where, guarded(rs, where, rs.item_labels, params))
             except RuleSetFailed:
                 named = {}
             labels = self._labels[cache_key] = {label: item for item, label in named.items() if label not in named}

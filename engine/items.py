@@ -20,7 +20,7 @@ from typing import Any
 from . import periods
 from .guard import checked_item_points, checked_labels, guarded
 from .numbers import div, mul, publish, total
-from .ruleset import RuleSet
+from .ruleset import ItemPoints, RuleSet
 
 HUNDRED = Decimal(100)
 
@@ -32,32 +32,30 @@ def item_rows(projection: Any, rs: RuleSet, period: str, subjects: Iterable[str]
     adoptions, org = projection.state()
     wanted = sorted(set(subjects))
     seen: set[str] = set()
-    pooled: dict[str, tuple[list, list, list]] = {}  # item -> (points, possible, response ids)
+    answers: dict[str, list[tuple[int, str, ItemPoints]]] = {}  # item -> (position, response id, points)
     labels: dict[str, str] = {}
     for month in periods.months_of(period):
-        inputs = projection.month_inputs(rs, month, wanted, adoptions, org) if wanted else {}
-        for subject in wanted:
-            inp = inputs.get(subject)
-            if inp is None:
-                continue
-            where = f"ranking the items of {subject} {month}"
-            labels.update(checked_labels(rs, where, guarded(rs, where, rs.item_labels, inp.params)))
+        adoption = adoptions.in_force(rs.id, month)
+        if adoption is None or not wanted:
+            continue
+        where = f"ranking the items of {period} ({month})"
+        labels.update(checked_labels(rs, where, guarded(rs, where, rs.item_labels, adoption.params)))
+        for subject, inp in projection.month_inputs(rs, month, wanted, adoptions, org).items():
             for counted in inp.counted:
                 r = counted.response
                 if r.id in seen:
                     continue
                 seen.add(r.id)
-                points = checked_item_points(rs, where, guarded(rs, where, rs.item_points, r, inp.params))
+                where = f"ranking the items of {subject} {month}"
+                points = checked_item_points(rs, where, guarded(rs, where, rs.item_points, r, adoption.params))
                 for item, ip in points.items():
-                    acc = pooled.setdefault(item, ([], [], []))
-                    acc[0].append(ip.points)
-                    acc[1].append(ip.possible)
-                    acc[2].append(r.id)
+                    answers.setdefault(item, []).append((r.position, r.id, ip))
     rows = []
-    for item, (points, possible, ids) in pooled.items():
-        p, most = total(points), total(possible)  # exact sums: the same whatever the order
+    for item, given in answers.items():
+        given.sort(key=lambda a: a[0])
+        p, most = total(a[2].points for a in given), total(a[2].possible for a in given)  # exact: any order
         rows.append({"ruleset": rs.id, "period": period, "item": item, "label": labels.get(item),
                      "attainment": publish(div(mul(HUNDRED, p), most), 2), "points": p, "possible": most,
-                     "responses": len(ids), "response_ids": ids})
+                     "responses": len(given), "response_ids": [a[1] for a in given]})
     rows.sort(key=lambda r: (r["attainment"], r["item"]))
     return rows

@@ -55,12 +55,15 @@ class Listings:
               subjects: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """The rule set's items over ``period``, weakest first (:mod:`csat.engine.items`): each item's
         ``attainment`` (100 × Σ points / Σ possible over the counted responses), ``label``,
-        ``responses`` and ``response_ids``. Over every subject with a score in the period, or those
-        ``under`` a unit, or the given ``subjects``; empty for a rule set without ``item_points``."""
+        ``responses`` and ``response_ids``. Over every subject with a score in the period (those
+        ``under`` a unit), or over the given ``subjects``; empty for a rule set without
+        ``item_points``."""
         rs = self._ruleset(ruleset)
-        scored = {r["subject"] for r in self.scores(ruleset, period, under=under)}
-        chosen = scored if subjects is None else scored & set(subjects)
-        return item_rows(self.projection, rs, period, chosen)
+        if subjects is None:
+            subjects = {r["subject"] for r in self.scores(ruleset, period, under=under)}
+        else:
+            self._catch_up_to_read()
+        return item_rows(self.projection, rs, period, subjects)
 
     def complaints(self, subject: str | None = None, period: str | None = None,
                    open_only: bool = False, *, under: str | None = None) -> list[dict[str, Any]]:
@@ -84,21 +87,20 @@ class Listings:
                          "rectifications": rects.split(",") if rects else [], "text": text})
         return self._under(rows, under)
 
-    def _under(self, rows: list[dict[str, Any]], unit: str | None) -> list[dict[str, Any]]:
-        """The rows (with ``subject`` and ``period``) about ``unit`` or a unit below it."""
+    def _under(self, rows: list[dict[str, Any]], unit: str | None, org: Any = None,
+               conn: Any = None) -> list[dict[str, Any]]:
+        """The rows (with ``subject`` and ``period``) about ``unit`` or a unit below it (``--under``),
+        by the org chart and read models given (default: the published ones). ``unit`` is one the
+        org chart declares, or a subject with scores (a unit of its own, nothing below it);
+        raises NotFound otherwise."""
         if unit is None:
             return rows
-        org = self.projection.state()[1]
-        self._check_unit(unit, org, self.store.conn)
-        return scoreviews.under(rows, org, unit)
-
-    @staticmethod
-    def _check_unit(unit: str, org: Any, conn: Any) -> None:
-        """``--under`` names a unit: one the org chart declares, or a subject with scores (a unit
-        of its own, with nothing below it); raises NotFound otherwise."""
+        org = self.projection.state()[1] if org is None else org
+        conn = self.store.conn if conn is None else conn
         if not org.history(unit) and conn.execute("SELECT 1 FROM scores WHERE subject = ? LIMIT 1",
                                                   (unit,)).fetchone() is None:
             raise NotFound(f"no unit {unit!r} in the log (csat units lists them)")
+        return scoreviews.under(rows, org, unit)
 
     def rectifications(self, subject: str | None = None, overdue: bool = False, as_of: str | None = None,
                        period: str | None = None, *, under: str | None = None) -> list[dict[str, Any]]:

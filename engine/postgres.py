@@ -184,6 +184,12 @@ class PgConnection:
         return self.raw.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR,
                                                      TransactionStatus.ACTIVE)
 
+    def forget_shapes(self) -> None:
+        """A table's shape changed (altered, dropped): the column types and batch statements built
+        for it go."""
+        self._tables.clear()
+        self._bulk.cache_clear()
+
     def execute(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> PgCursor:
         head = sql.lstrip()[:16].upper()
         if head.startswith("BEGIN IMMEDIATE"):
@@ -196,9 +202,8 @@ class PgConnection:
             return PgCursor(self, self.raw.cursor())
         if head.startswith("PRAGMA"):
             return PgCursor(self, self.raw.cursor())
-        if head.startswith(("ALTER", "DROP")):  # a table's shape changes: the batch statements built for it go
-            self._tables.clear()
-            self._bulk.cache_clear()
+        if head.startswith(("ALTER", "DROP")):
+            self.forget_shapes()
         cursor = PgCursor(self, self.raw.cursor())
         return cursor.execute(sql, args)
 
@@ -375,8 +380,7 @@ class PgTable:
 
     def drop(self, ignore: bool = False) -> None:
         self.db.conn.raw.execute(f'DROP TABLE {"IF EXISTS " if ignore else ""}{self._qualified()}')
-        self.db.conn._tables.pop(self.name, None)
-        self.db.conn._bulk.cache_clear()
+        self.db.conn.forget_shapes()
 
 
 class PgDatabase:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from . import periods
+from . import periods, scoreviews
 from .errors import CsatError
 from .redact import Pseudonyms
 
@@ -58,10 +58,9 @@ def report_data(engine: Any, period: str, ruleset: str | None = None, under: str
 def _report(engine: Any, period: str, ruleset: str | None, under: str | None, min_responses: int) -> dict[str, Any]:
     before = periods.previous(period)
     start = engine.caught_up()
-    rows = engine.scores(ruleset=ruleset, period=period, under=under, vs=before)
-    few_before = {(r["ruleset"], r["subject"], r["metric"]) for r in engine.scores(ruleset=ruleset, period=before,
-                                                                                   under=under)
-                  if r["responses"] < min_responses}
+    earlier = engine.scores(ruleset=ruleset, period=before, under=under)
+    rows = scoreviews.versus(engine.scores(ruleset=ruleset, period=period, under=under), earlier)
+    few_before = {(r["ruleset"], r["subject"], r["metric"]) for r in earlier if r["responses"] < min_responses}
     for r in rows:
         r["before_hidden"] = (r["ruleset"], r["subject"], r["metric"]) in few_before
     if not rows:

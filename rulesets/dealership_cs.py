@@ -160,7 +160,7 @@ class DealershipCS(RuleSet):
             return {}
         out = {}
         for item, answer in response.answers.items():
-            points = self.points(answer, params) if item in form.items and answer != NA else None
+            points = self.points(answer, params) if item in form.items else None  # None: N/A or unknown
             if points is not None:
                 out[item] = ItemPoints(points, HUNDRED)
         return out

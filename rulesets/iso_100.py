@@ -69,13 +69,17 @@ class Iso100(RuleSet):
 
     def item_points(self, response: ResponseState, params: Params) -> dict[str, ItemPoints]:
         """An item's points out of its maximum."""
-        return {i: ItemPoints(dec(a), params.items[i].max) for i, a in response.answers.items()
+        return self._answered(response.answers, params)
+
+    @staticmethod
+    def _answered(answers: dict, params: Params) -> dict[str, ItemPoints]:
+        """The answered known items: (points, max) each."""
+        return {i: ItemPoints(dec(a), params.items[i].max) for i, a in answers.items()
                 if a != NA and i in params.items and not isinstance(a, str)}
 
     def response_score(self, answers: dict, params: Params) -> tuple[Decimal, Decimal, Decimal] | None:
         """(score, Σ points, Σ max) over the answered known items, or None when none is answered."""
-        got = [(dec(a), params.items[i].max) for i, a in answers.items() if a != NA and i in params.items
-               and not isinstance(a, str)]
+        got = list(self._answered(answers, params).values())
         if not got:
             return None
         points, maxima = total(p for p, _ in got), total(m for _, m in got)
