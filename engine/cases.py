@@ -34,9 +34,9 @@ def record_case_event(conn: sqlite3.Connection, logged: Logged) -> None:
                      (ev.id, ev.rectification, ev.status, ev.date, ev.note, pos))
 
 
-def mark_case_groups(conn: sqlite3.Connection, ev: Any, rulesets: list[str]) -> None:
-    """Mark dirty the subject-month a complaint or rectification event moves, for rule sets that use them
-    (a complaint: its period; a rectification: the month it falls due)."""
+def case_target(conn: sqlite3.Connection, ev: Any) -> tuple[str, str] | None:
+    """The subject-month a complaint or rectification event moves (a complaint: its period; a
+    rectification: the month it falls due), or None."""
     target = None
     if isinstance(ev, ComplaintFiled):
         target = (ev.subject, ev.period)
@@ -47,8 +47,25 @@ def mark_case_groups(conn: sqlite3.Connection, ev: Any, rulesets: list[str]) -> 
     elif isinstance(ev, RectificationUpdated):
         row = conn.execute("SELECT subject, due FROM rm_rectifications WHERE id = ?", (ev.rectification,)).fetchone()
         target = (row[0], row[1][:7]) if row else None
+    return tuple(target) if target else None
+
+
+def mark_case_groups(conn: sqlite3.Connection, ev: Any, rulesets: list[str], org: Any) -> None:
+    """Mark dirty, for rule sets that use cases, the subject-month a complaint or rectification
+    event moves and the same month of the subject's ancestors as of that month (their
+    :attr:`MonthInput.below` holds the case)."""
+    target = case_target(conn, ev)
     if target:
-        conn.executemany("INSERT OR IGNORE INTO rm_dirty VALUES (?, ?, ?)", [(rs, target[0], target[1]) for rs in rulesets])
+        subject, month = target
+        conn.executemany("INSERT OR IGNORE INTO rm_dirty VALUES (?, ?, ?)",
+                         [(rs, s, month) for rs in rulesets for s in (subject, *org.chain(subject, month))])
+
+
+def case_months(conn: sqlite3.Connection, from_: str) -> list[tuple[str, str]]:
+    """Every (subject, month) holding a complaint or a due rectification, from month ``from_`` on."""
+    return conn.execute("SELECT subject, period FROM rm_cases WHERE kind = 'complaint' AND period >= ? UNION "
+                        "SELECT subject, substr(due, 1, 7) FROM rm_rectifications WHERE due >= ?",
+                        (from_, from_)).fetchall()
 
 
 def month_cases(conn: sqlite3.Connection, subject: str, month: str, ruleset: str) -> list[CaseEvent]:
@@ -62,7 +79,8 @@ def month_cases(conn: sqlite3.Connection, subject: str, month: str, ruleset: str
             continue
         closure = conn.execute("SELECT id, outcome, date, position FROM rm_closures WHERE complaint = ? "
                                "ORDER BY position DESC LIMIT 1", (id_,)).fetchone()
-        out.append(CaseEvent("complaint", id_, position, severity=severity, closure=tuple(closure) if closure else None))
+        out.append(CaseEvent("complaint", id_, position, severity=severity, closure=tuple(closure) if closure else None,
+                             subject=subject))
     for id_, due, position, rs in conn.execute(
             "SELECT id, due, position, ruleset FROM rm_rectifications WHERE subject = ? AND due >= ? AND due < ? "
             "ORDER BY position", (subject, f"{month}-01", f"{month}-99")):
@@ -71,5 +89,26 @@ def month_cases(conn: sqlite3.Connection, subject: str, month: str, ruleset: str
         updates = [tuple(u) for u in conn.execute(
             "SELECT id, status, date, position FROM rm_rectification_updates WHERE rectification = ? ORDER BY position",
             (id_,))]
-        out.append(CaseEvent("rectification", id_, position, due=due, updates=updates))
+        out.append(CaseEvent("rectification", id_, position, due=due, updates=updates, subject=subject))
     return out
+
+
+def below_cases(conn: sqlite3.Connection, org: Any, subject: str, month: str, ruleset: str) -> list[CaseEvent]:
+    """The cases of the month (as :func:`month_cases`) of every unit below ``subject`` in the org
+    chart as of the month, in log order; each carries the subject it was filed against."""
+    below = sorted({s for (s,) in conn.execute(
+        "SELECT subject FROM rm_cases WHERE kind = 'complaint' AND period = ? UNION "
+        "SELECT subject FROM rm_rectifications WHERE due >= ? AND due < ?", (month, f"{month}-01", f"{month}-99"))
+        if s != subject and subject in org.chain(s, month)})
+    out = [case for s in below for case in month_cases(conn, s, month, ruleset)]
+    return sorted(out, key=lambda c: c.position)
+
+
+def cases_of(conn: sqlite3.Connection, org: Any, rs: Any, subject: str,
+             month: str) -> tuple[list[CaseEvent], list[CaseEvent]]:
+    """``MonthInput.cases`` and ``MonthInput.below`` of a subject-month (both empty for a rule set
+    that does not use cases)."""
+    if not rs.uses_cases:
+        return [], []
+    return (month_cases(conn, subject, month, rs.id),
+            below_cases(conn, org, subject, month, rs.id) if org is not None else [])

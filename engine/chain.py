@@ -255,6 +255,17 @@ def _walk_in_child(path: str, after: int, upto: int, published: tuple[int, str] 
         conn.close()
 
 
+def deleted_tail(conn: sqlite3.Connection, expected: int | None = None) -> Break | None:
+    """Events deleted from the end of the log: a chain hash stored at or after ``expected``
+    (default: the position after the last event), which no row there answers."""
+    if expected is None:
+        expected = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM stored_events").fetchone()[0] + 1
+    tail = conn.execute(f"SELECT MIN(position) FROM {TABLE} WHERE position >= ?", (expected,)).fetchone()[0]
+    if tail is None:
+        return None
+    return Break(expected, f"position {expected} is missing (deleted): its chain hash is still stored")
+
+
 def verify(conn: sqlite3.Connection, decode: Callable[[bytes], object], published: tuple[int, str] | None = None,
            progress: Callable[[int], None] | None = None, path: str | None = None) -> Verified:
     """Walk the whole log, recomputing the chain and decoding every row.
@@ -280,9 +291,7 @@ def verify(conn: sqlite3.Connection, decode: Callable[[bytes], object], publishe
         walked = _walk(conn, decode, 0, upto, GENESIS, published, progress)
     found, expected = walked.broken, walked.next_position
     if found is None:
-        tail = conn.execute(f"SELECT MIN(position) FROM {TABLE} WHERE position >= ?", (expected,)).fetchone()[0]
-        if tail is not None:
-            found = Break(expected, f"position {expected} is missing (deleted): its chain hash is still stored")
+        found = deleted_tail(conn, expected)
     matches = walked.matches
     if published is not None and matches is None:
         matches = published[0] == 0 and published[1] == text(GENESIS)

@@ -97,7 +97,7 @@ def explain(projection: Projection, rs: RuleSet, subject: str, period: str, metr
         inputs.append(inp)
         trace.prefix = "" if kind == "month" else f"{month} "
         where = f"explaining {subject} {month}"
-        month_figures[month] = checked_figures(rs, where, guarded(rs, where, rs.score_month, inp, trace))
+        month_figures[month] = checked_figures(rs, where, guarded(rs, where, rs.score_month, inp, trace), inp.params)
     trace.prefix = ""
     if not inputs:
         if withdrawn_only:
@@ -116,7 +116,7 @@ def explain(projection: Projection, rs: RuleSet, subject: str, period: str, metr
         where = f"explaining {subject} {period}"
         figures = [f for met, rows in sorted(stored.items())
                    if (f := checked_figure(rs, where, guarded(rs, where, rs.roll_up, period, met, rows,
-                                                              adoption.params, trace))) is not None]
+                                                              adoption.params, trace), adoption.params)) is not None]
     try:
         figure = _pick(figures, metric, rs, subject, period)
     except NotFound as e:

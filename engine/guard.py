@@ -83,8 +83,26 @@ def figure_problem(fig: Any) -> str | None:
     return None
 
 
-def checked_figures(rs: RuleSet, where: str, figures: Any) -> list[Figure]:
-    """``score_month``'s result: a list of Figures of distinct metrics."""
+def declared(rs: RuleSet, where: str, params: Any) -> tuple[str, ...]:
+    """The metrics ``rs`` declares under ``params`` (computed once per parameters object)."""
+    metrics = rs.per_params("declared_metrics", params,
+                            lambda p: guarded(rs, where, rs.declared_metrics, p))
+    if not isinstance(metrics, tuple) or not all(isinstance(m, str) for m in metrics):
+        raise RuleSetFailed(rs.id, where, f"declared_metrics: expected a tuple of strings, got {metrics!r:.60}")
+    return metrics
+
+
+def _undeclared(rs: RuleSet, where: str, fig: Figure, params: Any) -> None:
+    metrics = declared(rs, where, params)
+    if fig.metric not in metrics:
+        raise RuleSetFailed(rs.id, where, f"figure metric {fig.metric!r} is not one the rule set declares "
+                            f"({', '.join(metrics) or 'none'}): fix the name, or declare it in `metrics` "
+                            "(declared_metrics for metrics from the parameters)")
+
+
+def checked_figures(rs: RuleSet, where: str, figures: Any, params: Any) -> list[Figure]:
+    """``score_month``'s result: a list of Figures of distinct metrics, each one the rule set
+    declares under ``params``."""
     if not isinstance(figures, list):
         raise RuleSetFailed(rs.id, where, f"expected a list of Figure, got {_type_name(figures)}")
     seen: set[str] = set()
@@ -93,14 +111,17 @@ def checked_figures(rs: RuleSet, where: str, figures: Any) -> list[Figure]:
             raise RuleSetFailed(rs.id, where, p)
         if fig.metric in seen:
             raise RuleSetFailed(rs.id, where, f"metric {fig.metric!r} returned twice")
+        _undeclared(rs, where, fig, params)
         seen.add(fig.metric)
     return figures
 
 
-def checked_figure(rs: RuleSet, where: str, fig: Any) -> Figure | None:
-    """``roll_up``'s result: a Figure or None."""
-    if fig is not None and (p := figure_problem(fig)):
-        raise RuleSetFailed(rs.id, where, p)
+def checked_figure(rs: RuleSet, where: str, fig: Any, params: Any) -> Figure | None:
+    """``roll_up``'s result: a Figure of a declared metric, or None."""
+    if fig is not None:
+        if (p := figure_problem(fig)):
+            raise RuleSetFailed(rs.id, where, p)
+        _undeclared(rs, where, fig, params)
     return fig
 
 

@@ -31,8 +31,8 @@ from typing import Any
 import msgspec
 
 from . import explained
-from .cases import mark_case_groups, record_case_event
-from .errors import RuleSetFailed, StoreError
+from .cases import case_months, mark_case_groups, record_case_event
+from .errors import LogDamaged, RuleSetFailed, StoreError
 from .events import ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared
 from .guard import checked_credits, checked_remedy, guarded
 from .readmodel import (Adoptions, Org, clear_all, count_events, database, drop_all, encode_state, ensure_schema,
@@ -229,6 +229,8 @@ class Projection(Scoring, Replay):
         """
         self.catch_up()
         refuse_without(self.missing())
+        if (tail := self.store.deleted_tail()) is not None:  # the one break a replay would not meet
+            raise LogDamaged(tail.position, tail.problem)
         self.strict = True
         failures = len(self.failures)
         try:
@@ -326,6 +328,7 @@ class Projection(Scoring, Replay):
             elif isinstance(ev, UnitDeclared):
                 flush()
                 self._declare(ev, logged, adoptions, org)
+                pending |= self._parked()  # their credits and cases follow the chart when they are back
                 explanations_stale = True
             else:  # case events mark their case groups dirty (the rule sets that use cases)
                 ruleset = _ruleset_of(ev)
@@ -333,7 +336,11 @@ class Projection(Scoring, Replay):
                     if self.only is not None and ruleset not in self.only:
                         continue
                     counts[ruleset] += 1
-                self._record_case_event(logged)
+                    if not self.usable(ruleset):
+                        pending.add(ruleset)
+                else:  # a case for every rule set: those that cannot see it now rescore it when back
+                    pending |= self._parked()
+                self._record_case_event(logged, org)
         flush()
         count_events(self.conn, counts, pending)
         if explanations_stale:
@@ -370,11 +377,27 @@ class Projection(Scoring, Replay):
                     "SELECT id FROM rm_responses WHERE ruleset = ? AND period >= ?", (ev.ruleset, ev.from_))],
                     adoptions, org, pending)
 
+    def _parked(self) -> set[str]:
+        """Rule sets with events in the log that cannot be used now: an event that concerns every
+        rule set (a ``unit``, a complaint for no rule set in particular) leaves them pending, so
+        they are re-derived when usable again (:meth:`_resume`)."""
+        return {r for (r,) in self.conn.execute("SELECT ruleset FROM rm_rulesets WHERE events > 0")
+                if not self.usable(r)}
+
     def _declare(self, ev: UnitDeclared, logged: Logged, adoptions: Adoptions, org: Org) -> None:
         from_ = ev.from_ or ""
         self.conn.execute("INSERT OR REPLACE INTO rm_units VALUES (?, ?, ?, ?, ?, ?)",
                           (ev.id, from_, logged.position, ev.name, ev.kind, ev.parent))
+        case_rulesets = [r for r, rs in self.rulesets.items() if rs.uses_cases and self.usable(r)]
+        cases = case_months(self.conn, from_) if case_rulesets else []
+        above = {(s, m): [s, *org.chain(s, m)] for s, m in cases}  # before the move
         org.add(ev.id, from_, ev.name, ev.kind, ev.parent, logged.position)
+        marks = set()
+        for (s, m), before in above.items():  # a case below a unit that moved: its old and new ancestors
+            after = [s, *org.chain(s, m)]
+            if ev.id in before or ev.id in after:
+                marks |= {(r, u, m) for r in case_rulesets for u in (*before, *after)}
+        self.conn.executemany("INSERT OR IGNORE INTO rm_dirty VALUES (?, ?, ?)", marks)
         org_rulesets = [r for r, rs in self.rulesets.items() if rs.uses_org and self.usable(r)]
         if org_rulesets:
             marks = ",".join("?" * len(org_rulesets))
@@ -436,10 +459,10 @@ class Projection(Scoring, Replay):
         if drop:
             self.conn.executemany("DELETE FROM rm_cases WHERE id = ?", drop)
 
-    def _record_case_event(self, logged: Logged) -> None:
+    def _record_case_event(self, logged: Logged, org: Org) -> None:
         case_rulesets = [r for r, rs in self.rulesets.items() if rs.uses_cases and self.usable(r)]
         if case_rulesets:
-            mark_case_groups(self.conn, logged.event, case_rulesets)
+            mark_case_groups(self.conn, logged.event, case_rulesets, org)
         record_case_event(self.conn, logged)
 
     # -- a rule set that is back ------------------------------------------------------
@@ -463,11 +486,9 @@ class Projection(Scoring, Replay):
             self._recredit(ids, adoptions, org, pending)
             for i in range(0, len(ids), 500):
                 self._remedies(load_states(self.conn, ids[i:i + 500]).values(), adoptions)
-            if self.rulesets[ruleset].uses_cases:
-                self.conn.execute(
-                    "INSERT OR IGNORE INTO rm_dirty SELECT ?, subject, period FROM rm_cases WHERE kind = 'complaint' "
-                    "AND (ruleset = ? OR ruleset IS NULL) UNION SELECT ?, subject, substr(due, 1, 7) "
-                    "FROM rm_rectifications WHERE ruleset = ? OR ruleset IS NULL", (ruleset,) * 4)
+            if self.rulesets[ruleset].uses_cases:  # each case's unit and the units above it
+                self.conn.executemany("INSERT OR IGNORE INTO rm_dirty VALUES (?, ?, ?)", {
+                    (ruleset, u, m) for s, m in case_months(self.conn, "") for u in (s, *org.chain(s, m))})
             if ruleset in pending or not self.usable(ruleset):  # its code failed again: keep it parked
                 self.conn.execute("ROLLBACK TO csat_resume")
                 self.conn.execute("RELEASE csat_resume")

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from .cases import month_cases, record_case_event
+from .cases import cases_of, record_case_event
 from .errors import RuleSetFailed
 from .events import ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared
 from .guard import checked_figures, guarded
@@ -181,9 +181,9 @@ class Replay:
                     continue
                 inp = inputs.get(c.subject)
                 if inp is None:
-                    cases = month_cases(self.conn, c.subject, month, ruleset) if rs.uses_cases else []
+                    cases, below = cases_of(self.conn, org, rs, c.subject, month)
                     inp = inputs[c.subject] = MonthInput(ruleset, c.subject, month, adoption, [], [],
-                                                         org.kinds.get(c.subject), cases)
+                                                         org.kinds.get(c.subject), cases, below=below)
                 credit = Credit(c.subject, c.role, c.via)
                 if why is None:
                     inp.counted.append(Counted(state, credit))
@@ -199,7 +199,7 @@ class Replay:
             where = f"scoring {subject} {month}"
             queued = len(self._rows), len(self._deletes)  # type: ignore[attr-defined]
             try:
-                figures = checked_figures(rs, where, guarded(rs, where, rs.score_month, inp, None))
+                figures = checked_figures(rs, where, guarded(rs, where, rs.score_month, inp, None), inp.params)
                 self._write(rs, month, subject, "month", inp.adoption, figures)  # type: ignore[attr-defined]
             except RuleSetFailed as e:  # left dirty: the next catch-up tries again
                 del self._rows[queued[0]:], self._deletes[queued[1]:]  # type: ignore[attr-defined]

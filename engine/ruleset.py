@@ -132,7 +132,8 @@ class Excluded:
 @dataclass
 class CaseEvent:
     """A complaint about the subject in the month, or a rectification of the subject due in the month,
-    with what later events did to it (``closure`` of a complaint; ``updates`` of a rectification, in log order)."""
+    with what later events did to it (``closure`` of a complaint; ``updates`` of a rectification, in log order).
+    ``subject`` is the unit it was filed against (a unit below the one scored, in ``MonthInput.below``)."""
 
     kind: str                      # "complaint" or "rectification"
     id: str
@@ -141,13 +142,18 @@ class CaseEvent:
     due: str | None = None
     closure: tuple[str, str, str, int] | None = None          # (closure id, outcome, date, position)
     updates: list[tuple[str, str, str, int]] = field(default_factory=list)  # (update id, status, date, position)
+    subject: str = ""
 
 
 @dataclass
 class MonthInput:
     """Everything a rule set scores one subject-month from.
 
-    ``kind`` is the subject's unit kind from ``unit`` events (None if undeclared).
+    ``kind`` is the subject's unit kind from ``unit`` events (None if undeclared). For rule sets
+    with ``uses_cases``, ``cases`` are the subject's own complaints and rectifications of the
+    month, and ``below`` those of every unit below it in the org chart as of the month (wards
+    under a department), each naming its unit in ``CaseEvent.subject``: the rule set decides
+    whether a department answers for its wards' complaints.
     """
 
     ruleset: str
@@ -161,6 +167,8 @@ class MonthInput:
     #: withdrawn responses credited here: they count nowhere (not in ``excluded`` either, so no
     #: rule set counts them as failed); kept only so that explanations can list them
     withdrawn: list[Excluded] = field(default_factory=list)
+    #: the cases of the units below the subject (only for rule sets with ``uses_cases``)
+    below: list[CaseEvent] = field(default_factory=list)
 
     @property
     def params(self) -> Any:
@@ -299,6 +307,12 @@ class RuleSet:
         if hit is None or hit[0] is not params:
             hit = cache[id(params)] = (params, build(params))
         return hit[1]
+
+    def declared_metrics(self, params: Any) -> tuple[str, ...]:
+        """The metrics this rule set publishes under ``params``: a figure under any other name
+        (a typo such as ``satisfation``) is refused at the boundary. Default: :attr:`metrics`;
+        a rule set whose metrics are parameter data returns those."""
+        return tuple(self.metrics)
 
     # -- input -----------------------------------------------------------------
 

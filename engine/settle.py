@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from . import explained, periods
-from .cases import month_cases
+from .cases import cases_of
 from .errors import RuleSetFailed
 from .events import NA
 from .guard import checked_figure, checked_figures, checked_sequence, guarded
@@ -116,8 +116,8 @@ class Scoring:
             inp = inputs.get(subject)
             if inp is None:
                 kind = org.kinds.get(subject) if org is not None else None
-                cases = month_cases(self.conn, subject, month, rs.id) if rs.uses_cases else []
-                inp = inputs[subject] = MonthInput(rs.id, subject, month, adoption, [], [], kind, cases)
+                cases, below = cases_of(self.conn, org, rs, subject, month)
+                inp = inputs[subject] = MonthInput(rs.id, subject, month, adoption, [], [], kind, cases, below=below)
             state, why = hit
             if why is None:
                 inp.counted.append(Counted(state, Credit(subject, role, via)))
@@ -158,7 +158,7 @@ class Scoring:
                     try:
                         figures = [] if inp is None or not (inp.counted or inp.excluded) else checked_figures(
                             rs, f"scoring {subject} {month}",
-                            guarded(rs, f"scoring {subject} {month}", rs.score_month, inp, None))
+                            guarded(rs, f"scoring {subject} {month}", rs.score_month, inp, None), inp.params)
                         self._write(rs, month, subject, "month", inp.adoption if inp else None, figures)
                     except RuleSetFailed as e:  # this subject's rows stay as they were published
                         del self._rows[queued[0]:], self._deletes[queued[1]:]
@@ -239,7 +239,8 @@ class Scoring:
                 continue
             adoption = adoptions.in_force(rs.id, rows[-1][0])
             where = f"rolling up {subject} {period} {metric}"
-            fig = checked_figure(rs, where, guarded(rs, where, rs.roll_up, period, metric, rows, adoption.params, None))
+            fig = checked_figure(rs, where, guarded(rs, where, rs.roll_up, period, metric, rows, adoption.params, None),
+                                adoption.params)
             if fig is not None:
                 figures.append(fig)
         self._write(rs, period, subject, periods.kind(period), adoption, figures)

@@ -447,6 +447,11 @@ class Store:
         position = self.max_position() if position is None else position
         return position, chain.head(self.conn, position) or "sha256:?"
 
+    def deleted_tail(self) -> chain.Break | None:
+        """Events deleted from the end of the log (their chain hashes are still stored), which a
+        read through the chain cannot see: it ends where the rows end."""
+        return chain.deleted_tail(self.conn)
+
     def verify(self, published: tuple[int, str] | None = None,
                progress: Callable[[int], None] | None = None) -> chain.Verified:
         """Walk the whole log in one streaming pass, in one read snapshot (others may write on)."""

@@ -123,6 +123,7 @@ def check_examples(rulesets: list[RuleSet], examples: Sequence[str | os.PathLike
     used = {e.get("ruleset") for e in events if e.get("type") == "response"} & ids.keys()
     units = [e.get("id") for e in events if e.get("type") == "unit"]
     for rid in sorted(used):
+        _check_cases_used(ids[rid], events)
         rs = ids[rid]
         if rs.uses_org:
             continue
@@ -147,6 +148,21 @@ def check_examples(rulesets: list[RuleSet], examples: Sequence[str | os.PathLike
                     "of its roles, but the rule set does not set uses_org = True")
             assert not chain_calls, (f"{rid}: credits() follows the org chart (chain) but the rule set does not set "
                                      "uses_org = True")
+
+
+def _check_cases_used(rs: RuleSet, events: list[dict[str, Any]]) -> None:
+    """Complaints or rectifications in the examples that concern the rule set (filed for it, or
+    for every rule set against a subject it scores) need ``uses_cases``: without it they are
+    silently ignored (``MonthInput.cases`` stays empty)."""
+    if rs.uses_cases:
+        return
+    subjects = {e.get("subject") for e in events if e.get("type") == "response" and e.get("ruleset") == rs.id}
+    cases = [str(e.get("id")) for e in events if e.get("type") in ("complaint", "rectification")
+             and (e.get("ruleset") == rs.id or (e.get("ruleset") is None and e.get("subject") in subjects))]
+    assert not cases, (f"{rs.id}: the examples hold complaints or rectifications for it ({', '.join(cases[:3])}"
+                       f"{'…' if len(cases) > 3 else ''}) but the rule set does not set uses_cases = True, so they "
+                       "would be ignored: set uses_cases = True and score them (MonthInput.cases), or leave them "
+                       "out of the examples")
 
 
 def _rows(engine: Engine, ids: set[str]) -> list[dict[str, Any]]:

@@ -62,6 +62,10 @@ class DealershipCS(RuleSet):
     uses_org = True
     metrics = tuple(m for f in read_toml(defaults_path)["forms"].values() for m in f.get("metrics", {}))
 
+    def declared_metrics(self, params: Params) -> tuple[str, ...]:
+        """The metrics of the forms in the parameters in force."""
+        return tuple(m for f in params.forms.values() for m in f.metrics)
+
     def check_params(self, params: Params) -> list[str]:
         problems = []
         seen: dict[str, str] = {}

@@ -115,3 +115,35 @@ def test_a_rebuild_that_differs_from_the_incremental_result(tmp_path):
 
 def test_module_file_is_beside_the_module():
     assert module_file(callcentre.__file__, "callcentre_5.toml").endswith("csat_callcentre/callcentre_5.toml")
+
+
+def test_complaints_in_the_examples_without_uses_cases(tmp_path):
+    rs = variant("cases")   # callcentre-5 does not use cases: these would be ignored, the figure unchanged
+    files = examples_for(tmp_path, rs.id, [
+        {"type": "complaint", "id": "rude-1", "subject": "agent-07", "period": "2026-04", "date": "2026-04-03",
+         "text": "rude"}])
+    with pytest.raises(AssertionError, match=r"^cc-cases: the examples hold complaints or rectifications for it "
+                                             r"\(rude-1\) but the rule set does not set uses_cases = True"):
+        check_plugin(plugin_of(rs), examples=files, tmp_path=tmp_path)
+
+
+def misspelt(self, month, trace):
+    return [Figure("ratng", f.score, f.responses, extras=f.extras, state=f.state)
+            for f in callcentre.CallCentre5.score_month(self, month, trace)]
+
+
+def test_a_figure_under_a_metric_the_rule_set_does_not_declare(tmp_path):
+    rs = variant("metric", score_month=misspelt)
+    with pytest.raises(AssertionError, match=r"rule set cc-metric: scoring agent-\d+ 2026-\d\d: figure metric 'ratng' "
+                                             r"is not one the rule set declares \(rating\): fix the name"):
+        check_plugin(plugin_of(rs), examples=examples_for(tmp_path, rs.id), tmp_path=tmp_path)
+
+
+def test_an_undeclared_metric_is_refused_at_run_time_too(tmp_path):
+    from csat.engine import Engine
+    rs = variant("metric", score_month=misspelt)
+    with Engine.open(tmp_path / "m.db", rulesets=[rs]) as engine:
+        engine.ingest(examples_for(tmp_path, rs.id))
+        assert engine.scores() == []   # nothing published under the misspelt name
+        (line, *_) = engine.warnings()
+        assert line.startswith("rule set cc-metric: scoring agent-") and "'ratng' is not one the rule set" in line
