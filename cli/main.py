@@ -291,9 +291,8 @@ def log(c: Context, type_: str | None, id_: str | None, subject: str | None, per
     rows = c.engine().log(type=type_, id=id_, subject=subject, period=period, ruleset=ruleset, limit=limit,
                           tail=tail)
     if redact:
-        from csat.engine.redact import Pseudonyms
-        names = Pseudonyms()
-        rows = ({**r, "event": names.event(r["event"])} for r in rows)
+        names = c.engine().pseudonyms()
+        rows = (names.row(r) for r in rows)
     if fmt != "json":
         rows = ({"position": r["position"], "recorded": r["recorded"], "type": r["type"], "id": r["id"],
                  "event": to_json(r["event"]).replace("\n", "").replace("  ", " ") if fmt == "csv" else

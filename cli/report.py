@@ -1,63 +1,69 @@
-"""``csat report``: the monthly report as one self-contained HTML file (Jinja2 template, pygal
-charts inlined as SVG; no script, font or style from the network), printable on A4."""
+"""``csat report``: the monthly report as one self-contained HTML file (Jinja2 template, charts
+inlined as SVG by :mod:`csat.cli.charts`; no script, font or style from the network), printable on
+A4 — or as that page printed to PDF by headless Chromium."""
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import click
+import jinja2
 
 from csat.engine import CsatError
 from csat.engine.report import report_data
 
+from . import charts
 from .main import Context, cli, handles_errors
 from .output import columns_of, emit, file_options, format_option, render
 
 
-def _needs() -> tuple[Any, Any]:
-    try:
-        import jinja2
-        import pygal
-    except ImportError:
-        raise CsatError("csat report needs Jinja2 and pygal: pip install 'csat[report]'") from None
-    return jinja2, pygal
-
-
-def _style(pygal: Any) -> Any:
-    from pygal.style import Style
-    return Style(font_family='"Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", sans-serif',
-                 background="white", plot_background="white")
-
-
-def _trend_svg(pygal: Any, section: dict[str, Any], metric: str, lines: dict[str, dict[str, Any]]) -> str:
-    chart = pygal.Line(style=_style(pygal), js=[], disable_xml_declaration=True, width=640, height=360,
-                       x_label_rotation=30, legend_at_bottom=True, show_dots=True, allow_interruptions=True,
-                       title=f"{section['ruleset']} · {metric}: trend (best and worst {len(lines)})")
-    chart.x_labels = section["months"]
-    for name, series in lines.items():
-        chart.add(name, [float(series[m]) if m in series else None for m in section["months"]])
-    return chart.render(is_unicode=True)
-
-
-def _grades_svg(pygal: Any, section: dict[str, Any]) -> str | None:
-    if not section["grades"]:
-        return None
-    chart = pygal.Bar(style=_style(pygal), js=[], disable_xml_declaration=True, width=480, height=360,
-                      title=f"{section['ruleset']}: grade distribution", show_legend=False)
-    chart.x_labels = list(section["grades"])
-    chart.add("subjects", list(section["grades"].values()))
-    return chart.render(is_unicode=True)
-
-
 def render_report(data: dict[str, Any]) -> str:
-    jinja2, pygal = _needs()
+    """The report as one HTML page: the same data give the same bytes (no time, no random id)."""
     for section in data["sections"]:
-        section["trend_svgs"] = [_trend_svg(pygal, section, metric, lines)
-                                 for metric, lines in section["trends"].items() if lines]
-        section["grades_svg"] = _grades_svg(pygal, section)
+        section["trend_svgs"] = [charts.trend(f"{section['ruleset']} · {title}: trend (best and worst {len(lines)})",
+                                              section["months"], lines)
+                                 for title, lines in section["trends"].items() if lines]
+        section["grades_svg"] = charts.grades(f"{section['ruleset']}: grade distribution",
+                                              section["grades"]) if section["grades"] else None
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     template = env.from_string(resources.files("csat.cli").joinpath("templates/report.html").read_text("utf-8"))
     return template.render(r=data)
+
+
+def chromium() -> str | None:
+    """Headless Chromium, where installed (Debian's package, or Google's build)."""
+    return next((p for name in ("chromium", "chromium-browser", "google-chrome") if (p := shutil.which(name))), None)
+
+
+def write_pdf(html: str, output: str) -> None:
+    """Print the page to an A4 PDF with headless Chromium (the report's print CSS sets the page)."""
+    browser = chromium()
+    if browser is None:
+        raise CsatError(f"{output}: writing a PDF needs Chromium (apt-get install chromium); or write "
+                        "FILE.html and print it from a browser")
+    with tempfile.TemporaryDirectory() as tmp:
+        page = Path(tmp) / "report.html"
+        page.write_text(html, encoding="utf-8")
+        target = Path(output).resolve()
+        try:
+            done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
+                                   f"--user-data-dir={tmp}/profile", f"--print-to-pdf={target}", page.as_uri()],
+                                  capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            raise CsatError(f"{output}: Chromium did not print the report within 300 s") from None
+        if done.returncode != 0 or not target.exists():
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise CsatError(f"{output}: Chromium could not print the report ({last})")
+
+
+def _output(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if Path(value).suffix.lower() not in (".html", ".htm", ".pdf"):
+        raise click.BadParameter(f"expected FILE.html or FILE.pdf, got {value!r}")
+    return value
 
 
 @cli.command()
@@ -66,8 +72,8 @@ def render_report(data: dict[str, Any]) -> str:
 @click.option("--under", "-u", metavar="UNIT", help="Only UNIT and the units below it in the org chart.")
 @click.option("--min-responses", type=click.IntRange(min=0), default=0, show_default=True,
               help="Show '—' for any figure from fewer responses (a small group's raters stay unidentifiable).")
-@click.option("--output", "-o", required=True, metavar="FILE.html", type=click.Path(dir_okay=False),
-              help="The HTML file to write.")
+@click.option("--output", "-o", required=True, metavar="FILE.html|FILE.pdf", type=click.Path(dir_okay=False),
+              callback=_output, help="The file to write: an HTML page, or a PDF (A4, printed by headless Chromium).")
 @click.pass_obj
 @handles_errors
 def report(c: Context, period: str, ruleset: str | None, under: str | None, min_responses: int,
@@ -83,16 +89,21 @@ def report(c: Context, period: str, ruleset: str | None, under: str | None, min_
     (expandable). No rater or respondent is named.
     The footer carries the log position and head hash (`csat verify --head`
     checks the report later) and the adoptions in force. Print it from a
-    browser for an A4 document.
+    browser for an A4 document, or give -o FILE.pdf (headless Chromium prints
+    it). The same log head and parameters give the same bytes.
 
     \b
     Examples:
       csat report --period 2026-03 -o 2026-03.html
+      csat report --period 2026-03 -o 2026-03.pdf      # needs chromium
       csat report --period 2026-Q1 --ruleset plant-50 --min-responses 3 -o plant-q1.html
     """
     html = render_report(report_data(c.engine(), period, ruleset, under, min_responses))
-    with open(output, "w", encoding="utf-8") as f:
-        f.write(html)
+    if Path(output).suffix.lower() == ".pdf":
+        write_pdf(html, output)
+    else:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(html)
     click.echo(f"wrote {output}")
 
 

@@ -16,7 +16,7 @@ def write_xlsx(rows: Sequence[dict[str, Any]], columns: Sequence[str], path: str
         from openpyxl import Workbook
         from openpyxl.styles import Font
     except ImportError:
-        raise CsatError("writing Excel workbooks needs openpyxl: pip install 'csat[xlsx]'") from None
+        raise CsatError("writing Excel workbooks needs openpyxl: python -m pip install openpyxl") from None
     book = Workbook()
     sheet = book.active
     sheet.title = title[:31]  # Excel's limit on a sheet name

@@ -432,7 +432,7 @@ class Engine(Listings):
     def _redacted(self, out: dict[str, Any]) -> dict[str, Any]:
         found = self.store.at_positions(e["position"] for e in out["events"])
         events = [msgspec.to_builtins(found[p].event) for p in sorted(found) if found[p].event is not None]
-        return redact.explanation(out, events)
+        return redact.explanation(out, self.pseudonyms(), events)
 
     @staticmethod
     def _named(out: dict[str, Any], conn: Any) -> dict[str, Any]:

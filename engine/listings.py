@@ -12,6 +12,17 @@ from . import periods, scoreviews
 from .errors import CsatError, NotFound
 from .events import TAGS
 from .items import item_rows
+from .redact import Pseudonyms
+
+
+class _Who(msgspec.Struct):
+    """The two fields of a response that name who answered (the rest is skipped undecoded)."""
+
+    rater: str | None = None
+    respondent: str | None = None
+
+
+_WHO = msgspec.json.Decoder(_Who)
 
 if TYPE_CHECKING:
     from .ruleset import RuleSet
@@ -148,6 +159,22 @@ class Listings:
                         "parent": link.parent if link else None, "since": (link.from_ or None) if link else None,
                         "chain": org.chain(u, as_of)})
         return out
+
+    def pseudonyms(self) -> Pseudonyms:
+        """Pseudonyms for one redacted output (:mod:`csat.engine.redact`), knowing every rater and
+        respondent in the log up front: a reason or an id that names one is redacted wherever it
+        stands, even before that person's own response is listed."""
+        self._catch_up_to_read()
+        names = Pseudonyms()
+        for (blob,) in self.store.conn.execute("SELECT state FROM rm_responses ORDER BY position"):
+            who = _WHO.decode(bytes(blob))
+            names.know("rater", who.rater or "")
+            names.know("respondent", who.respondent or "")
+        for page in self.store.lenient_pages(self.projection.tracked()):  # not yet applied (a damaged log)
+            for lg in page:
+                for kind in ("rater", "respondent"):
+                    names.know(kind, getattr(lg.event, kind, None) or "")
+        return names
 
     def log(self, type: str | None = None, id: str | None = None, after: int = 0, *, subject: str | None = None,
             period: str | None = None, ruleset: str | None = None, limit: int | None = None,

@@ -87,7 +87,7 @@ def _psycopg() -> Any:
     try:
         import psycopg
     except ImportError:
-        raise StoreError("a postgresql:// store needs psycopg: pip install 'csat[postgres]'") from None
+        raise StoreError("a postgresql:// store needs psycopg: python -m pip install 'csat[postgres]' (in the Python that runs csat)") from None
     return psycopg
 
 

@@ -255,7 +255,7 @@ def xlsx_lines(path: str, sheet: str | None = None, columns: dict[str, str] | No
     try:
         import openpyxl
     except ImportError:
-        yield path, 1, f"reading Excel workbooks needs openpyxl: pip install 'csat[xlsx]' (or {_SAVE_AS})"
+        yield path, 1, f"reading Excel workbooks needs openpyxl: python -m pip install openpyxl (or {_SAVE_AS})"
         return
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)

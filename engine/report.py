@@ -8,6 +8,7 @@ CLI's (``cli/report.py``)."""
 from __future__ import annotations
 
 from collections import Counter
+from decimal import Decimal
 from typing import Any
 
 from . import periods, scoreviews
@@ -67,36 +68,53 @@ def _report(engine: Any, period: str, ruleset: str | None, under: str | None, mi
         raise CsatError(f"no scores for {period}" + (f" in {ruleset}" if ruleset else "")
                         + (f" under {under}" if under else ""))
     names, written = _responses(engine, period, ruleset, start[0])
-    months = periods.months_of(period[:4])
+    last = periods.months_of(period)[-1]
+    months = [m for m in periods.months_of(period[:4]) if m <= last]  # the trend ends at the period reported
     in_year = [r for r in engine.scores(ruleset=ruleset, under=under)
                if r["period"] in months and r["responses"] >= min_responses]
+    units = {u["id"]: u for u in engine.units(last)}
+    in_force = engine.projection.state()[0]
     sections = []
     for rs in dict.fromkeys(r["ruleset"] for r in rows):
         mine = [r for r in rows if r["ruleset"] == rs]
+        levels: dict[int, set[str]] = {}
         for r in mine:
             r["hidden"] = r["responses"] < min_responses
-        ranking = sorted(mine, key=lambda r: (r["metric"], r["hidden"], -(r["score"] or 0), r["subject"]))
+            unit = units.get(r["subject"])
+            r["level"] = len(unit["chain"]) if unit else 0
+            if unit and unit["kind"]:
+                levels.setdefault(r["level"], set()).add(unit["kind"])
+        for r in mine:  # the kinds of units at the row's level of the org chart, for its group's heading
+            r["kind"] = "/".join(sorted(levels.get(r["level"], ()))) or None
+        # like with like: a dealer, its teams and its advisors ranked apart (by their level in the org
+        # chart); within a group the ranked by score, then the hidden by name (their order would give
+        # their figures away)
+        ranking = sorted(mine, key=lambda r: (r["metric"], r["level"], r["hidden"],
+                                              0 if r["hidden"] else -(r["score"] or 0),
+                                              (r["subject_name"] or r["subject"]) if r["hidden"] else r["subject"]))
         shown = [r for r in ranking if not r["hidden"]]
-        seen: Counter[str] = Counter()
-        last: dict[str, tuple[Any, int]] = {}  # metric -> (score, its rank)
-        for r in ranking:  # ranked within each metric, equal scores sharing a place (1, 2, 2, 4)
+        seen: Counter[tuple[str, int]] = Counter()
+        placed: dict[tuple[str, int], tuple[Any, int]] = {}  # group -> (score, its rank)
+        for r in ranking:  # ranked within each group, equal scores sharing a place (1, 2, 2, 4)
+            group = r["group"] = (r["metric"], r["level"])
             if r["hidden"]:  # a hidden figure has no place
                 r["rank"] = None
                 continue
-            seen[r["metric"]] += 1
-            score, rank = last.get(r["metric"], (object(), 0))
-            r["rank"] = rank if r["score"] == score else seen[r["metric"]]
-            last[r["metric"]] = (r["score"], r["rank"])
-        trends: dict[str, dict[str, dict[str, Any]]] = {}  # metric -> line name -> month -> score
-        for metric in dict.fromkeys(r["metric"] for r in shown):
-            of_metric = [r for r in shown if r["metric"] == metric and r["score"] is not None]
-            ends = {r["subject"] for r in of_metric[:TREND_EACH_END] + of_metric[-TREND_EACH_END:]}
-            lines = trends[metric] = {}
+            seen[group] += 1
+            score, rank = placed.get(group, (object(), 0))
+            r["rank"] = rank if r["score"] == score else seen[group]
+            placed[group] = (r["score"], r["rank"])
+        trends: dict[str, dict[str, dict[str, Any]]] = {}  # group title -> line name -> month -> score
+        for group in dict.fromkeys(r["group"] for r in shown):
+            of_group = [r for r in shown if r["group"] == group and r["score"] is not None]
+            ends = {r["subject"] for r in of_group[:TREND_EACH_END] + of_group[-TREND_EACH_END:]}
+            metric, kind = group[0], of_group[0]["kind"] if of_group else None
+            lines = trends[f"{metric} · {kind}" if kind else metric] = {}
             for r in in_year:
                 if r["ruleset"] == rs and r["metric"] == metric and r["subject"] in ends and r["score"] is not None:
                     name = f"{r['subject_name']} ({r['subject']})" if r["subject_name"] else r["subject"]
                     lines.setdefault(name, {})[r["period"]] = r["score"]
-        grades = Counter(r["grade_label"] or r["grade"] for r in shown if r["grade"] is not None)
+        grades = _grade_counts(shown, in_force.in_force(rs, last))
         explanations = {}
         for r in shown:
             steps = engine.explain(rs, r["subject"], period, r["metric"])
@@ -114,17 +132,16 @@ def _report(engine: Any, period: str, ruleset: str | None, under: str | None, mi
             item["reasons"], item["more_reasons"] = given[-REASONS_SHOWN:], max(len(given) - REASONS_SHOWN, 0)
         ranked = {item["item"] for item in lowest}
         sections.append({"ruleset": rs, "ranking": ranking, "trends": trends, "months": months,
-                         "grades": dict(grades), "explanations": explanations, "items": lowest,
+                         "grades": grades, "explanations": explanations, "items": lowest,
                          "reasons": [x for x in reasons if x["item"] not in ranked]})
-    cases = [{**c, "text": names.text(c["text"] or "")} for c in engine.complaints(period=period, under=under)
+    cases = [names.deep({**c, "text": c["text"] or ""}) for c in engine.complaints(period=period, under=under)
              if ruleset in (None, c["ruleset"])]
     # as of the period's last day: rectifications raised after it are not there yet
-    rectifications = engine.rectifications(as_of=periods.last_day(period), under=under)
+    rectifications = names.deep(engine.rectifications(as_of=periods.last_day(period), under=under))
     position, head = engine.head()
     if (position, head) != start:
         raise _Moved
     adoptions = []  # the parameters in force in the period's months, per rule set reported
-    in_force = engine.projection.state()[0]
     for section in sections:
         used = {a.id: a for m in periods.months_of(period)
                 if (a := in_force.in_force(section["ruleset"], m)) is not None}
@@ -134,6 +151,25 @@ def _report(engine: Any, period: str, ruleset: str | None, under: str | None, mi
             "sections": sections, "complaints": cases,
             "rectifications": [r for r in rectifications if r["overdue"] or r["late"] or r["status"] == "open"],
             "log_position": position, "log_head": head, "adoptions": adoptions}
+
+
+def _grade_counts(shown: list[dict[str, Any]], adoption: Any) -> list[tuple[str, int, int, int]]:
+    """``(label, subjects, place, grades)`` per grade reached, best first; ``place`` is the grade's
+    place among the rule set's ``grades`` (its ``grades`` parameter, best first, where it has one; else by
+    the best figure that reached it), so a grade keeps its colour in every chart."""
+    listed = getattr(adoption.params, "grades", None) if adoption is not None else None
+    order = [g.id for g in listed] if isinstance(listed, (list, tuple)) and all(
+        hasattr(g, "id") for g in listed) else []
+    floors = [getattr(g, "min", None) if getattr(g, "band", None) is None else g.band[0] for g in listed or ()]
+    if order and all(isinstance(f, (int, Decimal)) for f in floors):  # listed worst first (plant-50's bands)
+        order = [g for _, g in sorted(zip(floors, order), key=lambda x: -x[0])]
+    graded = [r for r in shown if r["grade"] is not None]
+    best = sorted({r["grade"] for r in graded} - set(order),
+                  key=lambda g: -max(r["score"] or 0 for r in graded if r["grade"] == g))
+    order += best
+    counts = Counter(r["grade"] for r in graded)
+    labels = {r["grade"]: r["grade_label"] or r["grade"] for r in graded}
+    return [(labels[g], counts[g], order.index(g), len(order)) for g in order if counts[g]]
 
 
 def _event(e: dict[str, Any], names: Pseudonyms) -> dict[str, Any]:
@@ -147,7 +183,7 @@ def _responses(engine: Any, period: str, ruleset: str | None, upto: int) -> tupl
     """One pass over the period's responses up to log position ``upto``: every rater and respondent
     gets their pseudonym (one output: the same person is the same pseudonym in every table of the
     report), and the responses that carry a reason or a comment are kept, by rule set."""
-    names = Pseudonyms()
+    names = engine.pseudonyms()
     written: dict[str, list[dict]] = {}
     for e in engine.log(type="response", period=period, ruleset=ruleset):
         if e["position"] > upto:  # appended since the read models were read: not in this report

@@ -65,9 +65,9 @@ class Page(HTMLParser):
         if tag == "pre" and a.get("class") == "events":
             self.event_tables += 1
         if tag == "svg":
-            self.svgs.append({"path": 0})
-        if tag == "path" and self.svgs:
-            self.svgs[-1]["path"] += 1
+            self.svgs.append({"marks": -1})  # the white background is no mark
+        if tag in ("path", "circle", "polyline", "rect") and self.svgs:
+            self.svgs[-1]["marks"] += 1
 
     def handle_data(self, data):
         self.text.append(data)
@@ -79,6 +79,18 @@ def rendered(browser, page: Path) -> tuple[Page, str]:
     parsed = Page()
     parsed.feed(done.stdout)
     return parsed, done.stderr
+
+
+def ranked_rows(html: Path) -> list[tuple[str, str, str, Decimal, int]]:
+    """(rule set, metric, kind, score, place) of each ranked row, in page order."""
+    found = re.findall(r'<section class="ruleset" data-ruleset="([^"]+)"|data-metric="([^"]+)" data-kind="([^"]*)" '
+                       r'data-score="([^"]+)">\s*<td class="n">(\d+)<', html.read_text("utf-8"))
+    placed, rs = [], None
+    for ruleset, metric, kind, score, rank in found:
+        rs = ruleset or rs
+        if metric:
+            placed.append((rs, metric, kind, Decimal(score), int(rank)))
+    return placed
 
 
 def test_the_report_shows_the_published_figures_by_name(cli, tmp_path, browser):
@@ -94,7 +106,7 @@ def test_the_report_shows_the_published_figures_by_name(cli, tmp_path, browser):
     words = "".join(page.text)
     assert "王伟" in words and "销售一组" in words  # names, not only ids
     assert "Expense claims for the March engine shop took 19 days" in words  # a reason, verbatim
-    assert len(page.svgs) >= len({k[0] for k in published}) and all(s["path"] > 0 for s in page.svgs)
+    assert len(page.svgs) >= len({k[0] for k in published}) and all(s["marks"] > 0 for s in page.svgs)
     raters = {json.loads(line).get(k) for p in EXAMPLES.glob("*.jsonl") for line in p.read_text("utf-8").splitlines()
               for k in ("rater", "respondent")} - {None}
     assert not any(r in words for r in raters if len(r) > 3)  # confidential: no rater or respondent named
@@ -103,16 +115,10 @@ def test_the_report_shows_the_published_figures_by_name(cli, tmp_path, browser):
         assert {k[1]: Decimal(v) for k, v in page.items.items() if k[0] == rs} == \
             {r["item"]: r["attainment"] for r in ranked}
     assert page.items
-    ranks = re.findall(r'<section class="ruleset" data-ruleset="([^"]+)"|data-metric="([^"]+)" data-score="([^"]+)">'
-                       r'\s*<td class="n">(\d+)<', html.read_text("utf-8"))
-    placed, rs = [], None
-    for ruleset, metric, score, rank in ranks:
-        rs = ruleset or rs
-        if metric:
-            placed.append((rs, metric, Decimal(score), int(rank)))
+    placed = ranked_rows(html)
     assert len(placed) == len(page.scores)
-    for rs, metric, score, rank in placed:  # within each metric, equal scores share a place
-        assert rank == 1 + sum(1 for o in placed if o[:2] == (rs, metric) and o[2] > score), (rs, metric, score)
+    for rs, metric, kind, score, rank in placed:  # within each metric and kind, equal scores share a place
+        assert rank == 1 + sum(1 for o in placed if o[:3] == (rs, metric, kind) and o[3] > score), (rs, metric, score)
     row = re.search(r'<tr data-item="efficiency".*?</tr>', html.read_text("utf-8"), re.S).group(0)
     assert "Expense claims for the March engine shop took 19 days" in row  # the lowest item's reason, verbatim
     assert page.event_tables == len(page.scores)  # each figure's events, behind its derivation
@@ -216,3 +222,104 @@ def test_a_report_is_read_at_one_position_while_others_ingest(db, tmp_path):
         s1 = next(r for s in data["sections"] for r in s["ranking"] if (r["subject"], r["metric"]) == ("s1", "sales_cs"))
         assert s1["responses"] == responses_before + 1  # the late callback is in it
         assert len(calls) > len(shown)  # the first reading was abandoned
+
+
+# -- a report a manager can read without being misled (issue 20.5–20.11) ----------------------------
+
+def svgs(html: Path) -> list[str]:
+    return re.findall(r"<svg.*?</svg>", html.read_text("utf-8"), re.S)
+
+
+def texts(svg: str, cls: str = "") -> list[str]:
+    return re.findall(rf"<text[^>]*{cls}[^>]*>([^<]*)</text>", svg)
+
+
+def test_hidden_rows_follow_the_ranked_ones_by_name_and_like_ranks_with_like(cli, tmp_path):
+    cli("ingest", str(EXAMPLES / "dealership-cs.jsonl"))
+    html = tmp_path / "r.html"
+    cli("report", "--period", "2026-03", "--min-responses", "2", "-o", str(html))
+    page = html.read_text("utf-8")
+    rows = re.findall(r'<tr data-subject="([^"]+)" data-metric="([^"]+)" data-kind="([^"]*)"( data-score="[^"]+")?>'
+                      r'\s*<td class="n">\d*</td>\s*<td>([^<]+)<', page)
+    hidden = [(m, k, name.strip()) for _, m, k, score, name in rows if not score]
+    assert hidden
+    for group in {(m, k) for m, k, _ in hidden}:   # by name, not by the figures they hide
+        names = [n for m, k, n in hidden if (m, k) == group]
+        assert names == sorted(names), group
+    kinds = {u["id"]: u["kind"] for u in cli.json("units", "--as-of", "2026-03")}
+    placed = ranked_rows(html)
+    assert {k for _, _, k, _, _ in rows} == {"team", "consultant"}  # a team and its advisors ranked apart
+    published = {(r["subject"], r["metric"]) for r in cli.json("scores", "--period", "2026-03")}
+    assert len(placed) + len(hidden) == len(published)
+    headings = re.findall(r'<tr class="group"><th colspan="7">([^<]+)</th>', page)
+    assert len(headings) == len(set(headings)) == 2 and all(" · " in h for h in headings)
+    assert all(kinds.get(s) == k for s, _, k, _, _ in rows if k)
+
+
+def test_trends_end_at_the_period_and_one_month_is_a_dot_plot(cli, tmp_path):
+    cli("ingest", str(ROOT / "rulesets/examples/supplier-demo.jsonl"), str(EXAMPLES / "dealership-cs.jsonl"))
+    html = tmp_path / "march.html"
+    cli("report", "--period", "2026-03", "-o", str(html))
+    trends = [s for s in svgs(html) if ": trend" in s]
+    assert trends
+    for svg in trends:
+        months = [t for t in texts(svg) if re.fullmatch(r"\d{4}-\d\d", t)]
+        assert all(m <= "2026-03" for m in months), months  # April's figures are not in a March report
+        assert "2026-04" not in svg
+    scores = cli.json("scores")
+    for svg in trends:  # every figure drawn lies on the axis, whose ticks are round and not too fine
+        ticks = [Decimal(t) for t in texts(svg, 'class="tick"')]
+        values = [Decimal(v) for v in re.findall(r": (-?\d+\.\d+)</title>", svg)]
+        assert values and min(ticks) <= min(values) and max(values) <= max(ticks)
+        assert max(ticks) - min(ticks) >= max(abs(v) for v in values) / 10
+    one_month = [s for s in trends if "dealership-cs" in s]  # the dealership example has one month
+    assert one_month and all("<polyline" not in s and "<circle" in s for s in one_month)
+    assert not any(s["period"] > "2026-03" and s["ruleset"] == "supplier-400" for s in [])  # (documented above)
+    assert any(r["period"] == "2026-04" for r in scores)  # there was an April to leave out
+
+
+def test_grade_bars_have_whole_ticks_and_a_colour_per_grade(cli, tmp_path):
+    cli("ingest", str(ROOT / "rulesets/examples/supplier-demo.jsonl"), str(EXAMPLES / "plant-50.jsonl"),
+        str(EXAMPLES / "iso-100.jsonl"))
+    colours: dict[str, set[str]] = {}
+    for period in ("2026-03", "2026-Q1"):
+        html = tmp_path / f"{period}.html"
+        cli("report", "--period", period, "-o", str(html))
+        for svg in (s for s in svgs(html) if "grade distribution" in s):
+            ticks = texts(svg, 'class="tick"')
+            assert ticks and all(re.fullmatch(r"\d+", t) for t in ticks), ticks  # counts are whole
+            bars = re.findall(r'<rect x="[^"]+" y="[^"]+" width="[^"]+" height="[^"]+" fill="([^"]+)">'
+                              r"<title>([^:]+):", svg)
+            assert len({c for c, _ in bars}) == len(bars)  # one colour per grade
+            for colour, grade in bars:
+                colours.setdefault(grade, set()).add(colour)
+    assert colours and all(len(c) == 1 for c in colours.values()), colours  # the same in every chart
+
+
+def test_the_same_head_gives_the_same_bytes_and_no_script(cli, tmp_path):
+    cli("ingest", *(str(p) for p in sorted(EXAMPLES.glob("*.jsonl"))))
+    a, b = tmp_path / "a.html", tmp_path / "b.html"
+    cli("report", "--period", "2026-03", "-o", str(a))
+    cli("report", "--period", "2026-03", "-o", str(b))
+    assert a.read_bytes() == b.read_bytes()
+    assert "<script" not in a.read_text("utf-8").lower()
+
+
+def test_a_pdf_is_a_pdf_and_other_extensions_are_refused(cli, tmp_path, browser):
+    cli("ingest", str(EXAMPLES / "iso-100.jsonl"))
+    pdf = tmp_path / "iso.pdf"
+    cli("report", "--period", "2026-11", "-o", str(pdf))
+    data = pdf.read_bytes()
+    boxes = re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", data)
+    assert data.startswith(b"%PDF") and boxes and all(abs(float(w) - 595.3) < 2 for w, _ in boxes)  # A4
+    r = cli("report", "--period", "2026-11", "-o", str(tmp_path / "iso.txt"), expect=2)
+    assert "expected FILE.html or FILE.pdf" in r.stderr and not (tmp_path / "iso.txt").exists()
+
+
+def test_nice_axes():
+    from csat.cli.charts import nice_axis
+    axis = nice_axis([Decimal("83.4"), Decimal("85.8")])
+    assert axis[0] <= Decimal("83.4") and axis[-1] >= Decimal("85.8") and axis[-1] - axis[0] >= Decimal("8.58")
+    assert nice_axis([Decimal(0), Decimal(2)], whole=True) == [0, 1, 2]
+    assert nice_axis([Decimal(0), Decimal(1)], whole=True) == [0, 1]
+    assert all(t == t.to_integral_value() for t in nice_axis([Decimal(0), Decimal(37)], whole=True))
