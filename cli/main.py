@@ -13,13 +13,14 @@ import click
 
 from csat.engine import CsatError, Engine, IngestFailed, default_target
 from csat.engine.api import DB_ENV
-from csat.engine.periods import valid_as_of
+from csat.engine.errors import one_line
+from csat.engine import postgres
 from csat.engine.store import sqlite_message
 
-from .output import (columns_of, emit, event_summary, explanation_text, file_options, format_option, render,
-                     render_scores, render_stream, score_columns, to_json)
+from .options import DB_HELP, MONTH, PERIOD, DATE, add_db_option, as_of_option
+from .output import (columns_of, emit, event_summary, explanation_text, file_options, format_option, opened,
+                     output_option, render, render_scores, render_stream, score_columns, to_json)
 from .progress import ProgressLine
-
 
 
 class Context:
@@ -28,12 +29,31 @@ class Context:
         self.db = db if db is not None else default_target()
         self._engine: Engine | None = None
 
+    def use(self, db: str) -> None:
+        """The store a command's own ``--db`` names."""
+        self.db, self.db_given = db, True
+
     def engine(self, create: bool = False) -> Engine:
         """The opened store. Only writing commands (``create``) make a new one; a reading command
         on a path that is not a csat store fails with one line."""
         if self._engine is None:
             self._engine = Engine.open(self.db, create=create)
         return self._engine
+
+    def discard_new_store(self, existed: bool) -> None:
+        """A command that created a store and then failed leaves no empty store behind."""
+        if existed or postgres.is_postgres(self.db):
+            return
+        if self._engine is not None:
+            try:
+                self._engine.close()
+            finally:
+                self._engine = None
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.remove(self.db + suffix)
+            except OSError:
+                pass
 
     def close(self) -> None:
         if self._engine is None:
@@ -53,7 +73,7 @@ class Context:
 
 
 def fail(message: str, code: int = 1) -> None:
-    click.echo(f"csat: {message}", err=True)
+    click.echo(f"csat: {one_line(message)}", err=True)
     sys.exit(code)
 
 
@@ -77,23 +97,12 @@ def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(sqlite_message(c_db(args), e))
         except RecursionError:
             fail("input nested too deeply")
-        except BrokenPipeError:
+        except BrokenPipeError:  # `csat log | head`: the reader has what it wanted; no error
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(1)
+            sys.exit(0)
         except OSError as e:
             fail(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "))
     return wrapper
-
-
-def as_of_option(what: str = "As published"):
-    """``--as-of N|TIME``: a log position or a real recording time; anything else is a usage error."""
-    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-        if value is not None and not valid_as_of(value):
-            raise click.BadParameter(f"expected a log position or a real time YYYY-MM-DD[THH:MM[:SS]], got {value!r}")
-        return value
-    return click.option("--as-of", "as_of", metavar="N|TIME", callback=check,
-                        help=f"{what} when the log ended at position N or at recording time TIME "
-                             "(YYYY-MM-DD[THH:MM[:SS]], UTC).")
 
 
 def _count_lines(files: tuple[str, ...]) -> int:
@@ -108,11 +117,25 @@ def _count_lines(files: tuple[str, ...]) -> int:
     return n
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--db", metavar="TARGET", default=None,
-              help=f"The store: a SQLite file, or postgresql://USER[:PASS]@HOST[:PORT]/DBNAME for a "
-                   f"store shared by several sites. Default: ${DB_ENV}, else ./csat.db.")
-@click.version_option(package_name="csat")
+class CsatGroup(click.Group):
+    """The ``csat`` group: a usage error is one line too (``csat: scores: Invalid value for
+    '--period' …; csat scores --help``), with exit status 2."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx is not None else "csat"
+            fail(f"{where.partition(' ')[2] or where}: {e.format_message()} (see {where} --help)", e.exit_code)
+        except click.ClickException as e:
+            fail(e.format_message(), e.exit_code)
+        except click.Abort:
+            fail("aborted", 1)
+
+
+@click.group(cls=CsatGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--db", metavar="TARGET", default=None, envvar=DB_ENV, show_envvar=True, help=DB_HELP)
+@click.version_option(package_name="csat", prog_name="csat")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None) -> None:
     """csat — event-sourced customer-satisfaction scoring (客户满意度考核).
@@ -134,7 +157,7 @@ def cli(ctx: click.Context, db: str | None) -> None:
 
 
 @cli.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--dry-run", is_flag=True, help="Validate only; append nothing.")
 @click.option("--sheet", metavar="NAME", help="The sheet of an .xlsx workbook to read (default: the first).")
 @click.option("--columns", metavar="MAP.toml", type=click.Path(dir_okay=False),
@@ -154,19 +177,30 @@ def ingest(c: Context, files: tuple[str, ...], dry_run: bool, sheet: str | None,
     \b
     Example:
       csat ingest responses-2026-03.jsonl corrections.jsonl
+      cat march.jsonl | csat ingest -             # - reads standard input
       csat ingest --dry-run survey-2026-04.csv
       csat ingest 满意度调查.xlsx --sheet 四月
       csat ingest 回访记录.csv --columns 回访表头.toml   # [columns] "回访单号" = "id", …
     """
+    existed = os.path.exists(c.db)
     engine = c.engine(create=True)
     show = ProgressLine("ingest", lines_total=_count_lines(files) if sys.stderr.isatty() else 0)
     try:
-        report = engine.ingest(files, dry_run=dry_run, progress=show, sheet=sheet, columns=columns)
+        try:
+            report = engine.ingest(files, dry_run=dry_run, progress=show, sheet=sheet, columns=columns)
+        except CsatError:
+            c.discard_new_store(existed)  # nothing appended: no empty store left behind
+            raise
         for a in report.implicit_adoptions:
             click.echo(f"recorded implicit adoption of the shipped defaults: {a}", err=True)
         if not dry_run and report.appended:
             show.events_total = engine.store.max_position() - engine.projection.tracked()
-            engine.catch_up(progress=show)  # the next read is instant
+            try:
+                engine.catch_up(progress=show)  # the next read is instant
+            except CsatError as e:  # the append is committed: say what was kept
+                why = getattr(e, "detail", str(e))
+                raise CsatError(f"{report.appended:,} events appended; the scores were not brought up to date "
+                                f"({why}): the next read or ingest will") from None
     finally:
         show.done()
     click.echo(report.summary())
@@ -174,11 +208,11 @@ def ingest(c: Context, files: tuple[str, ...], dry_run: bool, sheet: str | None,
 
 @cli.command()
 @click.option("--ruleset", "-r", help="Only this rule set.")
-@click.option("--period", "-p", help="A month YYYY-MM, quarter YYYY-Qn or year YYYY. Default: every period with data.")
+@click.option("--period", "-p", type=PERIOD, help="A month YYYY-MM, quarter YYYY-Qn or year YYYY. Default: every period with data.")
 @click.option("--subject", "-s", help="Only this subject (unit id).")
 @click.option("--metric", "-m", help="Only this metric.")
 @click.option("--under", "-u", metavar="UNIT", help="Only UNIT and the units below it in the org chart.")
-@click.option("--vs", metavar="PERIOD", help="Add before and delta columns against PERIOD (needs --period).")
+@click.option("--vs", metavar="PERIOD", type=PERIOD, help="Add before and delta columns against PERIOD (needs --period).")
 @as_of_option()
 @format_option("table", "json", "csv", "xlsx")
 @file_options
@@ -200,6 +234,8 @@ def scores(c: Context, ruleset: str | None, period: str | None, subject: str | N
       csat scores --period 2026-Q1 --format xlsx -o 一季度.xlsx
       csat scores --format csv -o scores.csv  # with a BOM: opens right in Chinese Excel
     """
+    if vs is not None and period is None:
+        raise click.UsageError("--vs compares with --period: give both")
     engine = c.engine()
     rows = engine.scores(ruleset=ruleset, period=period, subject=subject, metric=metric, as_of=as_of,
                          under=under, vs=vs)
@@ -212,15 +248,16 @@ def scores(c: Context, ruleset: str | None, period: str | None, subject: str | N
 @cli.command()
 @click.option("--ruleset", "-r", required=True, help="The rule set.")
 @click.option("--subject", "-s", required=True, help="The subject (unit id).")
-@click.option("--period", "-p", required=True, help="A month YYYY-MM, quarter YYYY-Qn or year YYYY.")
+@click.option("--period", "-p", required=True, type=PERIOD, help="A month YYYY-MM, quarter YYYY-Qn or year YYYY.")
 @click.option("--metric", "-m", help="The metric (needed when the subject has several).")
 @as_of_option("Explain the figure as published")
 @click.option("--redact", is_flag=True, help="Replace raters and respondents by pseudonyms (rater-1, …).")
 @format_option("text", "json", default="text")
+@output_option
 @click.pass_obj
 @handles_errors
 def explain(c: Context, ruleset: str, subject: str, period: str, metric: str | None, as_of: str | None,
-            redact: bool, fmt: str) -> None:
+            redact: bool, fmt: str, output: str | None) -> None:
     """Show how one score was derived: parameters, formula steps and every event read.
 
     \b
@@ -231,7 +268,8 @@ def explain(c: Context, ruleset: str, subject: str, period: str, metric: str | N
       csat explain -r airline-1000 -s finance -p 2026-03 --redact   # for management: no rater named
     """
     x = c.engine().explain(ruleset, subject, period, metric, as_of=as_of, redact=redact)
-    click.echo(to_json(x) if fmt == "json" else explanation_text(x))
+    with opened(output) as echo:
+        echo(to_json(x) if fmt == "json" else explanation_text(x))
 
 
 @cli.command()
@@ -264,17 +302,19 @@ def rulesets(c: Context, fmt: str) -> None:
 @click.option("--type", "type_", help="Only events of this type (response, correction, adoption, ...).")
 @click.option("--id", "id_", help="Only events with this id.")
 @click.option("--subject", "-s", help="Only events about this subject.")
-@click.option("--period", "-p", help="Only events of this month, quarter or year.")
+@click.option("--period", "-p", type=PERIOD, help="Only events of this month, quarter or year.")
 @click.option("--ruleset", "-r", help="Only events of this rule set.")
 @click.option("--limit", type=click.IntRange(min=0), help="At most this many events (from the start).")
 @click.option("--tail", type=click.IntRange(min=0), help="Only the last this many events.")
 @click.option("--redact", is_flag=True, help="Replace raters and respondents by pseudonyms (rater-1, …), "
                                               "the same person the same pseudonym throughout the listing.")
 @format_option()
+@output_option
 @click.pass_obj
 @handles_errors
 def log(c: Context, type_: str | None, id_: str | None, subject: str | None, period: str | None,
-        ruleset: str | None, limit: int | None, tail: int | None, redact: bool, fmt: str) -> None:
+        ruleset: str | None, limit: int | None, tail: int | None, redact: bool, fmt: str,
+        output: str | None) -> None:
     """List the events of the log with their position and recording time, as they stream.
 
     \b
@@ -285,9 +325,6 @@ def log(c: Context, type_: str | None, id_: str | None, subject: str | None, per
       csat log --tail 20
       csat log --ruleset plant-50 --redact     # no workshop named as the one that gave a mark
     """
-    if period is not None:
-        from csat.engine import periods
-        periods.kind(period)
     rows = c.engine().log(type=type_, id=id_, subject=subject, period=period, ruleset=ruleset, limit=limit,
                           tail=tail)
     if redact:
@@ -297,13 +334,13 @@ def log(c: Context, type_: str | None, id_: str | None, subject: str | None, per
         rows = ({"position": r["position"], "recorded": r["recorded"], "type": r["type"], "id": r["id"],
                  "event": to_json(r["event"]).replace("\n", "").replace("  ", " ") if fmt == "csv" else
                  event_summary(r["event"])} for r in rows)
-    render_stream(rows, fmt, click.echo, columns=("position", "recorded", "type", "id", "event"),
-                  empty="(no events)")
+    with opened(output, bom=fmt == "csv") as echo:
+        render_stream(rows, fmt, echo, columns=("position", "recorded", "type", "id", "event"), empty="(no events)")
 
 
 @cli.command()
 @click.option("--subject", "-s", help="Only cases about this unit.")
-@click.option("--period", "-p", help="A month, quarter or year.")
+@click.option("--period", "-p", type=PERIOD, help="A month, quarter or year.")
 @click.option("--open", "open_only", is_flag=True, help="Only cases still open.")
 @click.option("--under", "-u", metavar="UNIT", help="Only cases about UNIT and the units below it.")
 @format_option("table", "json", "csv", "xlsx")
@@ -331,10 +368,11 @@ def complaints(c: Context, subject: str | None, period: str | None, open_only: b
 
 @cli.command()
 @click.option("--subject", "-s", help="Only rectifications of this unit.")
-@click.option("--period", "-p", help="Only rectifications raised in this month, quarter or year.")
+@click.option("--period", "-p", type=PERIOD, help="Only rectifications raised in this month, quarter or year.")
 @click.option("--overdue", is_flag=True, help="Only those overdue at --as-of.")
 @click.option("--under", "-u", metavar="UNIT", help="Only rectifications of UNIT and the units below it.")
-@click.option("--as-of", "as_of", metavar="YYYY-MM-DD", help="Judge status and overdue at this date (default today).")
+@click.option("--as-of", "as_of", metavar="YYYY-MM-DD", type=DATE,
+              help="Judge status and overdue at this date (default today).")
 @format_option("table", "json", "csv", "xlsx")
 @file_options
 @click.pass_obj
@@ -358,11 +396,12 @@ def rectifications(c: Context, subject: str | None, period: str | None, overdue:
 
 @cli.command()
 @click.argument("unit", required=False)
-@click.option("--as-of", "as_of", default=None, metavar="YYYY-MM", help="The month (default: this month).")
+@click.option("--as-of", "as_of", default=None, metavar="YYYY-MM", type=MONTH, help="The month (default: this month).")
 @format_option()
+@output_option
 @click.pass_obj
 @handles_errors
-def units(c: Context, unit: str | None, as_of: str | None, fmt: str) -> None:
+def units(c: Context, unit: str | None, as_of: str | None, fmt: str, output: str | None) -> None:
     """Show units with their parent and chain of ancestors as of a month.
 
     \b
@@ -374,13 +413,15 @@ def units(c: Context, unit: str | None, as_of: str | None, fmt: str) -> None:
     rows = c.engine().units(month, unit)
     if fmt != "json":
         rows = [{**r, "chain": " → ".join(r["chain"])} for r in rows]
-    click.echo(render(rows, fmt, empty="(no units)"))
+    with opened(output, bom=fmt == "csv") as echo:
+        echo(render(rows, fmt, empty="(no units)"))
 
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--ruleset", "-r", required=True, help="The rule set the parameters are for.")
-@click.option("--from", "from_", required=True, metavar="YYYY-MM", help="First month the parameters apply to.")
+@click.option("--from", "from_", required=True, metavar="YYYY-MM", type=MONTH,
+              help="First month the parameters apply to.")
 @click.option("--replace", "replace", multiple=True, metavar="KEY",
               help="Take this table whole from FILE instead of merging it (dotted, e.g. items or "
                    "departments.finance); repeatable. Removes what FILE's table leaves out.")
@@ -409,16 +450,17 @@ def adopt(c: Context, file: str, ruleset: str, from_: str, replace: tuple[str, .
 @cli.command()
 @click.option("--ruleset", "-r", required=True, help="The rule set.")
 @click.option("--params", "params", required=True, type=click.Path(dir_okay=False), help="A TOML parameter file.")
-@click.option("--from", "from_", metavar="YYYY-MM", help="The month it would apply from (default: the rule set's "
-              "first month).")
+@click.option("--from", "from_", metavar="YYYY-MM", type=MONTH,
+              help="The month it would apply from (default: the rule set's first month).")
 @click.option("--replace", "replace", multiple=True, metavar="KEY", help="As csat adopt --replace; repeatable.")
-@click.option("--period", "-p", help="Only this month, quarter or year.")
+@click.option("--period", "-p", type=PERIOD, help="Only this month, quarter or year.")
 @click.option("--all", "all_", is_flag=True, help="Every row, not only those that change.")
 @format_option()
+@output_option
 @click.pass_obj
 @handles_errors
 def whatif(c: Context, ruleset: str, params: str, from_: str | None, replace: tuple[str, ...], period: str | None,
-           all_: bool, fmt: str) -> None:
+           all_: bool, fmt: str, output: str | None) -> None:
     """Preview an adoption: the scores as `csat adopt` with the same arguments would publish them.
 
     Nothing is written and nothing is locked. Rows show before, after and
@@ -434,20 +476,22 @@ def whatif(c: Context, ruleset: str, params: str, from_: str | None, replace: tu
     from csat.engine.api import whatif_summary
     rows = c.engine().whatif(ruleset, params, period=period, all=all_, from_=from_, replace=replace)
     summary = whatif_summary(rows)
-    if fmt == "json":
-        click.echo(to_json({"rows": rows, "summary": summary}))
-        return
-    click.echo(render(rows, fmt, empty="(nothing would change)"))
-    if fmt == "table":
-        big = summary["largest_delta"]
-        click.echo(f"\n{summary['figures_moved']} figures and {summary['grades_moved']} grades would move"
-                   + (f"; the largest: {big['subject']} {big['period']} {big['metric']} {big['delta']:+}" if big else ""))
+    with opened(output, bom=fmt == "csv") as echo:
+        if fmt == "json":
+            echo(to_json({"rows": rows, "summary": summary}))
+            return
+        echo(render(rows, fmt, empty="(nothing would change)"))
+        if fmt == "table":
+            big = summary["largest_delta"]
+            echo(f"\n{summary['figures_moved']} figures and {summary['grades_moved']} grades would move"
+                 + (f"; the largest: {big['subject']} {big['period']} {big['metric']} {big['delta']:+}" if big else ""))
 
 
 from .demo import demo  # noqa: E402  (registered after the group exists)
 from . import operate as _operate, report as _report  # noqa: E402,F401  (register their commands)
 
 cli.add_command(demo)
+add_db_option(cli, skip=("copy",))  # `csat scores --db csat-demo.db` as well as `csat --db … scores`
 
 
 def main() -> None:

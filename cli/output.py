@@ -5,10 +5,11 @@ JSON numbers are written from the exact decimals (``720.00`` stays ``720.00``).
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
@@ -19,10 +20,25 @@ FORMATS = ("table", "json", "csv")
 _JSON = msgspec.json.Encoder(decimal_format="number")
 
 
+_FOR = {"table": "table for people", "text": "text for people", "json": "json", "csv": "csv",
+        "xlsx": "xlsx for spreadsheets (with -o FILE.xlsx)"}
+
+
 def format_option(*choices: str, default: str = "table"):
-    """The shared ``--format`` option."""
-    return click.option("--format", "fmt", type=click.Choice(choices or FORMATS), default=default,
-                        show_default=True, help="Output format: table for people, json/csv for scripts.")
+    """The shared ``--format`` option; its help names only the formats the command offers."""
+    choices = choices or FORMATS
+    people = [_FOR[c] for c in choices if c in ("table", "text")]
+    scripts = "/".join(c for c in choices if c in ("json", "csv"))
+    said = ", ".join([*people, *([f"{scripts} for scripts"] if scripts else []),
+                      *(_FOR[c] for c in choices if c == "xlsx")])
+    return click.option("--format", "fmt", type=click.Choice(choices), default=default,
+                        show_default=True, help=f"Output format: {said}.")
+
+
+def output_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``-o/--output FILE``: write there instead of stdout (``-``: stdout)."""
+    return click.option("--output", "-o", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True),
+                        help="Write to FILE instead of stdout (- is stdout; a CSV file gets a UTF-8 BOM).")(fn)
 
 
 def file_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -30,14 +46,27 @@ def file_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--bom", is_flag=True,
                       help="Start CSV on stdout with a UTF-8 BOM, so Excel reads Chinese right "
                            "(a CSV written with -o always has one).")(fn)
-    return click.option("--output", "-o", metavar="FILE", type=click.Path(dir_okay=False),
-                        help="Write to FILE instead of stdout (needed for --format xlsx).")(fn)
+    return click.option("--output", "-o", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True),
+                        help="Write to FILE instead of stdout (- is stdout; a file is needed for --format xlsx).")(fn)
+
+
+@contextlib.contextmanager
+def opened(output: str | None, bom: bool = False) -> Iterator[Callable[[str], None]]:
+    """An ``echo`` that writes lines to ``output`` (a file; a CSV one starts with a UTF-8 BOM), or
+    to stdout when there is none or it is ``-``."""
+    if output is None or output == "-":
+        yield click.echo
+        return
+    with open(output, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as f:
+        yield lambda line: f.write(line + "\n")
 
 
 def emit(rows: Sequence[dict[str, Any]], fmt: str, output: str | None, bom: bool, text: Callable[[], str],
          columns: Callable[[], Sequence[str]], title: str) -> None:
     """Put rows where they were asked for: an xlsx workbook, a file (CSV with a BOM: Excel on a
     Chinese Windows reads UTF-8 without one as mojibake), or stdout."""
+    if output == "-":
+        output = None
     if fmt == "xlsx":
         if not output:
             raise click.UsageError("--format xlsx writes a workbook: give -o FILE.xlsx")

@@ -18,6 +18,7 @@ from csat.engine.report import report_data
 
 from . import charts
 from .main import Context, cli, handles_errors
+from .options import PERIOD
 from .output import columns_of, emit, file_options, format_option, render
 
 
@@ -67,7 +68,8 @@ def _output(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 
 @cli.command()
-@click.option("--period", "-p", required=True, help="The month YYYY-MM, quarter YYYY-Qn or year YYYY reported.")
+@click.option("--period", "-p", required=True, type=PERIOD,
+              help="The month YYYY-MM, quarter YYYY-Qn or year YYYY reported.")
 @click.option("--ruleset", "-r", help="Only this rule set (default: every rule set with scores in the period).")
 @click.option("--under", "-u", metavar="UNIT", help="Only UNIT and the units below it in the org chart.")
 @click.option("--min-responses", type=click.IntRange(min=0), default=0, show_default=True,
@@ -109,7 +111,7 @@ def report(c: Context, period: str, ruleset: str | None, under: str | None, min_
 
 @cli.command()
 @click.option("--ruleset", "-r", required=True, help="The rule set whose items are ranked.")
-@click.option("--period", "-p", required=True, help="A month YYYY-MM, quarter YYYY-Qn or year YYYY.")
+@click.option("--period", "-p", required=True, type=PERIOD, help="A month YYYY-MM, quarter YYYY-Qn or year YYYY.")
 @click.option("--under", "-u", metavar="UNIT", help="Only responses for UNIT and the units below it.")
 @click.option("--ids", is_flag=True, help="Add the ids of the responses pooled (json, csv, xlsx).")
 @format_option("table", "json", "csv", "xlsx")

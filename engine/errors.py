@@ -26,14 +26,25 @@ class NotFound(CsatError, LookupError):
     """A subject, period or event that was asked for does not exist."""
 
 
+_BREAKS = str.maketrans({"\n": "\\n", "\r": "\\r", "\v": "\\x0b", "\f": "\\x0c", "\x1c": "\\x1c", "\x1d": "\\x1d",
+                         "\x1e": "\\x1e", "\x85": "\\x85", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def one_line(text: str) -> str:
+    """``text`` with every character that breaks a line (for ``str.splitlines``: U+2028, U+0085,
+    …) escaped, so that one problem stays one line for line-based tools."""
+    return text.translate(_BREAKS)
+
+
 class IngestFailed(CsatError, ValueError):
     """An ingest found problems; nothing was appended.
 
-    ``problems`` holds one ``FILE:LINE: message`` string per problem.
+    ``problems`` holds one ``FILE:LINE: message`` string per problem (``events[I]: message`` for
+    events given to :meth:`~csat.engine.Engine.append`, I their index), each on one line.
     """
 
     def __init__(self, problems: list[str]):
-        self.problems = list(problems)
+        self.problems = [one_line(p) for p in problems]
         n = len(self.problems)
         super().__init__(f"{n} problem{'s' if n != 1 else ''}; nothing appended")
 

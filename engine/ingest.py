@@ -25,7 +25,7 @@ from .events import (ComplaintClosed, ComplaintFiled, Event, ParametersAdopted, 
                      decode_line, natural_key, same_event)
 from .guard import checked_labels, guarded
 from .projection import Projection
-from .readers import Line, is_sheet, lines_of
+from .readers import STDIN, Line, is_sheet, lines_of
 from .readmodel import load_states
 from .params import merge
 from .ruleset import RuleSet
@@ -42,12 +42,22 @@ class IngestReport:
     implicit_adoptions: list[str] = field(default_factory=list)
     dry_run: bool = False
 
+    @property
+    def events(self) -> int:
+        """The caller's own events appended: :attr:`appended` counts every event written to the log,
+        the implicit adoptions (:attr:`implicit_adoptions`) among them."""
+        return self.appended - len(self.implicit_adoptions)
+
     def summary(self) -> str:
         verb = "would be appended" if self.dry_run else "appended"
         return f"{self.appended} {verb}, {self.present} already present"
 
 
-def dict_lines(items: Iterable[Event | dict[str, Any]], name: str = "<input>") -> Iterator[Line]:
+#: the source of events given through the API: a problem names the event by its index (``events[2]: …``)
+EVENTS = "events"
+
+
+def dict_lines(items: Iterable[Event | dict[str, Any]], name: str = EVENTS) -> Iterator[Line]:
     """Events or dicts given through the API, as lines of an imaginary file."""
     for number, item in enumerate(items, 1):
         data = item if isinstance(item, dict) else msgspec.to_builtins(item)
@@ -177,7 +187,8 @@ class Ingest:
             self.store.append(self.pending, self.pending_keys)
 
     def _problem(self, source: str, number: int, message: str) -> None:
-        self.problems.append((source, number, f"{source}:{number}: {message}"))
+        where = f"{EVENTS}[{number - 1}]" if source == EVENTS else f"{source}:{number}"
+        self.problems.append((source, number, f"{where}: {message}"))
 
     def _accept(self, ev: Event, key: str) -> None:
         if isinstance(ev, ResponseRecorded) and self.adoptions.in_force(ev.ruleset, ev.period) is None:
@@ -436,7 +447,7 @@ def file_lines(paths: Iterable[str | os.PathLike[str]], sheet: str | None = None
     problems = []
     readable = []
     for p in map(os.fspath, paths):
-        if not os.path.isfile(p):
+        if p != STDIN and not os.path.isfile(p):
             problems.append(f"{p}: cannot read: no such file")
         else:
             readable.append(p)

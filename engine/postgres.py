@@ -52,6 +52,15 @@ def redacted(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
+class StoreLost(StoreError):
+    """The server went away (a crash, a failover, the network): the open transaction was rolled
+    back by the server; ``detail`` says what was lost, without the advice."""
+
+    def __init__(self, detail: str):
+        self.detail = detail
+        super().__init__(f"{detail}; nothing of this command's unfinished work was written: run it again")
+
+
 class PgDuplicateObject(StoreError):
     """A CREATE of something that exists already (a type, a schema)."""
 
@@ -69,8 +78,7 @@ def _failed(url: str, e: Exception) -> StoreError:
     if isinstance(e, psycopg.IntegrityError):
         return PgIntegrityError(first)
     if isinstance(e, psycopg.OperationalError):
-        return StoreError(f"lost the PostgreSQL store {redacted(url)} ({first}); nothing of this command's "
-                          "unfinished work was written: run it again")
+        return StoreLost(f"lost the PostgreSQL store {redacted(url)} ({first})")
     return StoreError(f"PostgreSQL store {redacted(url)}: {first}")
 
 

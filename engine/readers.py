@@ -25,8 +25,9 @@ import csv
 import io
 import os
 import re
+import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 
@@ -82,27 +83,47 @@ def _looks_gb(raw: bytes) -> bool:
     return True
 
 
+STDIN = "-"
+_stdin: bytes | None = None
+
+
+def shown(path: str) -> str:
+    """A file as problems name it (standard input as ``<stdin>``)."""
+    return "<stdin>" if path == STDIN else path
+
+
+def _open(path: str) -> IO[bytes]:
+    """A file's bytes; ``-`` is standard input (read once, so it can be sniffed and then read)."""
+    global _stdin
+    if path != STDIN:
+        return open(path, "rb")
+    if _stdin is None:
+        _stdin = sys.stdin.buffer.read()
+    return io.BytesIO(_stdin)
+
+
 def jsonl_lines(path: str) -> Iterator[Line]:
     """The non-blank lines of a JSON Lines file: UTF-8 (BOM tolerated) or UTF-16 with a BOM.
 
     A file that is not text, or not UTF-8, is one problem naming what it looks like,
     not one per line.
     """
-    with open(path, "rb") as f:
+    name, path = shown(path), path
+    with _open(path) as f:
         head = f.read(4)
         if (what := binary_kind(head)):
-            yield path, 1, f"this is {what}, not JSON Lines: {_SAVE_AS}"
+            yield name, 1, f"this is {what}, not JSON Lines: {_SAVE_AS}"
             return
         f.seek(0)
         if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a BOM: what Windows Notepad calls "Unicode"
             try:
                 text = f.read().decode("utf-16")
             except UnicodeDecodeError:
-                yield path, 1, "not valid UTF-16 text although it starts with a UTF-16 mark: save the file as UTF-8"
+                yield name, 1, "not valid UTF-16 text although it starts with a UTF-16 mark: save the file as UTF-8"
                 return
             for number, line in enumerate(text.splitlines(), 1):
                 if line.strip():
-                    yield path, number, line.encode("utf-8")
+                    yield name, number, line.encode("utf-8")
             return
         for number, raw in enumerate(f, 1):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
@@ -114,10 +135,10 @@ def jsonl_lines(path: str) -> Iterator[Line]:
                     raw.decode("utf-8")
                 except UnicodeDecodeError as e:
                     hint = " (it looks like GBK/GB18030, as Chinese Windows saves text)" if _looks_gb(raw) else ""
-                    yield path, number, (f"not UTF-8 text: byte 0x{raw[e.start]:02x} at column {e.start + 1}{hint}; "
+                    yield name, number, (f"not UTF-8 text: byte 0x{raw[e.start]:02x} at column {e.start + 1}{hint}; "
                                          "save the file as UTF-8 (the rest of the file was not read)")
                     return
-            yield path, number, raw
+            yield name, number, raw
 
 
 class NotText(ValueError):
@@ -158,9 +179,20 @@ def decode_text(data: bytes) -> str:
                       f"{_SAVE_AS}", line) from None
 
 
+#: digits a number in a sheet cell may have (a longer run is a paste gone wrong, not an answer)
+MAX_DIGITS = 30
+
+
 def _cell(value: str) -> Any:
+    """A cell's answer: a number as a number, anything else as text.
+
+    :raises ValueError: for a number of more than :data:`MAX_DIGITS` digits (the message says so).
+    """
     value = value.strip()
     if _NUMBER.match(value):
+        digits = len(value) - value.startswith("-") - ("." in value)
+        if digits > MAX_DIGITS:
+            raise ValueError(f"a number of {digits} digits (expected at most {MAX_DIGITS})")
         return float(value) if "." in value else int(value)
     return value
 
@@ -171,23 +203,26 @@ def csv_lines(path: str, columns: dict[str, str] | None = None) -> Iterator[Line
     Commas or tabs (Excel's "Unicode Text" is tab-separated UTF-16) are told
     apart from the header row.
     """
-    with open(path, "rb") as f:
+    name = shown(path)
+    with _open(path) as f:
         data = f.read()
     try:
         text = decode_text(data)
     except NotText as e:
-        yield path, e.line, str(e)
+        yield name, e.line, str(e)
         return
     first = text.split("\n", 1)[0]
     delimiter = "\t" if first.count("\t") > first.count(",") else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    what = "tab-separated sheet header" if delimiter == "\t" else "CSV header"
     try:
-        yield from _sheet_rows(path, reader, columns)
+        yield from _sheet_rows(name, reader, columns, what)
     except csv.Error as e:
-        yield path, reader.line_num, f"not a readable CSV row: {e}"
+        yield name, reader.line_num, f"not a readable CSV row: {e}"
 
 
-def _sheet_rows(path: str, reader: Any, columns: dict[str, str] | None = None) -> Iterator[Line]:
+def _sheet_rows(path: str, reader: Any, columns: dict[str, str] | None = None,
+                what: str = "CSV header") -> Iterator[Line]:
     header = next(reader, None)
     if header is None:
         return
@@ -196,16 +231,17 @@ def _sheet_rows(path: str, reader: Any, columns: dict[str, str] | None = None) -
     blank = [i + 1 for i, h in enumerate(header) if not h]
     twice = sorted({h for h in header if h and header.count(h) > 1})
     if twice:
-        yield path, 1, f"CSV header: column `{twice[0]}` appears twice (expected each column once)"
+        yield path, 1, f"{what}: column `{twice[0]}` appears twice (expected each column once)"
         return
     if missing or blank:
-        yield path, 1, (f"CSV header: missing column(s) {', '.join(missing)} (expected {', '.join(REQUIRED)} "
-                        "and one column per item)" if missing else f"CSV header: column {blank[0]} has no name")
+        yield path, 1, (f"{what}: missing column(s) {', '.join(missing)} (expected {', '.join(REQUIRED)} "
+                        "and one column per item)" if missing else f"{what}: column {blank[0]} has no name")
         return
     for row in reader:
         if not any(cell.strip() for cell in row):
             continue
         event: dict[str, Any] = {"type": "response", "answers": {}}
+        bad = None
         for name, value in zip(header, row):
             value = value.strip()
             if name in FIELDS:
@@ -218,7 +254,13 @@ def _sheet_rows(path: str, reader: Any, columns: dict[str, str] | None = None) -
                 if value:
                     event.setdefault("roles", {})[name.removeprefix("role:")] = [u for u in _SPLIT.split(value) if u]
             elif value:
-                event["answers"][name] = _cell(value)
+                try:
+                    event["answers"][name] = _cell(value)
+                except ValueError as e:
+                    bad = bad or f"column `{name}`: {e}"
+        if bad:
+            yield path, reader.line_num, bad
+            continue
         if len(row) > len(header) and any(c.strip() for c in row[len(header):]):
             yield path, reader.line_num, f"{len(row) - len(header)} cell(s) beyond the last named column"
             continue
@@ -257,17 +299,18 @@ def xlsx_lines(path: str, sheet: str | None = None, columns: dict[str, str] | No
     except ImportError:
         yield path, 1, f"reading Excel workbooks needs openpyxl: python -m pip install openpyxl (or {_SAVE_AS})"
         return
+    name = shown(path)
     try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        book = openpyxl.load_workbook(_open(path) if path == STDIN else path, read_only=True, data_only=True)
     except Exception as e:  # noqa: BLE001 - a damaged or encrypted workbook, a .xls renamed
-        yield path, 1, f"not a readable .xlsx workbook ({type(e).__name__}: {str(e)[:120]}): {_SAVE_AS}"
+        yield name, 1, f"not a readable .xlsx workbook ({type(e).__name__}: {str(e)[:120]}): {_SAVE_AS}"
         return
     try:
         if sheet is not None and sheet not in book.sheetnames:
-            yield path, 1, f"no sheet {sheet!r} (the workbook has {', '.join(book.sheetnames)})"
+            yield name, 1, f"no sheet {sheet!r} (the workbook has {', '.join(book.sheetnames)})"
             return
         ws = book[sheet] if sheet is not None else book.worksheets[0]
-        yield from _sheet_rows(path, _SheetRows(ws.iter_rows(values_only=True)), columns)
+        yield from _sheet_rows(name, _SheetRows(ws.iter_rows(values_only=True)), columns, f"sheet {ws.title!r} header")
     finally:
         book.close()
 
@@ -276,8 +319,16 @@ WORKBOOKS = (".xlsx", ".xlsm")
 
 
 def is_sheet(path: str) -> bool:
-    """Is ``path`` read as a survey sheet (its item columns may be headed by item labels)?"""
-    return path.lower().endswith((".csv", *WORKBOOKS))
+    """Is ``path`` (as problems name it) read as a survey sheet (its item columns may be headed by
+    item labels)?"""
+    if path.lower().endswith((".csv", *WORKBOOKS)):
+        return True
+    if path.lower().endswith((".jsonl", ".json", ".ndjson")):
+        return False
+    try:
+        return sniff(STDIN if path == "<stdin>" else path) != "jsonl"
+    except OSError:
+        return False
 
 
 def column_map(data: Any, source: str) -> dict[str, str]:
@@ -295,9 +346,28 @@ def column_map(data: Any, source: str) -> dict[str, str]:
     return {h.strip(): c.strip() for h, c in table.items()}
 
 
+def sniff(path: str) -> str:
+    """What a file holds whatever its name: ``workbook`` (a zip: .xlsx), ``sheet`` (a first line of
+    tab- or comma-separated column names, e.g. Excel's "Unicode Text" .txt: UTF-16 with tabs), or
+    ``jsonl`` (anything else, JSON Lines' own checks say what is wrong)."""
+    with _open(path) as f:
+        head = f.read(1 << 16)
+    if head.startswith(b"PK\x03\x04"):
+        return "workbook"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = head[:len(head) - len(head) % 2].decode("utf-16", "replace")
+    else:
+        text = head.decode("utf-8", "replace").lstrip("\ufeff")
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if first and first[0] not in "{[" and ("\t" in first or "," in first):
+        return "sheet"
+    return "jsonl"
+
+
 def lines_of(path: str, sheet: str | None = None, columns: dict[str, str] | None = None) -> Iterator[Line]:
     """The reader for a file, by its extension (``.csv``: a survey sheet; ``.xlsx``/``.xlsm``: a
-    workbook's sheet; ``.xls``: refused with what to do; anything else: JSON Lines)."""
+    workbook's sheet; ``.xls``: refused with what to do), else by what it holds (:func:`sniff`:
+    standard input, a ``.txt`` saved by Excel, a ``.jsonl``)."""
     ext = os.path.splitext(path)[1].lower()
     if ext == ".csv":
         return csv_lines(path, columns)
@@ -305,4 +375,9 @@ def lines_of(path: str, sheet: str | None = None, columns: dict[str, str] | None
         return xlsx_lines(path, sheet, columns)
     if ext == ".xls":
         return iter([(path, 1, f"the old .xls format is not read: save it as .xlsx, or {_SAVE_AS}")])
+    kind = sniff(path)
+    if kind == "workbook":
+        return xlsx_lines(path, sheet, columns)
+    if kind == "sheet":
+        return csv_lines(path, columns)
     return jsonl_lines(path)

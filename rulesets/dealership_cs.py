@@ -106,6 +106,9 @@ class DealershipCS(RuleSet):
         return dec(answer)
 
     def check_response(self, response: ResponseRecorded, params: Params) -> list[Problem]:
+        if response.form is None:
+            return [Problem("form", f"missing (a sheet needs a `form` or 表单 column): expected one of "
+                            f"{', '.join(params.forms)} for dealership-cs")]
         if response.form not in params.forms:
             return [Problem("form", f"expected one of {', '.join(params.forms)} for dealership-cs, "
                             f"got {response.form!r}")]

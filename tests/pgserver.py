@@ -25,7 +25,10 @@ def _bin_dir() -> str | None:
 class Server:
     """One PostgreSQL server; :meth:`database` makes a fresh, empty database and returns its URL."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        """``durable``: a commit survives a crash (as in production); by default the tests' servers
+        skip the flushes for speed, so a crash may lose what was committed last."""
+        self.durable = durable
         self.bin = _bin_dir()
         if self.bin is None:
             raise RuntimeError("no PostgreSQL server binaries (apt-get install postgresql, or set CSAT_PG_BIN)")
@@ -34,7 +37,7 @@ class Server:
         if self.as_user:
             shutil.chown(self.folder, self.as_user)
         self.data = os.path.join(self.folder, "data")
-        self.port = 5432 + os.getpid() % 20000 + 1000
+        self.port = 5432 + os.getpid() % 20000 + 1000 + 7 * durable
         self._names = itertools.count(1)
         self._run("initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8",
                   "--locale=C.UTF-8")
@@ -42,8 +45,9 @@ class Server:
 
     def start(self) -> None:
         self._run("pg_ctl", "-D", self.data, "-l", os.path.join(self.folder, "server.log"), "-w", "-o",
-                  f"-k {self.folder} -c listen_addresses='' -p {self.port} -c fsync=off "
-                  "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200", "start")
+                  f"-k {self.folder} -c listen_addresses='' -p {self.port} -c max_connections=200"
+                  + ("" if self.durable else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"),
+                  "start")
 
     def crash(self) -> None:
         """Stop the server at once, as a power cut or a failover would (``start`` brings it back)."""

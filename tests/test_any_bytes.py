@@ -121,7 +121,8 @@ def _mutate(data: bytes, ops: list[tuple[int, int, bytes]]) -> bytes:
 
 SPICE = st.sampled_from([b"\x00", b"\xff\xfe", b"\xef\xbb\xbf", b"\xd6\xd0", b"[" * 3000, b"{\"a\": " * 3000,
                          b"\"type\": \"unit\", ", b"\n", b"\r\n", b",", b"\t", b"\"", b"\\", b"N/A", b"1e999",
-                         b"-0", b"\xe2\x80\xa8", b"PK\x03\x04", b"\"id\": \"x\", \"id\": \"y\", "])
+                         b"-0", b"\xe2\x80\xa8", b"PK\x03\x04", b"\"id\": \"x\", \"id\": \"y\", ",
+                         b"9" * 5000, b"1" * 4400 + b".5", b"\xc2\x85", b"\x0b", b"\x1e"])
 BLOBS = st.one_of(st.binary(max_size=40), SPICE)
 OPS = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 10_000), BLOBS), max_size=6)
 
@@ -151,7 +152,8 @@ def _fuzz(tmp_path: Path, data: bytes, suffix: str) -> None:
         try:
             report = engine.ingest([path])
         except IngestFailed as e:
-            assert e.problems and all(p.startswith(f"{path}:") and "\n" not in p for p in e.problems), e.problems
+            assert e.problems and all(p.startswith(f"{path}:") and len(p.splitlines()) == 1
+                                      for p in e.problems), e.problems
             assert engine.store.max_position() == before  # never a partial write
         else:
             assert engine.store.max_position() == before + report.appended
@@ -177,6 +179,38 @@ def test_fuzz_json_lines(tmp_path, data):
                       OPS.map(lambda ops: _mutate(SHEET.encode("gb18030"), ops))))
 def test_fuzz_csv_sheets(tmp_path, data):
     _fuzz(tmp_path, data, ".csv")
+
+
+@FUZZ
+@given(data=st.one_of(OPS.map(lambda ops: _mutate(SHEET.replace(",", "\t").encode("utf-16"), ops)),
+                      OPS.map(lambda ops: _mutate(b"\n".join(VALID) + b"\n", ops))))
+def test_fuzz_text_files_told_apart_by_their_content(tmp_path, data):
+    _fuzz(tmp_path, data, ".txt")
+
+
+@pytest.mark.parametrize("sheet", [
+    "id,ruleset,period,subject,rater,attitude,response,solution\np1,plant-50,2026-03,purchasing,w1,满意,{n},满意\n",
+    "id,ruleset,form,period,subject,rater,q1,q2,q3,q4\nd1,dealership-cs,sales,2026-03,s1,c1,{n},满意,满意,满意\n"])
+@pytest.mark.parametrize("digits", ["9" * 5000, "1" * 4400 + ".5", "-" + "7" * 31])
+def test_a_very_long_number_in_a_cell_is_one_line_naming_the_cell(cli, tmp_path, sheet, digits):
+    """A 5,000-digit paste (issue 20.21): one line naming the cell, no traceback."""
+    path = tmp_path / "long.csv"
+    path.write_text(sheet.format(n=digits), encoding="utf-8")
+    err = ingest_lines(cli, path, 1).stderr.splitlines()
+    column = "response" if "plant" in sheet else "q1"
+    assert err[0].startswith(f"{path}:2: column `{column}`: a number of ") and "(expected at most 30)" in err[0]
+    assert len(err) == 2 and len(err[0]) < 200
+
+
+def test_line_breaking_characters_in_the_input_stay_on_one_line(cli, tmp_path):
+    """U+2028, U+0085 and the like inside a field name are escaped in the error line (issue 20.24)."""
+    path = tmp_path / "breaks.jsonl"
+    event = {"type": "response", "id": "x", "ruleset": "iso-100", "period": "2026-03", "subject": "acme",
+             "answers": {"quality\u2028price\x85x\u2029y\x0bz\rw": 20}}
+    path.write_text(json.dumps(event, ensure_ascii=False) + "\n", encoding="utf-8")
+    err = ingest_lines(cli, path, 1).stderr
+    assert all(line.startswith((f"{path}:1: ", "csat: ")) for line in err.splitlines()), err  # one problem a line
+    assert "quality\\u2028price\\x85x\\u2029y\\x0bz\\rw" in err, err
 
 
 def test_a_duplicate_key_hidden_behind_an_escaped_quote(cli, tmp_path):

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import os
 import subprocess
 from decimal import Decimal
 import sys
 
 import pytest
+from click.testing import CliRunner
 
 from conftest import EXAMPLES
 
@@ -26,16 +29,49 @@ def test_every_command_has_help_with_an_example(cli, command):
 
 def test_usage_error_exits_2(cli):
     r = cli("scores", "--format", "xml", expect=2)
-    assert "Invalid value for '--format'" in r.stderr
+    assert "Invalid value for '--format'" in r.stderr and r.stderr.count("\n") == 1
     cli("explain", "--ruleset", "airline-1000", expect=2)  # missing --subject / --period
+
+
+@pytest.mark.parametrize("args, words", [
+    (("rectifications", "--as-of", "2026-02-30"), "expected a real date YYYY-MM-DD, got '2026-02-30'"),
+    (("units", "--as-of", "2026-13"), "expected a real month YYYY-MM (01-12), got '2026-13'"),
+    (("scores", "--period", "2026-13"), "expected a month YYYY-MM (01-12), a quarter YYYY-Qn or a year YYYY"),
+    (("log", "--period", "2026-Q5"), "a quarter YYYY-Qn"),
+    (("adopt", "x.toml", "-r", "plant-50", "--from", "2026-3"), "expected a month YYYY-MM, got '2026-3'"),
+    (("whatif", "-r", "plant-50", "--params", "x.toml", "--from", "2026-3"), "expected a month YYYY-MM"),
+    (("scores", "--vs", "2026-02"), "--vs compares with --period: give both"),
+    (("report", "-p", "2026-00", "-o", "r.html"), "expected a month YYYY-MM (01-12)"),
+])
+def test_parameter_checks_are_usage_errors_in_one_line(cli, args, words):
+    """The README promises exit 2 for usage: click's parameter types check every period, month and
+    date once, before the command runs (issue 20.12)."""
+    r = cli(*args, expect=2)
+    assert words in r.stderr and r.stderr.count("\n") == 1 and r.stderr.startswith("csat: "), r.stderr
+    assert f"(see cli {args[0]} --help)" in r.stderr
+
+
+def test_every_command_takes_db_and_the_environment(cli, tmp_path, monkeypatch):
+    """`csat scores --db csat-demo.db` after `csat demo` (issue 20.13), and $CSAT_DB."""
+    cli("ingest", AIR)
+    runner = CliRunner()
+    out = runner.invoke(group, ["scores", "--db", cli.db, "--format", "json"]).stdout
+    assert json.loads(out, parse_float=Decimal) == cli.json("scores")
+    monkeypatch.setenv("CSAT_DB", cli.db)
+    assert runner.invoke(group, ["scores", "--format", "json"]).stdout == out
+    other = str(tmp_path / "other.db")
+    r = runner.invoke(group, ["--db", other, "scores", "--db", cli.db, "--format", "json"])  # the command's wins
+    assert r.stdout == out and not os.path.exists(other)
+    for name, command in group.commands.items():
+        assert name == "copy" or any(p.name == "db" for p in command.params), name
+    assert "env var: CSAT_DB" in runner.invoke(group, ["--help"]).stdout
+    assert runner.invoke(group, ["--version"], prog_name="csat").stdout.startswith("csat, version ")
 
 
 def test_errors_are_one_line_exit_1(cli):
     cli("ingest", AIR)
     r = cli("scores", "--ruleset", "nope", expect=1)
     assert r.stderr == "csat: rule set 'nope' is not installed (installed: airline-1000, dealership-cs, iso-100, plant-50, supplier-400)\n"
-    r = cli("explain", "-r", "airline-1000", "-s", "finance", "-p", "2026-13", expect=1)
-    assert r.stderr.startswith("csat: expected a period") and r.stderr.count("\n") == 1
     r = cli("explain", "-r", "airline-1000", "-s", "nobody", "-p", "2026-03", expect=1)
     assert r.stderr == "csat: no responses of airline-1000 for 'nobody' in 2026-03\n"
 
@@ -94,7 +130,7 @@ def test_log_lists_events_with_position_and_time(cli):
 def test_console_script_runs_without_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-m", "csat.cli.main", "--db", str(tmp_path / "x.db"), "scores",
                         "--period", "bad"], capture_output=True, text=True)
-    assert r.returncode == 1 and "Traceback" not in r.stderr and r.stderr.startswith("csat: ")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.startswith("csat: scores: ")
 
 
 def test_demo_builds_a_fresh_database_and_leaves_real_stores_alone(tmp_path, monkeypatch):

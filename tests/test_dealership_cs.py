@@ -132,7 +132,7 @@ def test_remedy_cases_open_close_and_follow_corrections(engine, cli):
     assert not [e for e in engine.log() if e["id"].startswith("remedy:")]
     with pytest.raises(IngestFailed) as e:
         engine.append([{"type": "complaint_closed", "id": "cl-2", "complaint": "remedy:bad", "date": "2026-03-21"}])
-    assert e.value.problems == ["<input>:1: field `complaint`: 'remedy:bad' was already closed by 'cl-1'"]
+    assert e.value.problems == ["events[0]: field `complaint`: 'remedy:bad' was already closed by 'cl-1'"]
     before = engine.complaints()
     engine.rebuild()
     assert engine.complaints() == before
@@ -158,11 +158,11 @@ def test_org_chart_cycles_are_rejected_at_ingest(engine):
     engine.append(ORG)
     with pytest.raises(IngestFailed) as e:
         engine.append([unit("dealer", "c1", "dealer", from_="2026-06")])
-    assert e.value.problems == ["<input>:1: field `parent`: 'c1' would make a cycle in the org chart: "
+    assert e.value.problems == ["events[0]: field `parent`: 'c1' would make a cycle in the org chart: "
                                 "dealer → c1 → team-a → dealer"]
     with pytest.raises(IngestFailed) as e:
         engine.append([unit("c1", "c1", from_="2026-07")])
-    assert e.value.problems == ["<input>:1: field `parent`: a unit cannot be its own parent ('c1')"]
+    assert e.value.problems == ["events[0]: field `parent`: a unit cannot be its own parent ('c1')"]
 
 
 def test_units_command_shows_the_chain_as_of_a_month(cli, tmp_path):

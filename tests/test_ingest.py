@@ -150,6 +150,6 @@ def test_api_append_takes_dicts_and_validates(engine):
     try:
         engine.append([resp("a3", period="2026-00")])
     except IngestFailed as e:
-        assert e.problems == ["<input>:1: field `period`: expected a real month YYYY-MM (01-12), got '2026-00'"]
+        assert e.problems == ["events[0]: field `period`: expected a real month YYYY-MM (01-12), got '2026-00'"]
     else:
         raise AssertionError("expected IngestFailed")

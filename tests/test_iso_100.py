@@ -72,6 +72,6 @@ def test_adoption_tables_merge_key_by_key_over_the_defaults(engine):
         engine.append([{"type": "adoption", "id": "bad-sum", "ruleset": "iso-100", "from": "2026-01",
                         "params": {"items": {"quality": {"max": 60}}}}])
     except IngestFailed as e:
-        assert e.problems == ["<input>:1: params: key `items`: the maxima must sum to 100, got 130"]
+        assert e.problems == ["events[0]: params: key `items`: the maxima must sum to 100, got 130"]
     else:
         raise AssertionError("maxima summing to 130 accepted")

@@ -57,7 +57,7 @@ def test_vs_adds_before_and_delta(cli, tmp_path):
         assert r["delta"] == (None if before is None else Decimal(str(r["score"])) - Decimal(str(before)))
     assert any(r["delta"] is not None for r in rows) and any(r["before"] is None for r in rows)  # s3 is new
     assert "delta" in cli("scores", "--period", "2026-04", "--vs", "2026-03").stdout
-    assert "--vs compares with --period" in cli("scores", "--vs", "2026-03", expect=1).stderr
+    assert "--vs compares with --period" in cli("scores", "--vs", "2026-03", expect=2).stderr
 
 
 def test_under_selects_complaints_and_rectifications_too(cli, tmp_path):

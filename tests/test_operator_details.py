@@ -72,7 +72,7 @@ def test_log_filters_limit_and_tail(logged):
     assert iso == [[r for r in everything if r["event"].get("ruleset") == "iso-100"][-1]]
     q1 = logged.json("log", "--period", "2026-Q1")
     assert q1 == [r for r in everything if r["event"].get("period") in ("2026-01", "2026-02", "2026-03")]
-    assert logged("log", "--period", "2026-13", expect=1).stderr.startswith("csat: ")
+    assert logged("log", "--period", "2026-13", expect=2).stderr.startswith("csat: log: ")
     table = logged("log", "--limit", "2").stdout.splitlines()
     assert table[0].split() == ["position", "recorded", "type", "id", "event"] and len(table) == 4
     assert logged("log", "--format", "csv", "--tail", "1").stdout.count("\n") == 2

@@ -66,7 +66,7 @@ def test_adopt_names_the_file_and_the_key(cli, tmp_path):
     bad.write_text("precision = [")
     r = cli("adopt", str(bad), "--ruleset", "plant-50", "--from", "2026-01", expect=1)
     assert r.stderr.startswith(f"csat: {bad}: not valid TOML")
-    cli("adopt", str(bad), "--ruleset", "plant-50", "--from", "2026-13", expect=1)
+    cli("adopt", str(bad), "--ruleset", "plant-50", "--from", "2026-13", expect=2)
 
 
 def test_whatif_equals_adopting_the_file_from_the_first_month(db, harsh):

@@ -172,11 +172,11 @@ def test_life_cycle_violations_are_one_line_each(engine):
                        {"type": "rectification_update", "id": "u5", "rectification": "r1", "status": "completed",
                         "date": "2026-02-31"}])
     assert e.value.problems == [
-        "<input>:1: field `status`: rectification 'r1' is open; expected completed or cancelled, got 'verified'",
-        "<input>:3: field `status`: rectification 'r1' is cancelled; expected nothing more (the life cycle has "
+        "events[0]: field `status`: rectification 'r1' is open; expected completed or cancelled, got 'verified'",
+        "events[2]: field `status`: rectification 'r1' is cancelled; expected nothing more (the life cycle has "
         "ended), got 'completed'",
-        "<input>:4: field `rectification`: no rectification 'nope' in the log or earlier in the input",
-        "<input>:5: field `date`: expected a real date YYYY-MM-DD, got '2026-02-31'"]
+        "events[3]: field `rectification`: no rectification 'nope' in the log or earlier in the input",
+        "events[4]: field `date`: expected a real date YYYY-MM-DD, got '2026-02-31'"]
 
 
 def test_suspended_and_disqualified(engine):
