@@ -1,6 +1,7 @@
 """The ``csat`` command: a thin layer over :class:`csat.engine.Engine`."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sqlite3
@@ -187,7 +188,8 @@ def ingest(c: Context, files: tuple[str, ...], dry_run: bool, sheet: str | None,
     show = ProgressLine("ingest", lines_total=_count_lines(files) if sys.stderr.isatty() else 0)
     try:
         try:
-            report = engine.ingest(files, dry_run=dry_run, progress=show, sheet=sheet, columns=columns)
+            report = engine.ingest(files, dry_run=dry_run, progress=show, sheet=sheet, columns=columns,
+                                   catching_up=True)
         except CsatError:
             c.discard_new_store(existed)  # nothing appended: no empty store left behind
             raise
@@ -197,7 +199,10 @@ def ingest(c: Context, files: tuple[str, ...], dry_run: bool, sheet: str | None,
             show.events_total = engine.store.max_position() - engine.projection.tracked()
             try:
                 engine.catch_up(progress=show)  # the next read is instant
+                engine.caught_up_done()
             except CsatError as e:  # the append is committed: say what was kept
+                with contextlib.suppress(Exception):  # readers catch up themselves from now on
+                    engine.caught_up_done()
                 why = getattr(e, "detail", str(e))
                 raise CsatError(f"{report.appended:,} events appended; the scores were not brought up to date "
                                 f"({why}): the next read or ingest will") from None
@@ -270,32 +275,6 @@ def explain(c: Context, ruleset: str, subject: str, period: str, metric: str | N
     x = c.engine().explain(ruleset, subject, period, metric, as_of=as_of, redact=redact)
     with opened(output) as echo:
         echo(to_json(x) if fmt == "json" else explanation_text(x))
-
-
-@cli.command()
-@format_option("table", "json")
-@click.pass_obj
-@handles_errors
-def rulesets(c: Context, fmt: str) -> None:
-    """List the installed rule sets: id, version, title and where each comes from.
-
-    \b
-    Example:
-      csat rulesets --format json
-    """
-    from csat.plugins import load_rulesets, make_plugin_manager
-    infos, broken = load_rulesets(make_plugin_manager())
-    rows: list[dict[str, Any]] = [
-        {"id": i.ruleset.id, "version": i.ruleset.version, "title": i.ruleset.title, "source": i.source,
-         "status": "ok", "metrics": list(i.ruleset.metrics), "hooks": list(i.hooks)} for i in infos]
-    rows += [{"id": None, "version": None, "title": None, "source": b.source, "status": "broken",
-              "plugin": b.plugin, "reason": b.reason} for b in broken]
-    if fmt == "table":
-        rows = [{**r, "metrics": ", ".join(r.get("metrics", ())), "hooks": ", ".join(r.get("hooks", ()))}
-                for r in rows]
-    click.echo(render(rows, fmt, first=("id", "version", "title", "source", "status")))
-    for b in broken:
-        click.echo(f"csat: warning: {b.line()}", err=True)
 
 
 @cli.command()
@@ -488,7 +467,7 @@ def whatif(c: Context, ruleset: str, params: str, from_: str | None, replace: tu
 
 
 from .demo import demo  # noqa: E402  (registered after the group exists)
-from . import operate as _operate, report as _report  # noqa: E402,F401  (register their commands)
+from . import describe as _describe, operate as _operate, report as _report  # noqa: E402,F401  (register commands)
 
 cli.add_command(demo)
 add_db_option(cli, skip=("copy",))  # `csat scores --db csat-demo.db` as well as `csat --db … scores`

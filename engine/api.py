@@ -78,6 +78,9 @@ class Engine(Listings):
         self.broken = list(broken)
         #: set when a read met a row of the log that does not chain (reads go on; see warnings())
         self.damaged: LogDamaged | None = None
+        #: what the last read did not reflect because another process held the write lock: events
+        #: logged but not yet applied, and subject-months applied but not yet rescored ((0, 0): none)
+        self.unscored: tuple[int, int] = (0, 0)
         self.rulesets: dict[str, RuleSet] = {}
         for rs in rulesets:
             if rs.id in self.rulesets:
@@ -124,10 +127,13 @@ class Engine(Listings):
 
     def ingest(self, paths: Iterable[str | os.PathLike[str]], *, dry_run: bool = False,
                progress: Callable[[int], None] | None = None, sheet: str | None = None,
-               columns: dict[str, str] | str | os.PathLike[str] | None = None) -> IngestReport:
+               columns: dict[str, str] | str | os.PathLike[str] | None = None,
+               catching_up: bool = False) -> IngestReport:
         """Append the events of JSON Lines files and survey sheets (CSV, .xlsx: the first sheet or
         ``sheet``), all or nothing. ``columns`` maps sheet headers to column names (a dict, or a
-        TOML file with a ``[columns]`` table).
+        TOML file with a ``[columns]`` table). ``catching_up``: the caller calls :meth:`catch_up`
+        right after (as ``csat ingest`` does); readers in other processes answer at once meanwhile
+        instead of doing that work (call :meth:`caught_up_done` if the catch-up is not made).
 
         :raises IngestFailed: with one ``FILE:LINE: message`` per problem; nothing appended.
         """
@@ -141,7 +147,8 @@ class Engine(Listings):
         lines, problems = file_lines(paths, sheet, columns)
         if problems:
             raise IngestFailed(problems)
-        return Ingest(self.store, self.rulesets, self.projection).run(lines, dry_run=dry_run, progress=progress)
+        return Ingest(self.store, self.rulesets, self.projection).run(lines, dry_run=dry_run, progress=progress,
+                                                                      catching_up=catching_up)
 
     def append(self, events: Iterable[Event | dict[str, Any]], *, dry_run: bool = False) -> IngestReport:
         """Append events given as objects or dicts (ingest format), validated as ingest does."""
@@ -156,6 +163,10 @@ class Engine(Listings):
         scored (a callable taking one positional count gets the events only).
         """
         return self.projection.catch_up(_progress(progress))
+
+    def caught_up_done(self) -> None:
+        """Withdraw the word given by ``ingest(catching_up=True)`` (the catch-up is over, made or not)."""
+        self.projection.caught_up_done()
 
     def rebuild(self, progress: Progress | None = None) -> int:
         """Drop the read models and rebuild them from the whole log, in one transaction; returns
@@ -217,7 +228,9 @@ class Engine(Listings):
             with snapshot(self.projection, position, only=only) as private:
                 return self._views(ruleset, period, subject, metric, under, vs, private.conn)
         self._catch_up_to_read()
-        return self._views(ruleset, period, subject, metric, under, vs, self.store.conn)
+        rows = scoreviews.Rows(self._views(ruleset, period, subject, metric, under, vs, self.store.conn))
+        rows.unscored = self.unscored
+        return rows
 
     def _views(self, ruleset: str | None, period: str | None, subject: str | None, metric: str | None,
                unit: str | None, vs: str | None, conn: Any) -> list[dict[str, Any]]:
@@ -228,11 +241,20 @@ class Engine(Listings):
             rows = scoreviews.versus(rows, self._score_rows(ruleset, vs, subject, metric, conn))
         return rows
 
-    def _catch_up_to_read(self) -> None:
-        """Catch up before a read; a damaged log does not stop the read: what is already published
-        answers, and :meth:`warnings` says the log needs ``csat verify``."""
+    def _catch_up_to_read(self, wait: bool = False) -> None:
+        """Catch up before a read, if the write lock is free at once: a reader never waits for
+        another process's ingest or catch-up, it answers from the read models last committed and
+        :attr:`unscored` (and :meth:`warnings`) say what they do not reflect yet. A damaged log
+        does not stop the read either: what is already published answers, and :meth:`warnings`
+        says the log needs ``csat verify``. ``wait``: catch up fully first (a writing command)."""
         try:
-            self.catch_up()
+            if wait:
+                self.catch_up()
+                self.unscored = (0, 0)
+            elif self.projection.catch_up_now():
+                self.unscored = (0, 0)
+            else:
+                self.unscored = self.projection.unscored()
         except LogDamaged as e:
             self.damaged = e
 
@@ -258,6 +280,12 @@ class Engine(Listings):
         that failed to load, rule sets whose events are in the log but cannot be used here (their
         published scores are kept as they are), and scoring failures met by this process."""
         out = list(self.broken)
+        events, groups = self.unscored
+        if events or groups:
+            what = " and ".join(([f"{events:,} logged events are not scored yet"] if events else [])
+                                + ([f"{groups:,} subject-months are being rescored"] if groups else []))
+            out.append(f"{what}: another process holds the write lock (an ingest or a catch-up); the figures "
+                       "shown are those published before them")
         if self.damaged is not None:
             out.append(f"{self.damaged}; the scores shown are those published before it")
         missing = self.projection.missing()
@@ -343,7 +371,7 @@ class Engine(Listings):
         replace = list(replace)
         source = os.fspath(params) if not isinstance(params, dict) else "params"
         data = read_toml(source) if not isinstance(params, dict) else params
-        self._catch_up_to_read()
+        self._catch_up_to_read(wait=True)
         try:
             self.params_from(ruleset, data, from_, replace)  # every problem at once, named by the file
         except InvalidParams as e:

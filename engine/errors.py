@@ -81,5 +81,9 @@ class LogDamaged(StoreError):
                          "scored (csat verify checks the whole log)")
 
 
+class NoStore(StoreError):
+    """There is no csat store at the target (only writing commands create one)."""
+
+
 class PgIntegrityError(StoreError):
     """A PostgreSQL constraint refused a write (the counterpart of ``sqlite3.IntegrityError``)."""

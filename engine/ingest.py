@@ -76,7 +76,7 @@ class Ingest:
         self._labels: dict[tuple[str, str | None], dict[str, str]] = {}  # item labels -> ids, by adoption
 
     def run(self, lines: Iterable[Line], *, dry_run: bool = False,
-            progress: Callable[[int], None] | None = None) -> IngestReport:
+            progress: Callable[[int], None] | None = None, catching_up: bool = False) -> IngestReport:
         self._start_transaction()
         try:
             report = self._run(lines, dry_run, progress)
@@ -92,6 +92,8 @@ class Ingest:
                 self.problems.sort(key=lambda p: (order.get(p[0], -1), p[1]))
                 raise IngestFailed([p[2] for p in self.problems])
         else:
+            if catching_up and report.appended:
+                self.projection.will_catch_up()
             self.store.commit()
         return report
 

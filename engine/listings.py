@@ -11,6 +11,7 @@ import msgspec
 from . import periods, scoreviews
 from .errors import CsatError, NotFound
 from .events import TAGS
+from .describe import describe
 from .items import item_rows
 from .redact import Pseudonyms
 
@@ -51,7 +52,7 @@ class Listings:
     store: Store
     projection: Projection
 
-    def _catch_up_to_read(self) -> None:  # pragma: no cover - the Engine's own is the one called
+    def _catch_up_to_read(self, wait: bool = False) -> None:  # pragma: no cover - the Engine's is called
         raise NotImplementedError
 
     def _ruleset(self, ruleset: str) -> RuleSet:  # pragma: no cover - the Engine's own is the one called
@@ -159,6 +160,20 @@ class Listings:
                         "parent": link.parent if link else None, "since": (link.from_ or None) if link else None,
                         "chain": org.chain(u, as_of)})
         return out
+
+    def describe_ruleset(self, ruleset: str, month: str | None = None) -> dict[str, Any]:
+        """A rule set with the parameters in force in ``month`` (default: this month) in this store:
+        ``id``, ``version``, ``title``, ``source``, ``metrics``, ``adoption`` (id, from, position,
+        params_hash, upgraded_from; None when none is in force: the shipped defaults),
+        ``parameters`` (complete, as the log stores them) and ``questionnaire`` (see
+        :func:`csat.engine.describe.questionnaire_data`; None when the rule set publishes none)."""
+        rs = self._ruleset(ruleset)
+        month = month or _dt.date.today().strftime("%Y-%m")
+        if (why := periods.month_problem(month)):
+            raise CsatError(f"--as-of: {why}")
+        self._catch_up_to_read()
+        adoption = self.projection.state()[0].in_force(ruleset, month)
+        return describe(rs, adoption, getattr(self, "sources", {}).get(ruleset, "given"), month)
 
     def pseudonyms(self) -> Pseudonyms:
         """Pseudonyms for one redacted output (:mod:`csat.engine.redact`), knowing every rater and

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -77,6 +79,8 @@ class Projection(Scoring, Replay):
         #: one line per scoring failure met by this process (rule set, subject-month, what was wrong)
         self.failures: dict[str, None] = {}
         self.strict = False  # a rebuild: an event of a rule set that cannot be used stops it
+        self._nowait = False  # a reader's catch-up: never wait for another process's write lock
+        self.token = uuid.uuid4().hex  # this process's name in the "catching up" word (will_catch_up)
         self._ensure_schema()
 
     # -- the tracked position (on the views' connection) ----------------------------
@@ -129,11 +133,17 @@ class Projection(Scoring, Replay):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """A write transaction; inside an outer one (rebuild, ingest) it joins that one."""
+        """A write transaction; inside an outer one (rebuild, ingest) it joins that one. While
+        :meth:`catch_up_now` runs, a write lock held by another process raises :class:`Busy`
+        instead of waiting for it."""
         if self.conn.in_transaction:
             yield
             return
-        self.conn.execute("BEGIN IMMEDIATE")
+        if self._nowait and self.conn is self.store.conn:
+            if not self.store.try_begin_write():
+                raise Busy()
+        else:
+            self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
@@ -185,6 +195,48 @@ class Projection(Scoring, Replay):
         if settle:
             self.settle(progress)
         return applied
+
+    #: how long a writer's word that it catches up right after its append holds (a writer that died
+    #: leaves it behind: readers catch up themselves after this)
+    CATCHING_UP_FOR = 120.0
+
+    def will_catch_up(self) -> None:
+        """Say, inside the append's transaction, that this process catches up right after it: a
+        reader in another process then answers at once instead of doing that work itself."""
+        self.conn.execute("INSERT OR REPLACE INTO rm_meta (key, value) VALUES ('catching_up', ?)",
+                          (f"{self.token} {time.time():.3f}",))
+
+    def caught_up_done(self) -> None:
+        """The catch-up announced by :meth:`will_catch_up` is over (done or failed)."""
+        with self.transaction():
+            self.conn.execute("DELETE FROM rm_meta WHERE key = 'catching_up'")
+
+    def _another_catches_up(self) -> bool:
+        row = self.conn.execute("SELECT value FROM rm_meta WHERE key = 'catching_up'").fetchone()
+        if row is None:
+            return False
+        token, _, at = row[0].partition(" ")
+        return token != self.token and time.time() - float(at or 0) < self.CATCHING_UP_FOR
+
+    def catch_up_now(self, progress: Progress | None = None) -> bool:
+        """Catch up as far as the write lock is free: False when another process holds it (an
+        ingest, a catch-up) or has said it catches up right after its append, at once; what was
+        published answers meanwhile (:meth:`unscored`)."""
+        if self.conn is self.store.conn and self._another_catches_up() and self.behind():
+            return False
+        self._nowait = True
+        try:
+            self.catch_up(progress)
+            return True
+        except Busy:
+            return False
+        finally:
+            self._nowait = False
+
+    def unscored(self) -> tuple[int, int]:
+        """What the published read models do not reflect yet: events of the log after the tracked
+        position, and subject-months applied but not yet rescored. Reads only."""
+        return max(self.store.max_position() - self.tracked(), 0), len(self.dirty_groups())
 
     #: a catch-up with at least this many events to apply, and no fewer than are applied already
     #: (a large first ingest), replays the whole log instead: the same tables, sooner
@@ -496,6 +548,10 @@ class Projection(Scoring, Replay):
             self.conn.execute("UPDATE rm_rulesets SET pending = 0 WHERE ruleset = ?", (ruleset,))
             explained.forget_all(self.conn)
             self.conn.execute("RELEASE csat_resume")
+
+
+class Busy(Exception):
+    """Another process holds the write lock (raised only while :meth:`Projection.catch_up_now` runs)."""
 
 
 class _Fallback(Exception):

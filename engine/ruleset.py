@@ -84,6 +84,47 @@ class ItemPoints(NamedTuple):
     possible: Decimal
 
 
+class Choice(NamedTuple):
+    """An answer a questionnaire item accepts: ``value`` as stored in ``answers``, ``label`` as
+    people read it (满意 / satisfied)."""
+
+    value: str
+    label: str
+
+
+@dataclass(frozen=True)
+class QuestionItem:
+    """One item of a rule set's questionnaire.
+
+    ``kind`` is ``choice`` (one of ``choices``), ``number`` (from ``minimum`` to ``maximum``;
+    ``whole`` for counts) or ``yesno``. ``na``: "不知道/不适用" (``N/A``) may be answered.
+    ``reason_for``: the choice values whose answer needs a reason (``reasons.<item>``).
+    ``form``: the form the item belongs to, for rule sets with several forms (else None)."""
+
+    id: str
+    label: str
+    kind: str = "choice"
+    choices: tuple[Choice, ...] = ()
+    minimum: Decimal | None = None
+    maximum: Decimal | None = None
+    whole: bool = False
+    na: bool = True
+    reason_for: tuple[str, ...] = ()
+    form: str | None = None
+
+
+@dataclass(frozen=True)
+class Questionnaire:
+    """What a rater is asked, as :meth:`RuleSet.questionnaire` gives it for some parameters:
+    its ``items`` in order; ``forms`` the values of a response's ``form`` field, when the rule set
+    has several forms (each item names its own); ``rater_required``: a response must name the
+    rating unit."""
+
+    items: tuple[QuestionItem, ...]
+    forms: tuple[str, ...] = ()
+    rater_required: bool = False
+
+
 class Credit(NamedTuple):
     """A response credited to ``subject`` in role ``role`` (``subject``,
     ``roles.workshop`` …), through member ``via`` when credited up an org chain."""
@@ -363,6 +404,14 @@ class RuleSet:
             return {}
         return {name: item.label for name, item in items.items()
                 if isinstance(getattr(item, "label", None), str) and item.label}
+
+    def questionnaire(self, params: Any) -> Questionnaire | None:
+        """The questionnaire raters answer under ``params``: each item's id, label, kind of answer,
+        accepted answers, whether N/A is allowed and which answers need a reason. Answers built
+        from it pass :meth:`check_response` (the conformance kit checks that). Shown by ``csat
+        rulesets NAME``; forms and the web front are made from it. Default: None (no
+        questionnaire published)."""
+        return None
 
     # -- scoring ---------------------------------------------------------------
 

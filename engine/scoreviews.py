@@ -10,6 +10,14 @@ from .numbers import sub
 from .readmodel import Org
 
 
+class Rows(list):  # type: ignore[type-arg]
+    """Score rows (a list), with what the read models they come from did not reflect yet:
+    ``unscored`` = (events logged but not yet applied, subject-months not yet rescored) because
+    another process held the write lock; ``(0, 0)`` when they were current."""
+
+    unscored: tuple[int, int] = (0, 0)
+
+
 def last_month(period: str) -> str:
     """The month a period's org chart is read at: the period's last month."""
     return periods.months_of(period)[-1]

@@ -28,7 +28,7 @@ from eventsourcing.sqlite import SQLiteCursor
 from eventsourcing.utils import Environment
 
 from . import chain, postgres
-from .errors import LogDamaged, StoreError
+from .errors import LogDamaged, NoStore, StoreError
 from .events import EVENT_TYPES, Event, natural_key, tag_of
 
 DEFAULT_DB = "csat.db"
@@ -142,7 +142,7 @@ def sqlite_message(path: str, e: BaseException) -> str:
 def _check_is_store_file(path: str) -> None:
     """A reading command must not create a store where the user mistyped a path."""
     if not os.path.exists(path):
-        raise StoreError(f"no csat store at {path} (csat ingest creates one; --db or $CSAT_DB chooses another)")
+        raise NoStore(f"no csat store at {path} (csat ingest creates one; --db or $CSAT_DB chooses another)")
     if os.path.isdir(path):
         raise StoreError(f"{path} is a folder, not a csat store")
     try:
@@ -238,7 +238,7 @@ class Store:
         if not self._missing_tables():
             return
         if not create and _TABLE in self._missing_tables():
-            raise StoreError(f"no csat store at {self.display} (csat ingest creates one; --db or $CSAT_DB "
+            raise NoStore(f"no csat store at {self.display} (csat ingest creates one; --db or $CSAT_DB "
                              "chooses another)" if self.postgres else
                              f"{self.path} is not a csat store (a SQLite database without a csat log)")
         self.conn.execute("BEGIN IMMEDIATE")
@@ -410,24 +410,27 @@ class Store:
         self._sealed_after = None
         self.conn.execute("COMMIT")
 
+    def try_begin_write(self) -> bool:
+        """Begin a write transaction if the write lock is free now; False (and no transaction)
+        when another process holds it — never waits."""
+        if self.postgres:
+            return self.conn.try_write_lock()  # type: ignore[attr-defined]
+        self.conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout() * 1000)}")
+
     @contextlib.contextmanager
     def try_write_lock(self) -> Iterator[bool]:
         """A write transaction only if the lock is free now: yields False (and writes nothing)
         when another process holds it, for writes that can be left to a later reader."""
-        if self.postgres:
-            if not self.conn.try_write_lock():  # type: ignore[attr-defined]
-                yield False
-                return
-        else:
-            self.conn.execute("PRAGMA busy_timeout = 0")
-            try:
-                try:
-                    self.conn.execute("BEGIN IMMEDIATE")
-                except sqlite3.OperationalError:
-                    yield False
-                    return
-            finally:
-                self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout() * 1000)}")
+        if not self.try_begin_write():
+            yield False
+            return
         try:
             yield True
         except BaseException:

@@ -17,13 +17,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pluggy
 
 from csat.engine import Engine, IngestFailed, InvalidParams, RuleSetFailed
-from csat.engine.ruleset import ResponseState, RuleSet
+from csat.engine.events import ResponseRecorded
+from csat.engine.ruleset import Questionnaire, QuestionItem, ResponseState, RuleSet
 
 from .manager import installed_rulesets, load_rulesets, make_plugin_manager
 
@@ -40,6 +43,7 @@ def check_plugin(plugin: object, examples: Sequence[str | os.PathLike[str]], tmp
     rulesets = check_hooks(plugin, name)
     for rs in rulesets:
         check_parameters(rs)
+        check_questionnaire(rs)
     check_examples(rulesets, examples)
     check_scoring(rulesets, examples, tmp_path)
     return rulesets
@@ -86,6 +90,54 @@ def check_parameters(rs: RuleSet) -> None:
         assert "no_such_key_in_any_rule_set" in str(e), f"{rs.id}: the error must name the unknown key: {e}"
     else:
         raise AssertionError(f"{rs.id}: an unknown parameter key was accepted")
+
+
+def _first_answer(item: QuestionItem) -> Any:
+    if item.kind == "choice":
+        return item.choices[0].value
+    if item.kind == "yesno":
+        return "yes"
+    low = item.minimum if item.minimum is not None else Decimal(0)
+    return int(low) if low == low.to_integral_value() else float(low)
+
+
+def check_questionnaire(rs: RuleSet) -> None:
+    """The questionnaire (where the rule set publishes one) is well-formed; answers built from it
+    pass ``check_response`` under the shipped parameters (the first choice, or the minimum, of
+    every item; a reason where that answer needs one); and an answer that needs a reason, given
+    without it, fails naming ``reasons.<item>``."""
+    params = rs.decode_params(rs.complete_params({}))
+    q = rs.questionnaire(params)
+    if q is None:
+        return
+    assert isinstance(q, Questionnaire), f"{rs.id}: questionnaire() must return a Questionnaire or None, got {q!r:.60}"
+    assert q.items, f"{rs.id}: the questionnaire of the shipped parameters has no items"
+    for item in q.items:
+        assert isinstance(item, QuestionItem) and item.id and item.label, f"{rs.id}: a questionnaire item needs an id and a label: {item!r:.80}"
+        assert item.kind in ("choice", "number", "yesno"), f"{rs.id}: item {item.id}: unknown kind {item.kind!r}"
+        assert item.kind != "choice" or item.choices, f"{rs.id}: item {item.id}: a choice item needs choices"
+        assert (item.form is None) == (not q.forms), f"{rs.id}: item {item.id}: name its form exactly when there are forms"
+    for form in q.forms or (None,):
+        items = [i for i in q.items if i.form == form]
+        answers = {i.id: _first_answer(i) for i in items}
+        base = {"type": "response", "id": "kit-1", "ruleset": rs.id, "period": "2026-01", "subject": "kit-subject",
+                "rater": "kit-rater", "form": form}
+        reasons = {i.id: "kit reason" for i in items if str(answers[i.id]) in i.reason_for}
+        problems = rs.check_response(_response({**base, "answers": answers, "reasons": reasons}), params)
+        assert not problems, (f"{rs.id}: answers built from its questionnaire{f' (form {form})' if form else ''} do "
+                              f"not pass check_response: {'; '.join(f'{p.field}: {p.message}' for p in problems)}")
+        for item in items:
+            for needs in item.reason_for:
+                answered = {**answers, item.id: needs}
+                missing = {k: v for k, v in reasons.items() if k != item.id}
+                problems = rs.check_response(_response({**base, "answers": answered, "reasons": missing}), params)
+                assert any(p.field == f"reasons.{item.id}" for p in problems), (
+                    f"{rs.id}: item {item.id} answered {needs!r} without a reason passes check_response, but the "
+                    "questionnaire says that answer needs one (reason_for)")
+
+
+def _response(data: dict[str, Any]) -> ResponseRecorded:
+    return msgspec.convert({k: v for k, v in data.items() if v is not None}, ResponseRecorded)
 
 
 def _events(examples: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:

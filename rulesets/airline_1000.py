@@ -17,7 +17,7 @@ import msgspec
 
 from csat.engine.events import NA, ResponseRecorded
 from csat.engine.numbers import ONE, div, mean, mul, plain, publish, total
-from csat.engine.ruleset import (Figure, ItemPoints, MonthInput, Problem, ResponseState, RuleSet, Trace,
+from csat.engine.ruleset import (Choice, Figure, ItemPoints, Questionnaire, QuestionItem, MonthInput, Problem, ResponseState, RuleSet, Trace,
                                  mean_of_months, module_file)
 from csat.plugins import hookimpl
 
@@ -37,6 +37,9 @@ class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     grades: dict[str, Grade]
     precision: int = 2
     departments: dict[str, Department] = {}
+    #: the questionnaire's indicators and their labels (an assessed department's own list, in
+    #: ``departments``, decides which it answers)
+    indicators: dict[str, str] = {}
 
 
 class Airline1000(RuleSet):
@@ -93,6 +96,17 @@ class Airline1000(RuleSet):
                 if item not in response.answers:
                     problems.append(Problem(f"answers.{item}", "missing indicator (answer it or give \"N/A\")"))
         return problems
+
+    def item_labels(self, params: Params) -> dict[str, str]:
+        return dict(params.indicators)
+
+    def questionnaire(self, params: Params) -> Questionnaire:
+        """One item per indicator: a grade A–E (or its label), N/A allowed, a reason where the
+        grade requires one (D, E: 须注明理由和事实依据)."""
+        choices = tuple(Choice(k, f"{k} {g.label}") for k, g in params.grades.items())
+        needs = tuple(k for k, g in params.grades.items() if g.reason_required)
+        return Questionnaire(tuple(QuestionItem(i, label, choices=choices, reason_for=needs)
+                                   for i, label in params.indicators.items()), rater_required=True)
 
     def item_points(self, response: ResponseState, params: Params) -> dict[str, ItemPoints]:
         """An indicator's grade points out of the best grade's (1000 by default)."""

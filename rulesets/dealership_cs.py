@@ -17,7 +17,7 @@ import msgspec
 from csat.engine.events import NA, ResponseRecorded
 from csat.engine.numbers import ZERO, add, dec, div, mul, plain, total
 from csat.engine.params import read_toml
-from csat.engine.ruleset import (Credit, Figure, ItemPoints, MonthInput, Problem, ResponseState, RuleSet, Trace,
+from csat.engine.ruleset import (Choice, Credit, Figure, ItemPoints, Questionnaire, QuestionItem, MonthInput, Problem, ResponseState, RuleSet, Trace,
                                  module_file)
 from csat.plugins import hookimpl
 
@@ -38,6 +38,7 @@ class Metric(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class Form(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     items: list[str]
     metrics: dict[str, Metric] = {}
+    labels: dict[str, str] = {}  # item -> the question as the callback asks it
 
 
 class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -81,6 +82,9 @@ class DealershipCS(RuleSet):
                 problems.append(f"key `remedy_levels`: unknown level {level!r}")
         owner: dict[str, str] = {}
         for form, f in params.forms.items():
+            for item in f.labels:
+                if item not in f.items:
+                    problems.append(f"key `forms.{form}.labels`: {item!r} is not an item of form {form!r}")
             for metric, m in f.metrics.items():
                 if metric in owner:
                     problems.append(f"key `forms.{form}.metrics.{metric}`: metric also defined by form {owner[metric]!r}")
@@ -159,6 +163,13 @@ class DealershipCS(RuleSet):
             elif ceiling is not None and dec(answer) <= ceiling:
                 return f"{item}: {answer} points (≤ {plain(ceiling)})"
         return None
+
+    def questionnaire(self, params: Params) -> Questionnaire:
+        """Each form's questions (its ``labels``), answered at a level (the first answer each
+        level accepts) or N/A; no reason is required."""
+        choices = tuple(Choice(lvl.answers[0], lvl.answers[0]) for lvl in params.levels.values() if lvl.answers)
+        return Questionnaire(tuple(QuestionItem(i, f.labels.get(i, i), choices=choices, form=name)
+                                   for name, f in params.forms.items() for i in f.items), forms=tuple(params.forms))
 
     def item_points(self, response: ResponseState, params: Params) -> dict[str, ItemPoints]:
         """An item's points (its level's, or the number given) out of 100."""

@@ -13,7 +13,7 @@ import msgspec
 
 from csat.engine.events import NA, ResponseRecorded
 from csat.engine.numbers import ZERO, add, dec, div, mul, plain, total
-from csat.engine.ruleset import (Figure, ItemPoints, MinGrade, MonthInput, Problem, ResponseState, RuleSet, Trace,
+from csat.engine.ruleset import (Figure, ItemPoints, MinGrade, Questionnaire, QuestionItem, MonthInput, Problem, ResponseState, RuleSet, Trace,
                                  first_grade, module_file, threshold_problems)
 from csat.plugins import hookimpl
 
@@ -38,6 +38,12 @@ class Iso100(RuleSet):
     metrics = ("satisfaction",)
     params_type = Params
     defaults_path = module_file(__file__, "iso_100.toml")
+
+    def questionnaire(self, params: Params) -> Questionnaire:
+        """One item per entry of ``[items]``: points from 0 to its maximum, or N/A (the item's
+        points are then spread over the answered ones)."""
+        return Questionnaire(tuple(QuestionItem(i, spec.label or i, kind="number", minimum=ZERO, maximum=spec.max)
+                                   for i, spec in params.items.items()))
 
     def check_params(self, params: Params) -> list[str]:
         problems = []

@@ -17,7 +17,7 @@ import msgspec
 from csat.engine import periods
 from csat.engine.events import NA, ResponseRecorded
 from csat.engine.numbers import ZERO, add, dec, div, plain, publish, sub
-from csat.engine.ruleset import (Figure, ItemPoints, MonthInput, Problem, ResponseState, RuleSet, Trace,
+from csat.engine.ruleset import (Choice, Figure, ItemPoints, Questionnaire, QuestionItem, MonthInput, Problem, ResponseState, RuleSet, Trace,
                                  mean_of_months, module_file)
 from csat.plugins import hookimpl
 
@@ -48,6 +48,8 @@ class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     bonus: Bonus
     precision: int = 2
     reason_required: list[str] = []
+    #: the questionnaire's items and their labels (a workshop may answer others too)
+    items: dict[str, str] = {}
 
 
 def _counted_levels(params: Params) -> list[str]:
@@ -126,6 +128,18 @@ class Plant50(RuleSet):
                 problems.append(Problem(f"reasons.{item}", f"a reason is required for {answer} "
                                         "(存在异议的应写明详细原因)"))
         return problems
+
+    def item_labels(self, params: Params) -> dict[str, str]:
+        return dict(params.items)
+
+    def questionnaire(self, params: Params) -> Questionnaire:
+        """One item per entry of ``[items]``: a level (满意 … 很不满意, the first answer each level
+        accepts), N/A allowed (a department that did not serve the workshop), a reason for the
+        levels in ``reason_required`` (存在异议的应写明详细原因)."""
+        choices = tuple(Choice(answers[0], answers[0]) for answers in params.levels.values())
+        needs = tuple(params.levels[lvl][0] for lvl in params.reason_required if lvl in params.levels)
+        return Questionnaire(tuple(QuestionItem(i, label, choices=choices, reason_for=needs)
+                                   for i, label in params.items.items()), rater_required=True)
 
     def item_points(self, response: ResponseState, params: Params) -> dict[str, ItemPoints]:
         """An item's level on an even scale: the first level of ``[levels]`` (满意) all points, the

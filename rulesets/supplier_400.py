@@ -19,8 +19,8 @@ import msgspec
 from csat.engine import periods
 from csat.engine.events import ResponseRecorded
 from csat.engine.numbers import CONTEXT, ZERO, dec, div, mean, mul, plain, publish, sub, total
-from csat.engine.ruleset import (CaseEvent, Figure, MinGrade, MonthInput, Problem, RuleSet, Trace, first_grade,
-                                 mean_of_months, module_file, threshold_problems)
+from csat.engine.ruleset import (CaseEvent, Figure, MinGrade, MonthInput, Problem, Questionnaire, QuestionItem, RuleSet,
+                                 Trace, first_grade, mean_of_months, module_file, threshold_problems)
 from csat.plugins import hookimpl
 
 DIMENSIONS = ("delivery", "service", "quality", "price")
@@ -31,6 +31,11 @@ FIELDS = {
     "price": ("late_adjustments", "price_gap", "invoice_issues"),
 }
 RATES = {"defect_rate", "defect_limit", "price_gap"}
+#: what each count or rate is, as the rating departments' forms name it
+LABELS = {"lots_total": "来料批次", "lots_passed": "检验合格批次", "concessions": "让步接收批次",
+          "defect_rate": "制程不良率 %", "defect_limit": "不良率控制目标 %", "late_deliveries": "延期交货次数",
+          "poor_cooperation": "配合不力次数", "late_replies": "回复不及时次数", "late_adjustments": "调价不及时次数",
+          "price_gap": "价格高于市场 %", "invoice_issues": "发票问题次数"}
 HUNDRED = Decimal(100)
 
 
@@ -129,6 +134,14 @@ class Supplier400(RuleSet):
         if steps != sorted(steps):
             problems.append("key `price.gap_steps`: expected ascending min_gap")
         return problems
+
+    def questionnaire(self, params: Params) -> Questionnaire:
+        """One form per dimension (the response's ``form``), its counts (whole numbers ≥ 0) and
+        rates (numbers ≥ 0), every one required: N/A is not an answer here."""
+        return Questionnaire(tuple(QuestionItem(k, LABELS[k], kind="number", minimum=Decimal(0), whole=k not in RATES,
+                                                na=False, form=form)
+                                   for form, keys in FIELDS.items() for k in keys),
+                             forms=tuple(FIELDS), rater_required=True)
 
     def check_response(self, response: ResponseRecorded, params: Params) -> list[Problem]:
         if response.form not in FIELDS:

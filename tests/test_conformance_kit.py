@@ -147,3 +147,31 @@ def test_an_undeclared_metric_is_refused_at_run_time_too(tmp_path):
         assert engine.scores() == []   # nothing published under the misspelt name
         (line, *_) = engine.warnings()
         assert line.startswith("rule set cc-metric: scoring agent-") and "'ratng' is not one the rule set" in line
+
+
+def test_every_built_in_questionnaire_passes_the_kit():
+    """Answers built from each built-in's questionnaire pass check_response; a required reason left
+    out fails (issue 20.16, the questionnaire of issue 22)."""
+    from csat.plugins import installed_rulesets, make_plugin_manager
+    from csat.plugins.testing import check_questionnaire
+    checked = [i.ruleset.id for i in installed_rulesets(make_plugin_manager(entry_points=False))]
+    for i in installed_rulesets(make_plugin_manager(entry_points=False)):
+        check_questionnaire(i.ruleset)
+    assert checked == ["airline-1000", "dealership-cs", "iso-100", "plant-50", "supplier-400"]
+    check_questionnaire(callcentre.CallCentre5())
+
+
+def test_a_questionnaire_that_promises_a_reason_check_response_does_not_ask_for(tmp_path):
+    from csat.engine.ruleset import Questionnaire, QuestionItem
+    from csat.plugins.testing import check_questionnaire
+
+    def questionnaire(self, params):
+        q = callcentre.CallCentre5.questionnaire(self, params)
+        return Questionnaire((QuestionItem("rating", "评分", choices=q.items[0].choices, reason_for=("很不满意",)),))
+    rs = variant("reason", questionnaire=questionnaire)
+    with pytest.raises(AssertionError, match=r"^cc-reason: item rating answered '很不满意' without a reason passes"):
+        check_questionnaire(rs)
+    rs = variant("choices", questionnaire=lambda self, params: Questionnaire((QuestionItem("rating", "评分",
+                                                                                        choices=()),)))
+    with pytest.raises(AssertionError, match=r"^cc-choices: item rating: a choice item needs choices"):
+        check_questionnaire(rs)

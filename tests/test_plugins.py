@@ -53,3 +53,34 @@ def test_rulesets_command(cli):
     table = cli("rulesets").stdout
     assert "airline-1000" in table and "built in" in table
     assert json.loads(cli("rulesets", "--format", "json").stdout)[0]["metrics"] == ["satisfaction"]
+
+
+def test_a_rule_set_described_with_its_questionnaire_and_the_parameters_in_force(cli, tmp_path):
+    """`csat rulesets NAME` (issue 20.16): the items with their Chinese labels, the answers
+    accepted, N/A and reasons, and the parameters in force in a month (table and JSON)."""
+    import json
+    from decimal import Decimal
+    from conftest import EXAMPLES
+    d = json.loads(cli("rulesets", "plant-50", "--format", "json").stdout, parse_float=Decimal)
+    assert d["adoption"] is None  # no store yet: the shipped defaults
+    items = {i["id"]: i for i in d["questionnaire"]["items"]}
+    assert {k: i["label"] for k, i in items.items()} == {"attitude": "服务态度", "response": "响应速度",
+                                                        "solution": "问题解决"}
+    assert [c["value"] for c in items["response"]["choices"]] == ["满意", "一般", "不满意", "很不满意"]
+    assert items["response"]["reason_for"] == ["不满意", "很不满意"] and items["response"]["na"]
+    for name in ("airline-1000", "dealership-cs", "iso-100", "supplier-400"):  # every built-in, labelled
+        q = json.loads(cli("rulesets", name, "--format", "json").stdout)["questionnaire"]
+        assert q["items"] and all(i["label"] and i["label"] != i["id"] for i in q["items"]), name
+        assert all(any("\u4e00" <= ch <= "\u9fff" for ch in i["label"]) for i in q["items"]), name
+    cli("ingest", str(EXAMPLES / "iso-100.jsonl"))
+    harsher = tmp_path / "harsher.toml"
+    harsher.write_text('[items.quality]\nmax = 30\nlabel = "产品质量与可靠性"\n', encoding="utf-8")
+    cli("adopt", str(harsher), "-r", "iso-100", "--from", "2027-01")
+    before = json.loads(cli("rulesets", "iso-100", "--as-of", "2026-11", "--format", "json").stdout)
+    after = json.loads(cli("rulesets", "iso-100", "--as-of", "2027-02", "--format", "json").stdout)
+    assert before["adoption"]["id"] == "default" and after["adoption"]["id"] == "harsher-2027-01"
+    assert after["questionnaire"]["items"][0]["label"] == "产品质量与可靠性" != before["questionnaire"]["items"][0]["label"]
+    assert after["parameters"]["items"]["quality"]["label"] == "产品质量与可靠性"
+    text = cli("rulesets", "iso-100", "--as-of", "2027-02").stdout
+    assert "adoption harsher-2027-01 (from 2027-01" in text and "产品质量与可靠性" in text and "0–30" in text
+    assert cli("rulesets", "nope", expect=1).stderr.startswith("csat: rule set 'nope' is not installed")

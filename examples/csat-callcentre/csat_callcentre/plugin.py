@@ -8,7 +8,8 @@ import msgspec
 
 from csat.engine.events import NA, ResponseRecorded
 from csat.engine.numbers import div
-from csat.engine.ruleset import Figure, ItemPoints, MonthInput, Problem, ResponseState, RuleSet, Trace, module_file
+from csat.engine.ruleset import (Choice, Figure, ItemPoints, MonthInput, Problem, Questionnaire, QuestionItem,
+                                 ResponseState, RuleSet, Trace, module_file)
 from csat.plugins import hookimpl
 
 
@@ -49,6 +50,13 @@ class CallCentre5(RuleSet):
         if rating is None:
             return {}
         return {"rating": ItemPoints(Decimal(rating - params.lowest), Decimal(params.highest - params.lowest))}
+
+    def questionnaire(self, params: Params) -> Questionnaire:
+        """One question, the rating: its labels (非常满意 …) best first; N/A when the customer
+        would not rate."""
+        choices = tuple(Choice(label, f"{value} {label}")
+                        for label, value in sorted(params.labels.items(), key=lambda kv: -kv[1]))
+        return Questionnaire((QuestionItem("rating", "本次服务评分 (rating)", choices=choices),))
 
     def check_response(self, response: ResponseRecorded, params: Params) -> list[Problem]:
         if set(response.answers) != {"rating"}:
