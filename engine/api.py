@@ -115,6 +115,7 @@ class Engine(Listings):
             raise
 
     def close(self) -> None:
+        """Close the store (``with Engine.open(…) as engine:`` does it on leaving the block)."""
         self.store.close()
 
     def __enter__(self) -> "Engine":
@@ -214,6 +215,9 @@ class Engine(Listings):
         scores as they stood when the log ended there. ``under`` keeps a unit
         and everything below it in the org chart; ``vs`` (with ``period``) adds
         ``before`` and ``delta`` against that earlier period.
+
+        A read never waits for another process's ingest or catch-up: the rows come back as a
+        list whose ``unscored`` attribute says what they do not reflect yet (see :attr:`unscored`).
         """
         if ruleset is not None and ruleset not in self.projection.missing():
             self._ruleset(ruleset)

@@ -26,3 +26,17 @@ def test_supplier_worked_example(engine):
     doc = (ROOT / "docs" / "supplier-400.md").read_text(encoding="utf-8")
     for figure in ("= 400 / 10 = 40.00", "January (50.00) and February (47.50)", "100 − 10 × 2 − 30 − 5 × 1 = 45"):
         assert figure in doc
+
+
+def test_the_api_reference_is_generated_from_the_docstrings_and_current():
+    """docs/api.md documents every public method of Engine (issue 20.19): run docs/gen_api.py after
+    changing a docstring."""
+    import sys
+    sys.path.insert(0, str(ROOT / "docs"))
+    import gen_api
+    from csat.engine import Engine
+    assert (ROOT / "docs" / "api.md").read_text(encoding="utf-8") == gen_api.render()
+    public = [n for n in dir(Engine) if not n.startswith("_") and callable(getattr(Engine, n))]
+    text = gen_api.render()
+    assert len(public) >= 25 and all(f"Engine.{n}(" in text for n in public), public
+    assert "(undocumented)" not in text
