@@ -203,20 +203,18 @@ class Projection(Scoring, Replay):
     def will_catch_up(self) -> None:
         """Say, inside the append's transaction, that this process catches up right after it: a
         reader in another process then answers at once instead of doing that work itself."""
-        self.conn.execute("INSERT OR REPLACE INTO rm_meta (key, value) VALUES ('catching_up', ?)",
-                          (f"{self.token} {time.time():.3f}",))
+        self.conn.execute("INSERT OR REPLACE INTO rm_meta (key, value) VALUES (?, ?)",
+                          (f"catching_up:{self.token}", f"{time.time():.3f}"))
 
     def caught_up_done(self) -> None:
         """The catch-up announced by :meth:`will_catch_up` is over (done or failed)."""
         with self.transaction():
-            self.conn.execute("DELETE FROM rm_meta WHERE key = 'catching_up'")
+            self.conn.execute("DELETE FROM rm_meta WHERE key = ?", (f"catching_up:{self.token}",))
 
     def _another_catches_up(self) -> bool:
-        row = self.conn.execute("SELECT value FROM rm_meta WHERE key = 'catching_up'").fetchone()
-        if row is None:
-            return False
-        token, _, at = row[0].partition(" ")
-        return token != self.token and time.time() - float(at or 0) < self.CATCHING_UP_FOR
+        now = time.time()
+        return any(key != f"catching_up:{self.token}" and now - float(at) < self.CATCHING_UP_FOR
+                   for key, at in self.conn.execute("SELECT key, value FROM rm_meta WHERE key LIKE 'catching_up:%'"))
 
     def catch_up_now(self, progress: Progress | None = None) -> bool:
         """Catch up as far as the write lock is free: False when another process holds it (an

@@ -37,6 +37,13 @@ def test_example_plugin_in_a_fresh_virtualenv(tmp_path):
     x = json.loads(run(bin_ / "csat", "--db", db, "explain", "-r", "callcentre-5", "-s", "agent-07", "-p", "2026-04",
                        "--format", "json").stdout)
     assert x["steps"] and {e["id"]: e["used"] for e in x["events"]}["ob-agent-07-2"] is False
+    # a plain install (no extras) makes the monthly report and its workbooks (issue 20.17)
+    run(bin_ / "csat", "--db", db, "report", "-p", "2026-04", "-o", tmp_path / "april.html")
+    assert "agent-07" in (tmp_path / "april.html").read_text(encoding="utf-8")
+    run(bin_ / "csat", "--db", db, "scores", "--format", "xlsx", "-o", tmp_path / "april.xlsx")
+    assert (tmp_path / "april.xlsx").read_bytes().startswith(b"PK")
+    described = json.loads(run(bin_ / "csat", "rulesets", "callcentre-5", "--format", "json").stdout)
+    assert described["questionnaire"]["items"][0]["id"] == "rating"  # the outside rule set's questionnaire
     # the entry point can be switched off
     env_off = dict(os.environ, CSAT_NO_ENTRY_POINTS="1")
     off = subprocess.run([bin_ / "csat", "rulesets", "--format", "json"], capture_output=True, text=True, env=env_off)

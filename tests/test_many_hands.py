@@ -9,6 +9,7 @@ four sites × 50,000 events at once (about half a minute per backend).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -16,7 +17,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -232,21 +235,31 @@ def test_kill_9_of_a_rebuild_changes_no_published_score(reference, db):
     assert kills >= 2, "the drill never interrupted a rebuild; widen its window"
 
 
-def test_the_server_going_away_after_the_append_says_what_was_kept(reference):
-    """PostgreSQL: the server stops while `csat ingest` brings the scores up to date, after its
-    append committed: one line says the events were appended and the scores are not current yet;
-    the next read brings them up to date."""
+@contextlib.contextmanager
+def own_server(durable: bool = False) -> Iterator[Any]:
+    """A PostgreSQL server of the drill's own (it crashes it); skipped where none can start,
+    outside CI."""
     from pgserver import Server
-    import psycopg
-    path, expected, ref, _ = reference
-    total = log_size(ref)
     try:
-        server = Server(durable=True)  # a commit survives the crash, as on a production server
+        server = Server(durable=durable)
     except Exception as e:  # noqa: BLE001
         if os.environ.get("CI"):
             raise
         pytest.skip(f"no PostgreSQL server could be started here: {e}")
     try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_the_server_going_away_after_the_append_says_what_was_kept(reference):
+    """PostgreSQL: the server stops while `csat ingest` brings the scores up to date, after its
+    append committed: one line says the events were appended and the scores are not current yet;
+    the next read brings them up to date."""
+    import psycopg
+    path, expected, ref, _ = reference
+    total = log_size(ref)
+    with own_server(durable=True) as server:  # a commit survives the crash, as on a production server
         db = server.database()
         p = start(db, "ingest", str(path))
         with psycopg.connect(db, autocommit=True) as watcher:
@@ -267,25 +280,16 @@ def test_the_server_going_away_after_the_append_says_what_was_kept(reference):
         server.start()
         assert log_size(db) == total
         assert scores(db) == expected  # the next read caught up
-    finally:
-        server.stop()
 
 
 def test_the_server_going_away_mid_ingest_writes_nothing(reference):
     """PostgreSQL: the server stops at once (a crash, a failover) while an ingest holds the write
     lock. The ingest fails in one line; the log holds all of it or none (the server rolled the
     open transaction back); after a restart, the rerun completes it."""
-    from pgserver import Server
     import psycopg
     path, expected, ref, _ = reference
     total = log_size(ref)
-    try:
-        server = Server()  # its own server: this drill crashes it
-    except Exception as e:  # noqa: BLE001
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no PostgreSQL server could be started here: {e}")
-    try:
+    with own_server() as server:  # its own server: this drill crashes it
         db = server.database()
         p = start(db, "ingest", str(path))
         with psycopg.connect(server.url(), autocommit=True) as watcher:
@@ -310,8 +314,6 @@ def test_the_server_going_away_mid_ingest_writes_nothing(reference):
         assert log_size(db) == total
         assert scores(db) == expected
         assert verified(db) == total
-    finally:
-        server.stop()
 
 
 def test_a_reader_never_waits_for_a_writer(db, tmp_path):
