@@ -195,7 +195,7 @@ def ingest(c: Context, files: tuple[str, ...], dry_run: bool, sheet: str | None,
             raise
         for a in report.implicit_adoptions:
             click.echo(f"recorded implicit adoption of the shipped defaults: {a}", err=True)
-        if not dry_run and report.appended:
+        if not dry_run:  # even with nothing new: a killed ingest may have left its events unscored
             show.events_total = engine.store.max_position() - engine.projection.tracked()
             try:
                 engine.catch_up(progress=show)  # the next read is instant

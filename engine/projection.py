@@ -81,6 +81,8 @@ class Projection(Scoring, Replay):
         self.strict = False  # a rebuild: an event of a rule set that cannot be used stops it
         self._nowait = False  # a reader's catch-up: never wait for another process's write lock
         self.token = uuid.uuid4().hex  # this process's name in the "catching up" word (will_catch_up)
+        self._announced = False
+        self._session: str | None = None
         self._ensure_schema()
 
     # -- the tracked position (on the views' connection) ----------------------------
@@ -186,6 +188,8 @@ class Projection(Scoring, Replay):
                     adoptions, org = self.state()
                     self._apply(page, adoptions, org)
                     self._track(page[-1].position)
+                    if self._announced:  # still at it: readers keep answering at once
+                        self.will_catch_up()
             if not page:
                 break
             self._state_at = page[-1].position
@@ -196,25 +200,35 @@ class Projection(Scoring, Replay):
             self.settle(progress)
         return applied
 
-    #: how long a writer's word that it catches up right after its append holds (a writer that died
-    #: leaves it behind: readers catch up themselves after this)
-    CATCHING_UP_FOR = 120.0
+    #: how long a writer's word that it catches up holds since it was last renewed (at its append and
+    #: at each page it applies; while it works it holds the write lock anyway): a writer killed in
+    #: between leaves it behind, and readers catch up themselves once it is this old
+    CATCHING_UP_FOR = 60.0
 
     def will_catch_up(self) -> None:
         """Say, inside the append's transaction, that this process catches up right after it: a
         reader in another process then answers at once instead of doing that work itself."""
+        self._announced = True
+        if self._session is None:
+            self._session = self.store.session()
         self.conn.execute("INSERT OR REPLACE INTO rm_meta (key, value) VALUES (?, ?)",
-                          (f"catching_up:{self.token}", f"{time.time():.3f}"))
+                          (f"catching_up:{self.token}", f"{time.time():.3f} {self._session}"))
 
     def caught_up_done(self) -> None:
         """The catch-up announced by :meth:`will_catch_up` is over (done or failed)."""
+        self._announced = False
         with self.transaction():
             self.conn.execute("DELETE FROM rm_meta WHERE key = ?", (f"catching_up:{self.token}",))
 
     def _another_catches_up(self) -> bool:
+        """Has a live process of another said it catches up (and renewed that lately)?"""
         now = time.time()
-        return any(key != f"catching_up:{self.token}" and now - float(at) < self.CATCHING_UP_FOR
-                   for key, at in self.conn.execute("SELECT key, value FROM rm_meta WHERE key LIKE 'catching_up:%'"))
+        for key, value in self.conn.execute("SELECT key, value FROM rm_meta WHERE key LIKE 'catching_up:%'").fetchall():
+            at, _, session = value.partition(" ")
+            if key != f"catching_up:{self.token}" and now - float(at) < self.CATCHING_UP_FOR \
+                    and self.store.session_alive(session):
+                return True
+        return False
 
     def catch_up_now(self, progress: Progress | None = None) -> bool:
         """Catch up as far as the write lock is free: False when another process holds it (an

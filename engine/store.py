@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
+import socket
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Union
@@ -449,6 +450,31 @@ class Store:
         """The log position (default: its end) and the chain hash there."""
         position = self.max_position() if position is None else position
         return position, chain.head(self.conn, position) or "sha256:?"
+
+    def session(self) -> str:
+        """This connection's session, as another process can check it is still there: the server
+        backend's pid on PostgreSQL, the host and process id on SQLite."""
+        if self.postgres:
+            return f"pg:{self.conn.execute('SELECT pg_backend_pid()').fetchone()[0]}"
+        return f"pid:{socket.gethostname()}:{os.getpid()}"
+
+    def session_alive(self, session: str) -> bool:
+        """Is the session named by :meth:`session` (of any process) still there? True when it
+        cannot be told (another host)."""
+        kind, _, rest = session.partition(":")
+        if kind == "pg" and self.postgres:
+            return self.conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ?",
+                                     (int(rest),)).fetchone() is not None
+        host, _, pid = rest.rpartition(":")
+        if kind != "pid" or host != socket.gethostname() or not pid.isdigit():
+            return True
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            return True
+        return True
 
     def deleted_tail(self) -> chain.Break | None:
         """Events deleted from the end of the log (their chain hashes are still stored), which a

@@ -363,3 +363,14 @@ def test_a_reader_leaves_the_catch_up_to_the_ingest_that_said_it_makes_it(db, tm
         writer.ingest([EXAMPLES / "plant-50.jsonl"], catching_up=True)
         writer.caught_up_done()  # the writer gave up (a lost server): readers catch up themselves
         assert reader.scores(ruleset="plant-50") and reader.unscored == (0, 0)
+    # a writer killed between its append and its catch-up: its word dies with it
+    killed = subprocess.run([sys.executable, "-c", (
+        "import os, sys; from csat.engine import Engine; e = Engine.open(sys.argv[1]); "
+        "e.ingest([sys.argv[2]], catching_up=True); os._exit(0)"), db, str(EXAMPLES / "airline-1000.jsonl")],
+        env=ENV, capture_output=True, text=True)
+    assert killed.returncode == 0, killed.stderr
+    with Engine.open(db) as reader:
+        deadline = time.monotonic() + 10  # the server notices the closed connection within moments
+        while not reader.scores(ruleset="airline-1000") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert reader.scores(ruleset="airline-1000") and reader.unscored == (0, 0)
