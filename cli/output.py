@@ -16,6 +16,8 @@ from typing import Any
 import click
 import msgspec
 
+from .spreadsheet import flat, write_xlsx
+
 FORMATS = ("table", "json", "csv")
 _JSON = msgspec.json.Encoder(decimal_format="number")
 
@@ -70,7 +72,6 @@ def emit(rows: Sequence[dict[str, Any]], fmt: str, output: str | None, bom: bool
     if fmt == "xlsx":
         if not output:
             raise click.UsageError("--format xlsx writes a workbook: give -o FILE.xlsx")
-        from .spreadsheet import write_xlsx
         write_xlsx(rows, columns(), output, title)
         return
     body = text()
@@ -159,13 +160,6 @@ def render(rows: Sequence[dict[str, Any]], fmt: str, first: Sequence[str] = (), 
     if not rows:
         return empty
     return table(rows, cols)
-
-
-def flat(value: Any) -> Any:
-    """A cell's value for a sheet: nested values (a distribution, a list of ids) as JSON text."""
-    if isinstance(value, (dict, list)):
-        return _JSON.encode(value).decode()
-    return value
 
 
 def _csv_value(value: Any) -> Any:

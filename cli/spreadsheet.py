@@ -1,13 +1,23 @@
 """Rows as an Excel workbook (``--format xlsx -o FILE.xlsx``): a header row, frozen panes, numbers
-as numbers (exact decimals are written as numbers, not text), nested values as JSON text."""
+as numbers (exact decimals are written as numbers, not text), nested values as JSON text. A writer:
+it depends on nothing of the renderer (:mod:`csat.cli.output` calls it)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from csat.engine import CsatError
 
-from .output import flat
+_JSON = msgspec.json.Encoder(decimal_format="number")
+
+
+def flat(value: Any) -> Any:
+    """A cell's value for a sheet: nested values (a distribution, a list of ids) as JSON text."""
+    if isinstance(value, (dict, list)):
+        return _JSON.encode(value).decode()
+    return value
 
 
 def write_xlsx(rows: Sequence[dict[str, Any]], columns: Sequence[str], path: str, title: str) -> None:

@@ -12,7 +12,6 @@ models up to date with the log first, so nobody sees a stale score.
 """
 from __future__ import annotations
 
-import contextlib
 import inspect
 import os
 from collections.abc import Callable, Iterable
@@ -21,8 +20,8 @@ from typing import Any
 
 import msgspec
 
-from . import explained, periods, postgres, redact, scoreviews, transfer
-from .errors import CsatError, IngestFailed, InvalidParams, LogDamaged, NotFound, UnknownRuleSet
+from . import explained, periods, redact, scoreviews, transfer
+from .errors import CsatError, IngestFailed, InvalidParams, LogDamaged, UnknownRuleSet
 from .events import Event, ParametersAdopted
 from .explain import explain
 from .ingest import Ingest, IngestReport, dict_lines, file_lines
@@ -33,7 +32,7 @@ from .projection import EXTRAS_DEC, Progress, Projection
 from .readmodel import Org
 from .snapshots import copy_of, snapshot
 from .ruleset import RuleSet
-from .store import DEFAULT_DB, Logged, Store
+from .store import DEFAULT_DB, Logged, Store, discard_new_store
 
 DB_ENV = "CSAT_DB"
 
@@ -187,16 +186,14 @@ class Engine(Listings):
             source's head — nothing written; or the rebuild refused (the log is copied).
         """
         path = os.fspath(target)
-        new_file = not postgres.is_postgres(path) and not os.path.exists(path)
+        existed = os.path.exists(path)
         other = Engine(Store(path), self.rulesets.values(), self.sources, self.hooks)
         try:
             copied = transfer.copy_log(self.store, other.store, progress)
         except BaseException:
             other.close()
-            if new_file:  # nothing was copied: leave no empty store behind
-                for suffix in ("", "-wal", "-shm"):
-                    with contextlib.suppress(OSError):
-                        os.remove(f"{path}{suffix}")
+            if not existed:  # nothing was copied: leave no empty store behind
+                discard_new_store(path)
             raise
         with other:
             rebuilt = other.rebuild(rebuild_progress)

@@ -243,14 +243,18 @@ def _walk(conn: sqlite3.Connection, decode: Callable[[bytes], object], after: in
     return _Walked(expected, previous, found, matches)
 
 
+#: the decoder of the rows, for the forked child that walks the second half (set before it forks)
+_child_decode: Callable[[bytes], object] | None = None
+
+
 def _walk_in_child(path: str, after: int, upto: int, published: tuple[int, str] | None) -> _Walked:
-    from .store import _STATE_DECODER  # the child reads the file through a connection of its own
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    assert _child_decode is not None
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)  # the child's own connection to the file
     try:
         previous = hash_at(conn, after)
         if previous is None:  # the first half reports the break at `after`
             return _Walked(after + 1, GENESIS, None, None)
-        return _walk(conn, _STATE_DECODER.decode, after, upto, previous, published, None)
+        return _walk(conn, _child_decode, after, upto, previous, published, None)
     finally:
         conn.close()
 
@@ -277,7 +281,9 @@ def verify(conn: sqlite3.Connection, decode: Callable[[bytes], object], publishe
     upto = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM stored_events").fetchone()[0]
     halves = path is not None and upto >= PARALLEL_FROM and (os.cpu_count() or 1) > 1
     if halves:
+        global _child_decode
         mid = upto // 2
+        _child_decode = decode  # the forked child inherits it
         with multiprocessing.get_context("fork").Pool(1) as pool:
             second = pool.apply_async(_walk_in_child, (path, mid, upto, published))
             walked = _walk(conn, decode, 0, mid, GENESIS, published, progress)

@@ -140,6 +140,16 @@ def sqlite_message(path: str, e: BaseException) -> str:
     return f"database {path}: {text}"
 
 
+def discard_new_store(target: str) -> None:
+    """Remove a SQLite store a command just created and then failed in (nothing was written to it);
+    a PostgreSQL database is left as it is (its tables are empty)."""
+    if postgres.is_postgres(target):
+        return
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            os.remove(f"{target}{suffix}")
+
+
 def _check_is_store_file(path: str) -> None:
     """A reading command must not create a store where the user mistyped a path."""
     if not os.path.exists(path):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
 
 from csat.engine import Engine
 from csat.plugins import installed_rulesets, make_plugin_manager

@@ -228,7 +228,7 @@ def test_the_explanation_text_says_upgraded(tmp_path):
     db = tmp_path / "u.db"
     with Engine.open(db, rulesets=builtins() + [callcentre.CallCentre5()]) as v1:
         v1.ingest([CC_EXAMPLE])
-    from csat.cli.main import explanation_text
+    from csat.cli.output import explanation_text
     with Engine.open(db, rulesets=builtins() + [CallCentreV2()]) as v2:
         text = explanation_text(v2.explain("callcentre-5", "agent-07", "2026-04"))
     assert ", upgraded from v1" in text.splitlines()[2]

@@ -10,6 +10,9 @@ import click
 from csat.engine import Engine, postgres
 from csat.plugins import load_rulesets, make_plugin_manager
 
+from ..app import fail, handles_errors
+from ..output import explanation_text, render_scores
+
 DEMO_DB = "csat-demo.db"
 _MARK = "csat_demo"
 
@@ -68,7 +71,6 @@ def demo(c, force: bool) -> None:
       csat demo
       csat --db /tmp/try.db demo
     """
-    from .main import explanation_text, fail, handles_errors, render_scores
 
     @handles_errors
     def run() -> None:

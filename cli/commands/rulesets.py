@@ -11,9 +11,9 @@ import msgspec
 from csat.engine.describe import describe
 from csat.engine.errors import NoStore
 
-from .main import Context, cli, handles_errors
-from .options import MONTH
-from .output import format_option, opened, output_option, render, table, to_json
+from ..app import Context, handles_errors
+from ..options import MONTH
+from ..output import format_option, opened, output_option, render, table, to_json
 
 
 _JSON = msgspec.json.Encoder(decimal_format="number")
@@ -59,7 +59,7 @@ def _compact(value: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-@cli.command()
+@click.command()
 @click.argument("name", required=False)
 @click.option("--as-of", "as_of", metavar="YYYY-MM", type=MONTH,
               help="With NAME: the parameters in force in this month (default: this month).")

@@ -16,10 +16,10 @@ import jinja2
 from csat.engine import CsatError
 from csat.engine.report import report_data
 
-from . import charts
-from .main import Context, cli, handles_errors
-from .options import PERIOD
-from .output import columns_of, emit, file_options, format_option, render
+from .. import charts
+from ..app import Context, handles_errors
+from ..options import PERIOD
+from ..output import columns_of, emit, file_options, format_option, render
 
 
 def render_report(data: dict[str, Any]) -> str:
@@ -67,7 +67,7 @@ def _output(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
-@cli.command()
+@click.command()
 @click.option("--period", "-p", required=True, type=PERIOD,
               help="The month YYYY-MM, quarter YYYY-Qn or year YYYY reported.")
 @click.option("--ruleset", "-r", help="Only this rule set (default: every rule set with scores in the period).")
@@ -109,7 +109,7 @@ def report(c: Context, period: str, ruleset: str | None, under: str | None, min_
     click.echo(f"wrote {output}")
 
 
-@cli.command()
+@click.command()
 @click.option("--ruleset", "-r", required=True, help="The rule set whose items are ranked.")
 @click.option("--period", "-p", required=True, type=PERIOD, help="A month YYYY-MM, quarter YYYY-Qn or year YYYY.")
 @click.option("--under", "-u", metavar="UNIT", help="Only responses for UNIT and the units below it.")

@@ -6,9 +6,9 @@ import time
 
 import click
 
-from .main import Context, cli, fail, handles_errors
-from .output import format_option, to_json
-from .progress import ProgressLine
+from ..app import Context, fail, handles_errors
+from ..output import format_option, to_json
+from ..progress import ProgressLine
 
 
 def _published_head(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, str] | None:
@@ -20,7 +20,7 @@ def _published_head(ctx: click.Context, param: click.Parameter, value: str | Non
     return int(position), digest
 
 
-@cli.command()
+@click.command()
 @click.option("--head", "published", metavar="POSITION:HASH", callback=_published_head,
               help="Also check that a head published earlier (e.g. in a monthly report) is on the chain.")
 @format_option("table", "json")
@@ -63,7 +63,7 @@ def verify(c: Context, published: tuple[int, str] | None, fmt: str) -> None:
         fail(f"the published head {result['checked_head']} is not on this log's chain: history up to it was changed")
 
 
-@cli.command()
+@click.command()
 @click.pass_obj
 @handles_errors
 def rebuild(c: Context) -> None:
@@ -87,7 +87,7 @@ def rebuild(c: Context) -> None:
     click.echo(f"rebuilt from {n} events in {dt:.2f} s ({n / dt if dt else 0:,.0f} events/s)")
 
 
-@cli.command()
+@click.command()
 @click.argument("source", metavar="SOURCE")
 @click.argument("target", metavar="TARGET")
 @format_option("table", "json")

@@ -1,0 +1,152 @@
+"""The commands that append to the log: ``ingest`` (events, sheets, workbooks), ``adopt`` (a
+parameter revision) and ``whatif`` (what an adoption would publish, appending nothing)."""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+import click
+
+from csat.engine import CsatError
+
+from ..app import Context, handles_errors
+from ..options import MONTH, PERIOD
+from ..output import format_option, opened, output_option, render, to_json
+from ..progress import ProgressLine
+
+
+def _count_lines(files: tuple[str, ...]) -> int:
+    n = 0
+    for f in files:
+        try:
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    n += block.count(b"\n")
+        except OSError:
+            pass
+    return n
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--dry-run", is_flag=True, help="Validate only; append nothing.")
+@click.option("--sheet", metavar="NAME", help="The sheet of an .xlsx workbook to read (default: the first).")
+@click.option("--columns", metavar="MAP.toml", type=click.Path(dir_okay=False),
+              help="Sheet headers to column names: a [columns] table of \"header\" = \"column\" lines.")
+@click.pass_obj
+@handles_errors
+def ingest(c: Context, files: tuple[str, ...], dry_run: bool, sheet: str | None, columns: str | None) -> None:
+    """Append the events of FILES to the log, all or nothing.
+
+    FILES are JSON Lines, or survey sheets: CSV (UTF-8 or GB18030) or an Excel
+    workbook (*.xlsx, needs csat[xlsx]) — one row per response, one column per
+    item, the fixed columns named in English or Chinese (编号, 规则, 月份,
+    被考核部门, 评价单位, 原因:item, …). Every invalid line is reported as
+    FILE:LINE: message and nothing is appended. Re-ingesting the same file
+    appends nothing.
+
+    \b
+    Example:
+      csat ingest responses-2026-03.jsonl corrections.jsonl
+      cat march.jsonl | csat ingest -             # - reads standard input
+      csat ingest --dry-run survey-2026-04.csv
+      csat ingest 满意度调查.xlsx --sheet 四月
+      csat ingest 回访记录.csv --columns 回访表头.toml   # [columns] "回访单号" = "id", …
+    """
+    existed = os.path.exists(c.db)
+    engine = c.engine(create=True)
+    show = ProgressLine("ingest", lines_total=_count_lines(files) if sys.stderr.isatty() else 0)
+    try:
+        try:
+            report = engine.ingest(files, dry_run=dry_run, progress=show, sheet=sheet, columns=columns,
+                                   catching_up=True)
+        except CsatError:
+            c.discard_new_store(existed)  # nothing appended: no empty store left behind
+            raise
+        for a in report.implicit_adoptions:
+            click.echo(f"recorded implicit adoption of the shipped defaults: {a}", err=True)
+        if not dry_run:  # even with nothing new: a killed ingest may have left its events unscored
+            show.events_total = engine.store.max_position() - engine.projection.tracked()
+            try:
+                engine.catch_up(progress=show)  # the next read is instant
+                engine.caught_up_done()
+            except CsatError as e:  # the append is committed: say what was kept
+                with contextlib.suppress(Exception):  # readers catch up themselves from now on
+                    engine.caught_up_done()
+                why = getattr(e, "detail", str(e))
+                raise CsatError(f"{report.appended:,} events appended; the scores were not brought up to date "
+                                f"({why}): the next read or ingest will") from None
+    finally:
+        show.done()
+    click.echo(report.summary())
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--ruleset", "-r", required=True, help="The rule set the parameters are for.")
+@click.option("--from", "from_", required=True, metavar="YYYY-MM", type=MONTH,
+              help="First month the parameters apply to.")
+@click.option("--replace", "replace", multiple=True, metavar="KEY",
+              help="Take this table whole from FILE instead of merging it (dotted, e.g. items or "
+                   "departments.finance); repeatable. Removes what FILE's table leaves out.")
+@click.option("--id", "id_", help="Adoption id (default: FILE's name and the month).")
+@click.option("--note", help="Why (kept in the log).")
+@click.pass_obj
+@handles_errors
+def adopt(c: Context, file: str, ruleset: str, from_: str, replace: tuple[str, ...], id_: str | None,
+          note: str | None) -> None:
+    """Adopt the parameters in FILE (TOML) from a month on, as a revision of the policy in force.
+
+    FILE says what changes: it is merged over the parameters in force at
+    --from (tables key by key; --replace takes a table whole). Scores of
+    months from --from move; earlier months keep theirs. Each problem in FILE
+    is one line naming the TOML key.
+
+    \b
+    Example:
+      csat adopt plant-2027.toml --ruleset plant-50 --from 2027-01 --note "new coefficients"
+      csat adopt items-2027.toml -r iso-100 --from 2027-01 --replace items   # drops items left out
+    """
+    report = c.engine(create=True).adopt(file, ruleset=ruleset, from_=from_, id=id_, note=note, replace=replace)
+    click.echo(report.summary())
+
+
+@click.command()
+@click.option("--ruleset", "-r", required=True, help="The rule set.")
+@click.option("--params", "params", required=True, type=click.Path(dir_okay=False), help="A TOML parameter file.")
+@click.option("--from", "from_", metavar="YYYY-MM", type=MONTH,
+              help="The month it would apply from (default: the rule set's first month).")
+@click.option("--replace", "replace", multiple=True, metavar="KEY", help="As csat adopt --replace; repeatable.")
+@click.option("--period", "-p", type=PERIOD, help="Only this month, quarter or year.")
+@click.option("--all", "all_", is_flag=True, help="Every row, not only those that change.")
+@format_option()
+@output_option
+@click.pass_obj
+@handles_errors
+def whatif(c: Context, ruleset: str, params: str, from_: str | None, replace: tuple[str, ...], period: str | None,
+           all_: bool, fmt: str, output: str | None) -> None:
+    """Preview an adoption: the scores as `csat adopt` with the same arguments would publish them.
+
+    Nothing is written and nothing is locked. Rows show before, after and
+    delta, and grades before and after; the last line (or the JSON summary)
+    counts the figures and grades that move and names the largest move.
+
+    \b
+    Example:
+      csat whatif --ruleset plant-50 --params harsher.toml --from 2026-05
+      csat whatif -r airline-1000 --params weights.toml --period 2026-Q1 --all --format csv
+      csat whatif -r iso-100 --params items.toml --replace items --format json
+    """
+    from csat.engine.api import whatif_summary
+    rows = c.engine().whatif(ruleset, params, period=period, all=all_, from_=from_, replace=replace)
+    summary = whatif_summary(rows)
+    with opened(output, bom=fmt == "csv") as echo:
+        if fmt == "json":
+            echo(to_json({"rows": rows, "summary": summary}))
+            return
+        echo(render(rows, fmt, empty="(nothing would change)"))
+        if fmt == "table":
+            big = summary["largest_delta"]
+            echo(f"\n{summary['figures_moved']} figures and {summary['grades_moved']} grades would move"
+                 + (f"; the largest: {big['subject']} {big['period']} {big['metric']} {big['delta']:+}" if big else ""))
