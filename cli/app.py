@@ -16,7 +16,8 @@ import click
 from csat.engine import CsatError, Engine, IngestFailed, default_target
 from csat.engine.api import DB_ENV
 from csat.engine.errors import one_line
-from csat.engine.store import sqlite_message, discard_new_store
+from csat.engine.store import discard_new
+from csat.engine.sqlite import sqlite_message
 
 from .options import DB_HELP
 
@@ -46,7 +47,7 @@ class Context:
             finally:
                 self._engine = None
         if not existed:
-            discard_new_store(self.db)
+            discard_new(self.db)
 
     def close(self) -> None:
         if self._engine is None:

@@ -32,7 +32,8 @@ from .projection import EXTRAS_DEC, Progress, Projection
 from .readmodel import Org
 from .snapshots import copy_of, snapshot
 from .ruleset import RuleSet
-from .store import DEFAULT_DB, Logged, Store, discard_new_store
+
+from .store import DEFAULT_DB, Logged, Store, discard_new
 
 DB_ENV = "CSAT_DB"
 
@@ -193,7 +194,7 @@ class Engine(Listings):
         except BaseException:
             other.close()
             if not existed:  # nothing was copied: leave no empty store behind
-                discard_new_store(path)
+                discard_new(path)
             raise
         with other:
             rebuilt = other.rebuild(rebuild_progress)

@@ -37,7 +37,7 @@ from .cases import case_months, mark_case_groups, record_case_event
 from .errors import LogDamaged, RuleSetFailed, StoreError
 from .events import ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared
 from .guard import checked_credits, checked_remedy, guarded
-from .readmodel import (Adoptions, Org, clear_all, count_events, database, drop_all, encode_state, ensure_schema,
+from .readmodel import (Adoptions, Org, clear_all, count_events, drop_all, encode_state, ensure_schema,
                         load_states, schema_version, SCHEMA_VERSION)
 from .ruleset import Amendment, Credit, ResponseState, RuleSet
 from .replay import Replay
@@ -67,7 +67,7 @@ class Projection(Scoring, Replay):
                  only: Iterable[str] | None = None):
         self.store = store
         self.conn: sqlite3.Connection = views if views is not None else store.conn
-        self.db = database(self.conn)
+        self.db = store.backend.database(self.conn)
         self.rulesets = rulesets
         self.only = set(only) if only is not None else None
         self._rows: list[tuple[Any, ...]] = []
@@ -276,7 +276,7 @@ class Projection(Scoring, Replay):
         return end - tracked
 
     def _reset(self, indexes: bool = True) -> None:
-        if self.store.postgres and schema_version(self.db) == SCHEMA_VERSION:
+        if self.store.backend.empties_on_rebuild and schema_version(self.db) == SCHEMA_VERSION:
             clear_all(self.db)  # DROP would make every reader wait for the rebuild's commit
         else:
             drop_all(self.db)

@@ -37,14 +37,6 @@ def decode_state(blob: bytes) -> ResponseState:
     return _STATE_DEC.decode(blob)
 
 
-def database(conn: sqlite3.Connection) -> sqlite_utils.Database:
-    """The read models' schema handle: sqlite-utils' on SQLite, its PostgreSQL counterpart there."""
-    if isinstance(conn, sqlite3.Connection):
-        return sqlite_utils.Database(conn)
-    from .postgres import PgDatabase
-    return PgDatabase(conn)  # type: ignore[arg-type, return-value]
-
-
 def schema_version(db: sqlite_utils.Database) -> int | None:
     """The read models' schema version (None: none yet). Reads only; takes no lock."""
     if not db["rm_meta"].exists():

@@ -18,23 +18,23 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
-import socket
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Union
+from typing import Union
 
 import msgspec
-from eventsourcing.persistence import InfrastructureFactory, Mapper, StoredEvent, Tracking
-from eventsourcing.sqlite import SQLiteCursor
-from eventsourcing.utils import Environment
+from eventsourcing.persistence import Mapper, StoredEvent
 
-from . import chain, postgres
-from .errors import LogDamaged, NoStore, StoreError
+from . import chain
+from .backend import EVENTS, Backend
+from .postgres import PostgresBackend, is_postgres
+from .sqlite import SQLiteBackend
+from .errors import LogDamaged, NoStore
 from .events import EVENT_TYPES, Event, natural_key, tag_of
 
 DEFAULT_DB = "csat.db"
 VIEWS = "csat-views"  #: tracking name of the read models
-_TABLE = "stored_events"
+_TABLE = EVENTS
 
 
 AnyEvent = Union[EVENT_TYPES]
@@ -112,57 +112,22 @@ def _leniently(rows: Iterable[tuple[int, str, bytes]]) -> list[Logged]:
     return out
 
 
-BUSY_ENV = "CSAT_BUSY_TIMEOUT"
-#: Seconds a command waits for another process's write (an ingest, a catch-up, a rebuild) to finish.
-DEFAULT_BUSY_TIMEOUT = 600.0
-_SQLITE_MAGIC = b"SQLite format 3\x00"
+def backend_for(target: str) -> Backend:
+    """The backend of a store, chosen once, here: PostgreSQL for a ``postgresql://`` URL, else a
+    SQLite file."""
+    if is_postgres(target):
+        return PostgresBackend(target)
+    return SQLiteBackend(target)
 
 
-def busy_timeout() -> float:
-    """How long to wait for the write lock: ``$CSAT_BUSY_TIMEOUT`` seconds, default 600 (a long rebuild)."""
-    try:
-        return max(0.0, float(os.environ.get(BUSY_ENV) or DEFAULT_BUSY_TIMEOUT))
-    except ValueError:
-        return DEFAULT_BUSY_TIMEOUT
+def display(target: str) -> str:
+    """A store as messages name it (a URL without its password)."""
+    return backend_for(target).display
 
 
-def sqlite_message(path: str, e: BaseException) -> str:
-    """One line for a SQLite error, in the words of a csat user."""
-    text = str(e)
-    if "locked" in text or "busy" in text:
-        return (f"the store {path} is busy: another csat process has held its write lock for more than "
-                f"{busy_timeout():.0f} s (a rebuild or a large ingest?); run the command again when it has "
-                f"finished, or wait longer with {BUSY_ENV}=SECONDS")
-    if "unable to open" in text:
-        return f"cannot open {path}: {text}"
-    if "not a database" in text or "malformed" in text:
-        return f"{path} is not a csat store or is damaged ({text})"
-    return f"database {path}: {text}"
-
-
-def discard_new_store(target: str) -> None:
-    """Remove a SQLite store a command just created and then failed in (nothing was written to it);
-    a PostgreSQL database is left as it is (its tables are empty)."""
-    if postgres.is_postgres(target):
-        return
-    for suffix in ("", "-wal", "-shm"):
-        with contextlib.suppress(OSError):
-            os.remove(f"{target}{suffix}")
-
-
-def _check_is_store_file(path: str) -> None:
-    """A reading command must not create a store where the user mistyped a path."""
-    if not os.path.exists(path):
-        raise NoStore(f"no csat store at {path} (csat ingest creates one; --db or $CSAT_DB chooses another)")
-    if os.path.isdir(path):
-        raise StoreError(f"{path} is a folder, not a csat store")
-    try:
-        with open(path, "rb") as f:
-            head = f.read(16)
-    except OSError as e:
-        raise StoreError(f"cannot read {path}: {e.strerror or e}") from None
-    if head != _SQLITE_MAGIC:
-        raise StoreError(f"{path} is not a csat store (not a SQLite database)")
+def discard_new(target: str) -> None:
+    """Remove a store a command just created and then failed in (nothing was written to it)."""
+    backend_for(target).discard()
 
 
 def now() -> str:
@@ -175,8 +140,8 @@ class Store:
     ``target`` is a SQLite file path (default ``./csat.db``) or a
     ``postgresql://`` URL. The schema of the log and of the tracking table is
     eventsourcing's (its SQLite or PostgreSQL persistence module); everything
-    that differs between the two stays in this class and in
-    :mod:`csat.engine.postgres`.
+    that differs between the two is a method of the store's :attr:`backend`
+    (:mod:`csat.engine.backend`: :mod:`~csat.engine.sqlite`, :mod:`~csat.engine.postgres`).
     """
 
     def __init__(self, target: str | os.PathLike[str] = DEFAULT_DB, *, create: bool = True):
@@ -184,60 +149,18 @@ class Store:
         #: one-line notes for the user about this store (e.g. its chain was computed on this open)
         self.notices: list[str] = []
         self._sealed_after: int | None = None
-        self.postgres = postgres.is_postgres(self.path)
-        self.display = self.path  #: the store as messages name it (a URL without its password)
-        if self.postgres:
-            self._open_postgres(create)
-            return
-        if not create:
-            _check_is_store_file(self.path)
-        env = Environment("CSAT", {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": self.path,
-            "ORIGINATOR_ID_TYPE": "text",
-            "SQLITE_LOCK_TIMEOUT": str(int(busy_timeout())),
-            "CREATE_TABLE": "false",  # created below, under the write lock (see _create_log_tables)
-        })
+        #: what differs between the databases a store can be in (chosen here, once)
+        self.backend: Backend = backend_for(self.path)
+        self.display = self.backend.display  #: the store as messages name it (a URL without its password)
+        self.backend.open(create)
+        self.conn = self.backend.conn
+        self.recorder, self.tracking = self.backend.recorder, self.backend.tracking
+        self.insert_statement = self.backend.insert_statement
         try:
-            self.factory = InfrastructureFactory.construct(env)
-            self.recorder = self.factory.application_recorder()
-            self.tracking = self.factory.tracking_recorder()
-        except Exception as e:  # eventsourcing wraps sqlite3 errors in its own
-            raise StoreError(f"cannot open {self.path}: {e}") from e
-        self.insert_statement = self.recorder.insert_events_statement
-        #: csat's own connection for batch writes, bulk reads and the read models.
-        try:
-            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout(),
-                                        check_same_thread=False)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            # checkpoint every 16 MB of WAL instead of 4 MB: a checkpoint stalls the commit that
-            # triggers it (~20 ms), and at the default every ~50th small append hit one
-            self.conn.execute("PRAGMA wal_autocheckpoint=4000")
-            # 32 MiB of page cache (SQLite's default is 2 MiB): rebuilds and big ingests walk indexes
-            # much larger than that
-            self.conn.execute("PRAGMA cache_size=-32768")
             self._create_log_tables(create)
-        except sqlite3.DatabaseError as e:
-            raise StoreError(sqlite_message(self.path, e)) from e
-
-    def _open_postgres(self, create: bool) -> None:
-        """A ``postgresql://`` store: the log and tracking tables are eventsourcing's PostgreSQL
-        recorder's (created with its statements), the read models live beside them, and
-        :class:`~csat.engine.postgres.PgConnection` runs csat's SQL there."""
-        self.factory = None
-        self.conn = postgres.PgConnection(self.path, busy_timeout())  # type: ignore[assignment]
-        self.insert_statement = (f"INSERT INTO {_TABLE} (originator_id, originator_version, topic, state) "
-                                 "VALUES (?, ?, ?, ?)")
-        self.display = postgres.redacted(self.path)
-        from eventsourcing.postgres import (PostgresApplicationRecorder, PostgresDatastore,
-                                            PostgresTrackingRecorder)
-        info = self.conn.raw.info  # eventsourcing's recorders, on a pool of their own that opens only when used
-        self.datastore = PostgresDatastore(dbname=info.dbname, host=info.host, port=str(info.port), user=info.user,
-                                           password=info.password or "", originator_id_type="text")
-        self.recorder = PostgresApplicationRecorder(self.datastore, events_table_name=_TABLE)
-        self.tracking = PostgresTrackingRecorder(self.datastore, tracking_table_name="tracking")
-        self._create_log_tables(create)
+        except BaseException:
+            self.backend.close()
+            raise
 
     def _create_log_tables(self, create: bool) -> None:
         """Create eventsourcing's log and tracking tables, and the chain's, if they are missing.
@@ -246,18 +169,17 @@ class Store:
         processes opening a new store at once create it exactly once
         (eventsourcing's own ``create_table`` is not safe against that).
         """
-        if not self._missing_tables():
+        names = (_TABLE, "tracking", chain.TABLE)
+        if not self.backend.missing_tables(names):
             return
-        if not create and _TABLE in self._missing_tables():
-            raise NoStore(f"no csat store at {self.display} (csat ingest creates one; --db or $CSAT_DB "
-                             "chooses another)" if self.postgres else
-                             f"{self.path} is not a csat store (a SQLite database without a csat log)")
+        if not create and _TABLE in self.backend.missing_tables(names):
+            raise NoStore(self.backend.not_a_store())
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            todo = self._missing_tables()  # again, under the lock: another process may have just created them
+            todo = self.backend.missing_tables(names)  # again, under the lock: another process may have made them
             for name, recorder in ((_TABLE, self.recorder), ("tracking", self.tracking)):
                 if name in todo:
-                    self._create_recorder_table(recorder)
+                    self.backend.create_recorder_table(recorder)
             if chain.TABLE in todo:
                 self.conn.execute(chain.CREATE)
                 n = chain.chain_all(self.conn)  # a log of an earlier csat (or copied in): chained once
@@ -269,31 +191,8 @@ class Store:
             raise
         self.conn.execute("COMMIT")
 
-    def _missing_tables(self) -> list[str]:
-        names = (_TABLE, "tracking", chain.TABLE)
-        if self.postgres:
-            return [n for n in names if self.conn.execute("SELECT to_regclass(?)", (n,)).fetchone()[0] is None]
-        have = {n for (n,) in self.conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?, ?)", names)}
-        return [n for n in names if n not in have]
-
-    def _create_recorder_table(self, recorder: Any) -> None:
-        """One of eventsourcing's tables, with its recorder's own statements."""
-        if not self.postgres:
-            recorder._create_table(SQLiteCursor(self.conn.cursor()))
-            return
-        for statement in recorder.sql_create_statements:
-            # eventsourcing's CREATE TYPE has no IF NOT EXISTS: a type already there is kept
-            # (its own create_table does the same); the drill of four sites once met one
-            with contextlib.suppress(postgres.PgDuplicateObject), self.conn.savepoint():  # type: ignore[attr-defined]
-                self.conn.raw.execute(statement)  # type: ignore[attr-defined]
-
     def close(self) -> None:
-        self.conn.close()
-        if self.factory is not None:
-            self.factory.close()
-        else:
-            self.datastore.close()
+        self.backend.close()
 
     # -- reading ---------------------------------------------------------------
 
@@ -385,11 +284,9 @@ class Store:
 
     def begin_write(self) -> None:
         """Start the one write transaction of an ingest (takes the write lock now)."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.backend.begin_write()  # the lock first: then the end of the log holds still
         self._sealed_after = self.max_position()
-        if self.postgres:  # a rolled-back ingest used up sequence numbers: positions stay gapless
-            self.conn.execute(f"SELECT setval(pg_get_serial_sequence('{_TABLE}', 'notification_id'), ?, false)",
-                              (self._sealed_after + 1,))
+        self.backend.log_continues_after(self._sealed_after)
 
     def append(self, events: Sequence[Recorded], keys: Sequence[str] | None = None) -> None:
         """Append a batch inside the open transaction (see :meth:`begin_write`); ``keys`` are the
@@ -424,16 +321,7 @@ class Store:
     def try_begin_write(self) -> bool:
         """Begin a write transaction if the write lock is free now; False (and no transaction)
         when another process holds it — never waits."""
-        if self.postgres:
-            return self.conn.try_write_lock()  # type: ignore[attr-defined]
-        self.conn.execute("PRAGMA busy_timeout = 0")
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-            return True
-        except sqlite3.OperationalError:
-            return False
-        finally:
-            self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout() * 1000)}")
+        return self.backend.try_begin_write()
 
     @contextlib.contextmanager
     def try_write_lock(self) -> Iterator[bool]:
@@ -462,29 +350,12 @@ class Store:
         return position, chain.head(self.conn, position) or "sha256:?"
 
     def session(self) -> str:
-        """This connection's session, as another process can check it is still there: the server
-        backend's pid on PostgreSQL, the host and process id on SQLite."""
-        if self.postgres:
-            return f"pg:{self.conn.execute('SELECT pg_backend_pid()').fetchone()[0]}"
-        return f"pid:{socket.gethostname()}:{os.getpid()}"
+        """This connection's session, as another process can check it is still there."""
+        return self.backend.session()
 
     def session_alive(self, session: str) -> bool:
-        """Is the session named by :meth:`session` (of any process) still there? True when it
-        cannot be told (another host)."""
-        kind, _, rest = session.partition(":")
-        if kind == "pg" and self.postgres:
-            return self.conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ?",
-                                     (int(rest),)).fetchone() is not None
-        host, _, pid = rest.rpartition(":")
-        if kind != "pid" or host != socket.gethostname() or not pid.isdigit():
-            return True
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except OSError:
-            return True
-        return True
+        """Is the session named by :meth:`session` (of any process) still there?"""
+        return self.backend.session_alive(session)
 
     def deleted_tail(self) -> chain.Break | None:
         """Events deleted from the end of the log (their chain hashes are still stored), which a
@@ -497,7 +368,7 @@ class Store:
         self.conn.execute("BEGIN")
         try:
             return chain.verify(self.conn, _STATE_DECODER.decode, published, progress,
-                                path=None if self.postgres else self.path)
+                                path=self.backend.verify_file())
         finally:
             self.conn.execute("COMMIT")
 
@@ -505,32 +376,15 @@ class Store:
 
     def tracked(self, name: str = VIEWS, conn: sqlite3.Connection | None = None) -> int:
         """The last log position the named projection has processed (0: none)."""
-        if self.postgres:
-            row = (conn or self.conn).execute("SELECT MAX(notification_id) FROM tracking WHERE application_name = ?",
-                                              (name,)).fetchone()
-            return row[0] or 0
-        return self.tracking._max_tracking_id(name, SQLiteCursor((conn or self.conn).cursor())) or 0
+        return self.backend.tracked(name, conn or self.conn)
 
     def track(self, position: int, name: str = VIEWS, conn: sqlite3.Connection | None = None) -> None:
         """Record, inside the caller's open transaction, that ``name`` processed up to ``position``."""
-        if self.postgres:  # eventsourcing's single-row tracking, as its PostgreSQL recorder writes it
-            moved = (conn or self.conn).execute(
-                "INSERT INTO tracking VALUES (?, ?) ON CONFLICT (application_name) DO UPDATE "
-                "SET notification_id = EXCLUDED.notification_id "
-                "WHERE tracking.notification_id < EXCLUDED.notification_id RETURNING notification_id",
-                (name, position)).fetchone()
-            if moved is None:
-                raise StoreError(f"tracking of {name} cannot move back to {position}")
-            return
-        self.tracking._insert_tracking(SQLiteCursor((conn or self.conn).cursor()), Tracking(name, position))
+        self.backend.track(position, name, conn or self.conn)
 
     def forget_tracking(self, name: str = VIEWS, conn: sqlite3.Connection | None = None) -> None:
         (conn or self.conn).execute("DELETE FROM tracking WHERE application_name = ?", (name,))
 
     def create_tracking_table(self, conn: sqlite3.Connection) -> None:
         """eventsourcing's tracking table in another database (a private snapshot of the read models)."""
-        if self.postgres:
-            conn.execute("CREATE TABLE tracking (application_name TEXT PRIMARY KEY, notification_id BIGINT)")
-            return
-        for statement in self.tracking.create_table_statements:
-            conn.execute(statement)
+        self.backend.create_tracking_table(conn)

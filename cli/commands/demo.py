@@ -7,7 +7,8 @@ import sqlite3
 
 import click
 
-from csat.engine import Engine, postgres
+from csat.engine import Engine
+from csat.engine.store import display
 from csat.plugins import load_rulesets, make_plugin_manager
 
 from ..app import fail, handles_errors
@@ -87,7 +88,7 @@ def demo(c, force: bool) -> None:
             click.echo(f"demo database {target}: {report.summary()} from {len(files)} example file(s)\n")
             rows = engine.scores()
             click.echo(render_scores(rows, "table"))
-            shown = shlex.quote(postgres.redacted(target))  # a URL with & must be quoted to paste it
+            shown = shlex.quote(display(target))  # a URL with & must be quoted to paste it
             if featured:
                 ruleset, subject, period, metric = featured
                 click.echo(f"\n$ csat --db {shown} explain --ruleset {ruleset} --subject {subject} "
