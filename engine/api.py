@@ -415,7 +415,7 @@ class Engine(Listings):
             adoption = ParametersAdopted(id="what-if", ruleset=ruleset, from_=month, params=complete,
                                          note="what-if, never appended", params_version=rs.params_version)
             with private.transaction():  # as if appended right after the position the copy reflects
-                private._apply([Logged(private.tracked() + 1, "", f"adoption:{ruleset}:what-if", adoption)],
+                private.applier.apply([Logged(private.tracked() + 1, "", f"adoption:{ruleset}:what-if", adoption)],
                                adoptions, org)
                 private.rescore_from(ruleset, month)
             after = {(r["period"], r["subject"], r["metric"]): r

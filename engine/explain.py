@@ -89,7 +89,7 @@ def explain(projection: Projection, rs: RuleSet, subject: str, period: str, metr
     months = periods.months_of(period)
     month_figures: dict[str, list[Figure]] = {}
     for month in months:
-        inp = projection.month_input(rs, subject, month, adoptions, org)
+        inp = projection.scorer.month_input(rs, subject, month, adoptions, org)
         if inp is None or not (inp.counted or inp.excluded):
             if inp is not None and inp.withdrawn:
                 withdrawn_only.append(inp)
@@ -110,7 +110,7 @@ def explain(projection: Projection, rs: RuleSet, subject: str, period: str, metr
             figures = _sequenced(projection, rs, subject, period, figures, adoptions, trace)
         adoption = inputs[0].adoption
     else:
-        stored = projection.month_figures(rs, subject, months)
+        stored = projection.scorer.month_figures(rs, subject, months)
         adoption = adoptions.in_force(rs.id, max(m for rows in stored.values() for m, _ in rows)) \
             if stored else inputs[-1].adoption
         where = f"explaining {subject} {period}"
@@ -138,7 +138,7 @@ def explain(projection: Projection, rs: RuleSet, subject: str, period: str, metr
 def _sequenced(projection: Projection, rs: RuleSet, subject: str, month: str, figures: list[Figure],
                adoptions: Adoptions, trace: Trace) -> list[Figure]:
     out = []
-    stored = projection.month_figures(rs, subject)
+    stored = projection.scorer.month_figures(rs, subject)
     for fig in figures:
         rows = [(m, f) for m, f in stored.get(fig.metric, []) if m != month]
         rows.append((month, fig))

@@ -40,7 +40,7 @@ def item_rows(projection: Any, rs: RuleSet, period: str, subjects: Iterable[str]
             continue
         where = f"ranking the items of {period} ({month})"
         labels.update(checked_labels(rs, where, guarded(rs, where, rs.item_labels, adoption.params)))
-        for subject, inp in projection.month_inputs(rs, month, wanted, adoptions, org).items():
+        for subject, inp in projection.scorer.month_inputs(rs, month, wanted, adoptions, org).items():
             for counted in inp.counted:
                 r = counted.response
                 if r.id in seen:

@@ -26,32 +26,21 @@ import contextlib
 import sqlite3
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import Any
 
-import msgspec
-
-from . import explained
-from .cases import case_months, mark_case_groups, record_case_event
+from .apply import Applier
 from .errors import LogDamaged, RuleSetFailed, StoreError
-from .events import ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared
-from .guard import checked_credits, checked_remedy, guarded
-from .readmodel import (Adoptions, Org, clear_all, count_events, drop_all, encode_state, ensure_schema,
-                        load_states, schema_version, SCHEMA_VERSION)
-from .ruleset import Amendment, Credit, ResponseState, RuleSet
+from .events import ParametersAdopted
+from .readmodel import Adoptions, Org, clear_all, drop_all, ensure_schema, schema_version, SCHEMA_VERSION
+from .ruleset import RuleSet
 from .replay import Replay
-from .settle import EXTRAS_DEC, SCORE_COLUMNS, Progress, Scoring, exclusion
-from .store import Logged, Store
+from .settle import EXTRAS_DEC, SCORE_COLUMNS, Progress, Scorer, exclusion
+from .store import Store
 
 __all__ = ["Projection", "Progress", "EXTRAS_DEC", "SCORE_COLUMNS", "exclusion"]
 
 
-def _ruleset_of(ev: Any) -> str | None:
-    return getattr(ev, "ruleset", None)
-
-
-class Projection(Scoring, Replay):
+class Projection:
     """Keeps the read models of one store in step with its log.
 
     :param views: the connection holding the read models; default the store's
@@ -62,6 +51,8 @@ class Projection(Scoring, Replay):
     """
 
     PAGE = 5000
+    #: events a replay reads from the log at a time
+    REPLAY_PAGE = 20_000
 
     def __init__(self, store: Store, rulesets: dict[str, RuleSet], views: sqlite3.Connection | None = None,
                  only: Iterable[str] | None = None):
@@ -70,8 +61,6 @@ class Projection(Scoring, Replay):
         self.db = store.backend.database(self.conn)
         self.rulesets = rulesets
         self.only = set(only) if only is not None else None
-        self._rows: list[tuple[Any, ...]] = []
-        self._deletes: list[tuple[str, str, str]] = []
         self._state: tuple[Adoptions, Org] | None = None
         self._state_at = -1  # the tracked position the cached state reflects
         #: rule set -> why it cannot be used in this process (its plugin raised or its parameters fail)
@@ -79,6 +68,10 @@ class Projection(Scoring, Replay):
         #: one line per scoring failure met by this process (rule set, subject-month, what was wrong)
         self.failures: dict[str, None] = {}
         self.strict = False  # a rebuild: an event of a rule set that cannot be used stops it
+        #: scores subject-months and what stands above them (its collaborator on both paths)
+        self.scorer = Scorer(self.conn, rulesets, self.usable, self.failed)
+        #: applies events to the working tables (the incremental path); the replay credits with it too
+        self.applier = Applier(self)
         self._nowait = False  # a reader's catch-up: never wait for another process's write lock
         self.token = uuid.uuid4().hex  # this process's name in the "catching up" word (will_catch_up)
         self._announced = False
@@ -109,7 +102,7 @@ class Projection(Scoring, Replay):
         """Note a scoring failure: its subject-month stays dirty and keeps its published rows."""
         self.failures[str(e)] = None
 
-    def _give_up(self, e: RuleSetFailed) -> None:
+    def give_up(self, e: RuleSetFailed) -> None:
         """A rule set whose code failed while events were applied is unusable for this process."""
         self.unusable.setdefault(e.ruleset, str(e))
 
@@ -132,6 +125,35 @@ class Projection(Scoring, Replay):
 
     def forget_state(self) -> None:
         self._state = None
+
+    def keep_state(self, adoptions: Adoptions, org: Org) -> None:
+        """The adoptions and org chart as of the tracked position, as a replay left them."""
+        self._state, self._state_at = (adoptions, org), self.tracked()
+
+    # -- the collaborators' paths ---------------------------------------------------
+
+    def replay(self, progress: Progress | None = None, upto: int | None = None,
+               then: Iterable[ParametersAdopted] = ()) -> int:
+        """Fill the empty read models from the log up to ``upto`` (:class:`~csat.engine.replay.Replay`),
+        inside the caller's write transaction; returns how many events were read."""
+        return Replay(self).run(progress, upto, then)
+
+    def rescore_from(self, ruleset: str, month: str) -> None:
+        """Score one rule set's months from ``month`` on again (what a what-if does on its copy)."""
+        Replay(self).rescore_from(ruleset, month)
+
+    def settle(self, progress: Progress | None = None) -> int:
+        """Rescore every dirty subject-month and what stands above it; returns groups rescored.
+
+        Runs under the write lock and reads the dirty marks inside it, so two processes never
+        score the same marks twice."""
+        with self.transaction():
+            dirty = self.scorer.dirty_groups()
+            if not dirty:
+                return 0
+            adoptions, org = self.state()
+            self.scorer.settle(dirty, adoptions, org, progress)
+        return len(dirty)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -164,7 +186,7 @@ class Projection(Scoring, Replay):
             return True
         if any(self.usable(r) for (r,) in self.conn.execute("SELECT DISTINCT ruleset FROM rm_dirty")):
             return True
-        return bool(self._resumable())
+        return bool(self.applier.resumable())
 
     def catch_up(self, progress: Progress | None = None, settle: bool = True, upto: int | None = None) -> int:
         """Apply every event after the tracked position (up to ``upto``); returns how many were applied."""
@@ -179,14 +201,14 @@ class Projection(Scoring, Replay):
         while True:
             with self.transaction():
                 if not resumed:
-                    self._resume()
+                    self.applier.resume()
                     resumed = True
                 start = self.tracked()  # read under the lock: another process may have moved it
                 end = self.store.max_position() if upto is None else min(upto, self.store.max_position())
                 page = self.store.read(start, self.PAGE, end) if end > start else []
                 if page:
                     adoptions, org = self.state()
-                    self._apply(page, adoptions, org)
+                    self.applier.apply(page, adoptions, org)
                     self._track(page[-1].position)
                     if self._announced:  # still at it: readers keep answering at once
                         self.will_catch_up()
@@ -248,7 +270,7 @@ class Projection(Scoring, Replay):
     def unscored(self) -> tuple[int, int]:
         """What the published read models do not reflect yet: events of the log after the tracked
         position, and subject-months applied but not yet rescored. Reads only."""
-        return max(self.store.max_position() - self.tracked(), 0), len(self.dirty_groups())
+        return max(self.store.max_position() - self.tracked(), 0), len(self.scorer.dirty_groups())
 
     #: a catch-up with at least this many events to apply, and no fewer than are applied already
     #: (a large first ingest), replays the whole log instead: the same tables, sooner
@@ -307,260 +329,6 @@ class Projection(Scoring, Replay):
                 return applied
         finally:
             self.strict = False
-
-    # -- applying events -----------------------------------------------------------
-
-    def _credits(self, state: ResponseState, adoptions: Adoptions, org: Org) -> list[Credit]:
-        rs = self.rulesets[state.ruleset]
-        if type(rs).credits is RuleSet.credits:  # the default: its subject (no plugin code to guard)
-            return [Credit(state.subject)]
-        adoption = adoptions.in_force(state.ruleset, state.period)
-        where = f"crediting response {state.id}"
-        return checked_credits(rs, where, guarded(rs, where, rs.credits, state,
-                                                  adoption.params if adoption else None, org.chain))
-
-    def _unusable_event(self, ruleset: str, logged: Logged) -> None:
-        if self.strict:
-            why = self.unusable.get(ruleset) or "it is not installed"
-            raise StoreError(f"rebuild stopped at position {logged.position}: the event belongs to rule set "
-                             f"{ruleset!r} and {why}; nothing was changed")
-
-    def _apply(self, page: list[Logged], adoptions: Adoptions, org: Org) -> None:
-        states: dict[str, ResponseState] = {}
-        credits: list[tuple[str, str, str, str, str, str]] = []
-        dirty: set[tuple[str, str, str]] = set()
-        counts: Counter[str] = Counter()
-        pending: set[str] = set()
-        explanations_stale = False  # rare events that reach many figures: drop every stored explanation
-
-        def flush() -> None:
-            self.conn.executemany(
-                "INSERT OR REPLACE INTO rm_responses (id, position, ruleset, period, subject, state) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [(s.id, s.position, s.ruleset, s.period, s.subject, encode_state(s)) for s in states.values()])
-            self.conn.executemany("INSERT OR IGNORE INTO rm_credits VALUES (?, ?, ?, ?, ?, ?)", credits)
-            self.conn.executemany("INSERT OR IGNORE INTO rm_dirty VALUES (?, ?, ?)", dirty)
-            self._remedies(states.values(), adoptions)
-            states.clear()
-            credits.clear()
-            dirty.clear()
-
-        def credit(state: ResponseState, logged: Logged, write: bool) -> None:
-            """Credit (and mark dirty) a usable rule set's response; park an unusable one's."""
-            if self.usable(state.ruleset):
-                try:
-                    for c in self._credits(state, adoptions, org):
-                        if write:
-                            credits.append((state.ruleset, c.subject, state.period, state.id, c.role, c.via))
-                        dirty.add((state.ruleset, c.subject, state.period))
-                    return
-                except RuleSetFailed as e:
-                    self._give_up(e)
-            self._unusable_event(state.ruleset, logged)
-            pending.add(state.ruleset)
-
-        for logged in page:
-            ev = logged.event
-            if isinstance(ev, ResponseRecorded):
-                if self.only is not None and ev.ruleset not in self.only:
-                    continue
-                state = ResponseState.of(ev, logged.position)
-                states[ev.id] = state
-                counts[ev.ruleset] += 1
-                credit(state, logged, write=True)
-            elif isinstance(ev, (ResponseCorrected, ResponseWithdrawn)):
-                state = states.get(ev.response) or load_states(self.conn, [ev.response]).get(ev.response)
-                if state is None:  # ingest refuses these; a hand-made log (or a snapshot's filter) may skip one
-                    continue
-                amendment = Amendment(logged.position, logged.type, ev.id, ev.reason)
-                if isinstance(ev, ResponseCorrected):
-                    state = msgspec.structs.replace(state, answers=ev.answers, reasons=ev.reasons,
-                                                    comment=ev.comment,
-                                                    corrections=[*state.corrections, amendment])
-                else:
-                    state = msgspec.structs.replace(state, withdrawn=amendment)
-                states[state.id] = state
-                counts[state.ruleset] += 1
-                credit(state, logged, write=False)
-            elif isinstance(ev, ParametersAdopted):
-                if self.only is not None and ev.ruleset not in self.only:
-                    continue
-                flush()
-                counts[ev.ruleset] += 1
-                self._adopt(ev, logged, adoptions, org, pending)
-                explanations_stale = True
-            elif isinstance(ev, UnitDeclared):
-                flush()
-                self._declare(ev, logged, adoptions, org)
-                pending |= self._parked()  # their credits and cases follow the chart when they are back
-                explanations_stale = True
-            else:  # case events mark their case groups dirty (the rule sets that use cases)
-                ruleset = _ruleset_of(ev)
-                if ruleset is not None:
-                    if self.only is not None and ruleset not in self.only:
-                        continue
-                    counts[ruleset] += 1
-                    if not self.usable(ruleset):
-                        pending.add(ruleset)
-                else:  # a case for every rule set: those that cannot see it now rescore it when back
-                    pending |= self._parked()
-                self._record_case_event(logged, org)
-        flush()
-        count_events(self.conn, counts, pending)
-        if explanations_stale:
-            explained.forget_all(self.conn)
-
-    def _adopt(self, ev: ParametersAdopted, logged: Logged, adoptions: Adoptions, org: Org,
-               pending: set[str]) -> None:
-        rs = self.rulesets.get(ev.ruleset)
-        before = [a for a in adoptions.of(ev.ruleset) if a.from_ >= ev.from_]
-        if (at_from := adoptions.in_force(ev.ruleset, ev.from_)) is not None:
-            before.append(at_from)
-        adoption = adoptions.add(ev.ruleset, ev.id, ev.from_, logged.position, ev.params, ev.params_version)
-        if ev.ruleset in adoptions.failed:
-            self.unusable.setdefault(ev.ruleset, f"rule set {ev.ruleset}: {adoptions.failed[ev.ruleset]}")
-        self.conn.execute("INSERT OR REPLACE INTO rm_adoptions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                          (ev.ruleset, ev.id, ev.from_, logged.position,
-                           msgspec.json.encode(ev.params).decode(), adoption.hash, ev.params_version or 1))
-        if rs is None or not self.usable(ev.ruleset):
-            self._unusable_event(ev.ruleset, logged)
-            pending.add(ev.ruleset)
-            return
-        self.conn.execute("INSERT OR IGNORE INTO rm_dirty SELECT DISTINCT ruleset, subject, period "
-                          "FROM rm_credits WHERE ruleset = ? AND period >= ?", (ev.ruleset, ev.from_))
-        if rs.uses_org:
-            try:
-                credit_params = [guarded(rs, f"adoption {ev.id}", rs.credit_params, a.params)
-                                 for a in (adoption, *before)]
-            except RuleSetFailed as e:
-                self._give_up(e)
-                pending.add(ev.ruleset)
-                return
-            if not before or any(p != credit_params[0] for p in credit_params[1:]):
-                self._recredit([r for (r,) in self.conn.execute(
-                    "SELECT id FROM rm_responses WHERE ruleset = ? AND period >= ?", (ev.ruleset, ev.from_))],
-                    adoptions, org, pending)
-
-    def _parked(self) -> set[str]:
-        """Rule sets with events in the log that cannot be used now: an event that concerns every
-        rule set (a ``unit``, a complaint for no rule set in particular) leaves them pending, so
-        they are re-derived when usable again (:meth:`_resume`)."""
-        return {r for (r,) in self.conn.execute("SELECT ruleset FROM rm_rulesets WHERE events > 0")
-                if not self.usable(r)}
-
-    def _declare(self, ev: UnitDeclared, logged: Logged, adoptions: Adoptions, org: Org) -> None:
-        from_ = ev.from_ or ""
-        self.conn.execute("INSERT OR REPLACE INTO rm_units VALUES (?, ?, ?, ?, ?, ?)",
-                          (ev.id, from_, logged.position, ev.name, ev.kind, ev.parent))
-        case_rulesets = [r for r, rs in self.rulesets.items() if rs.uses_cases and self.usable(r)]
-        cases = case_months(self.conn, from_) if case_rulesets else []
-        above = {(s, m): [s, *org.chain(s, m)] for s, m in cases}  # before the move
-        org.add(ev.id, from_, ev.name, ev.kind, ev.parent, logged.position)
-        marks = set()
-        for (s, m), before in above.items():  # a case below a unit that moved: its old and new ancestors
-            after = [s, *org.chain(s, m)]
-            if ev.id in before or ev.id in after:
-                marks |= {(r, u, m) for r in case_rulesets for u in (*before, *after)}
-        self.conn.executemany("INSERT OR IGNORE INTO rm_dirty VALUES (?, ?, ?)", marks)
-        org_rulesets = [r for r, rs in self.rulesets.items() if rs.uses_org and self.usable(r)]
-        if org_rulesets:
-            marks = ",".join("?" * len(org_rulesets))
-            self._recredit([r for (r,) in self.conn.execute(
-                f"SELECT response FROM rm_credits WHERE ruleset IN ({marks}) AND subject = ? AND period >= ? "
-                f"UNION SELECT response FROM rm_credits WHERE via = ? AND via != '' AND period >= ? "
-                f"AND ruleset IN ({marks})",
-                (*org_rulesets, ev.id, from_, ev.id, from_, *org_rulesets))], adoptions, org, set())
-
-    def _recredit(self, ids: list[str], adoptions: Adoptions, org: Org, pending: set[str]) -> None:
-        """Recompute the credits of responses whose org chart or parameters changed."""
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            marks = ",".join("?" * len(chunk))
-            self.conn.execute("INSERT OR IGNORE INTO rm_dirty SELECT DISTINCT ruleset, subject, period FROM rm_credits "
-                              f"WHERE response IN ({marks})", chunk)
-            self.conn.execute(f"DELETE FROM rm_credits WHERE response IN ({marks})", chunk)
-            rows, dirty = [], set()
-            for state in load_states(self.conn, chunk).values():
-                if not self.usable(state.ruleset):
-                    pending.add(state.ruleset)
-                    continue
-                try:
-                    for c in self._credits(state, adoptions, org):
-                        rows.append((state.ruleset, c.subject, state.period, state.id, c.role, c.via))
-                        dirty.add((state.ruleset, c.subject, state.period))
-                except RuleSetFailed as e:
-                    self._give_up(e)
-                    pending.add(state.ruleset)
-            self.conn.executemany("INSERT OR IGNORE INTO rm_credits VALUES (?, ?, ?, ?, ?, ?)", rows)
-            self.conn.executemany("INSERT OR IGNORE INTO rm_dirty VALUES (?, ?, ?)", dirty)
-        if pending:
-            self.conn.executemany("UPDATE rm_rulesets SET pending = 1 WHERE ruleset = ?", [(r,) for r in pending])
-
-    def _remedies(self, states: Iterable[ResponseState], adoptions: Adoptions) -> None:
-        """Open or drop the remedy cases of changed responses (derived, never logged)."""
-        upsert, drop = [], []
-        for st in states:
-            if not self.usable(st.ruleset):
-                continue  # derived again when the rule set is back (see _resume)
-            rs = self.rulesets[st.ruleset]
-            adoption = adoptions.in_force(st.ruleset, st.period)
-            why = None
-            if adoption is not None and exclusion(st) is None:
-                where = f"remedy of response {st.id}"
-                try:
-                    why = checked_remedy(rs, where, guarded(rs, where, rs.remedy, st, adoption.params))
-                except RuleSetFailed as e:
-                    self._give_up(e)
-                    self.conn.execute("UPDATE rm_rulesets SET pending = 1 WHERE ruleset = ?", (st.ruleset,))
-                    continue
-            if why:
-                upsert.append((f"remedy:{st.id}", "remedy", st.subject, st.period, st.ruleset, None, "callback",
-                               None, st.id, why, None, st.position))
-            elif st.corrections or st.withdrawn is not None:  # only an amended response can lose its case
-                drop.append((f"remedy:{st.id}",))
-        if upsert:
-            self.conn.executemany("INSERT OR REPLACE INTO rm_cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", upsert)
-        if drop:
-            self.conn.executemany("DELETE FROM rm_cases WHERE id = ?", drop)
-
-    def _record_case_event(self, logged: Logged, org: Org) -> None:
-        case_rulesets = [r for r, rs in self.rulesets.items() if rs.uses_cases and self.usable(r)]
-        if case_rulesets:
-            mark_case_groups(self.conn, logged.event, case_rulesets, org)
-        record_case_event(self.conn, logged)
-
-    # -- a rule set that is back ------------------------------------------------------
-
-    def _resumable(self) -> list[str]:
-        return [r for (r,) in self.conn.execute("SELECT ruleset FROM rm_rulesets WHERE pending = 1")
-                if r in self.rulesets and r not in self.unusable]
-
-    def _resume(self) -> None:
-        """Re-credit and rescore the rule sets whose events were parked while they could not be used
-        (inside the caller's write transaction). The result equals applying the events in order:
-        crediting reads the effective-dated org chart and adoptions, which are complete in memory."""
-        for ruleset in self._resumable():
-            self.forget_state()
-            adoptions, org = self.state()  # decodes the rule set's adoptions with the installed code
-            if not self.usable(ruleset):
-                continue
-            self.conn.execute("SAVEPOINT csat_resume")
-            pending: set[str] = set()
-            ids = [r for (r,) in self.conn.execute("SELECT id FROM rm_responses WHERE ruleset = ?", (ruleset,))]
-            self._recredit(ids, adoptions, org, pending)
-            for i in range(0, len(ids), 500):
-                self._remedies(load_states(self.conn, ids[i:i + 500]).values(), adoptions)
-            if self.rulesets[ruleset].uses_cases:  # each case's unit and the units above it
-                self.conn.executemany("INSERT OR IGNORE INTO rm_dirty VALUES (?, ?, ?)", {
-                    (ruleset, u, m) for s, m in case_months(self.conn, "") for u in (s, *org.chain(s, m))})
-            if ruleset in pending or not self.usable(ruleset):  # its code failed again: keep it parked
-                self.conn.execute("ROLLBACK TO csat_resume")
-                self.conn.execute("RELEASE csat_resume")
-                continue
-            self.conn.execute("UPDATE rm_rulesets SET pending = 0 WHERE ruleset = ?", (ruleset,))
-            explained.forget_all(self.conn)
-            self.conn.execute("RELEASE csat_resume")
-
 
 class Busy(Exception):
     """Another process holds the write lock (raised only while :meth:`Projection.catch_up_now` runs)."""

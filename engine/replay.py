@@ -21,9 +21,9 @@ next incremental update continues from an exact state.
 """
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from typing import Any, Protocol
 
 import msgspec
 
@@ -32,29 +32,60 @@ from .errors import RuleSetFailed
 from .events import ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared
 from .guard import checked_figures, guarded
 from .readmodel import Adoptions, Org, count_events, create_indexes, decode_state, encode_state, load_states
-from .ruleset import Amendment, Counted, Credit, Excluded, MonthInput, ResponseState
+from .ruleset import Amendment, Counted, Credit, Excluded, MonthInput, ResponseState, RuleSet
 from .settle import Progress, exclusion
-from .store import Logged
+from .apply import Applier
+from .settle import Scorer
+from .store import Logged, Store
+
+
+class Host(Protocol):
+    """What the replay reads and sets of the projection it works for."""
+
+    store: Store
+    conn: Any
+    db: Any
+    rulesets: dict[str, RuleSet]
+    only: set[str] | None
+    unusable: dict[str, str]
+    scorer: Scorer
+    applier: Applier
+    REPLAY_PAGE: int  #: events read from the log at a time
+
+    def usable(self, ruleset: str) -> bool: ...
+    def give_up(self, e: RuleSetFailed) -> None: ...
+    def state(self) -> tuple[Adoptions, Org]: ...
+    def keep_state(self, adoptions: Adoptions, org: Org) -> None: ...
 
 
 class Replay:
-    """The replay path (mixed into :class:`~csat.engine.projection.Projection`)."""
+    """The replay path, a collaborator of :class:`~csat.engine.projection.Projection`.
 
-    REPLAY_PAGE = 20_000
+    Reads the log (through the store's chain, in pages) and the projection's usability and
+    crediting rules; writes the projection's working tables in bulk (inside the caller's write
+    transaction, on read models created without indexes), has its :class:`~csat.engine.settle.Scorer`
+    score each rule-set month once and roll up, builds the indexes last, and leaves the
+    projection's adoptions and org chart in memory and its tracked position at the end.
+    """
 
-    conn: sqlite3.Connection
-    only: set[str] | None
-    strict: bool
+    def __init__(self, projection: Host):
+        self.projection = projection
+        self.conn = projection.conn
+        self.scorer = projection.scorer
+        self.applier = projection.applier
+        self.rulesets = projection.rulesets
+        self.only = projection.only
+        self.page = projection.REPLAY_PAGE
 
-    def replay(self, progress: Progress | None = None, upto: int | None = None,
-               then: Iterable[ParametersAdopted] = ()) -> int:
+    def run(self, progress: Progress | None = None, upto: int | None = None,
+            then: Iterable[ParametersAdopted] = ()) -> int:
         """Fill the empty read models (created without indexes, inside the caller's write
         transaction) from the log up to ``upto``, and the adoptions ``then`` as if appended
         after it; returns how many events were read."""
-        adoptions, org = Adoptions(self.rulesets), Org()  # type: ignore[attr-defined]
-        end = self.store.max_position() if upto is None else min(upto, self.store.max_position())  # type: ignore
+        adoptions, org = Adoptions(self.rulesets), Org()
+        end = self.projection.store.max_position() if upto is None else min(upto, self.projection.store.max_position())
         applied = 0
-        for page in self.store.pages(0, self.REPLAY_PAGE, upto=end):  # type: ignore[attr-defined]
+        for page in self.projection.store.pages(0, self.page, upto=end):
             self._fold(page, adoptions, org)
             applied += len(page)
             if progress:
@@ -62,30 +93,30 @@ class Replay:
         extra = [Logged(end + i, "", f"adoption:{a.ruleset}:{a.id}", a) for i, a in enumerate(then, 1)]
         if extra:
             self._fold(extra, adoptions, org)
-        create_indexes(self.db, ["rm_responses", "rm_cases", "rm_closures", "rm_rectifications",  # type: ignore
+        create_indexes(self.projection.db, ["rm_responses", "rm_cases", "rm_closures", "rm_rectifications",
                                  "rm_rectification_updates"])
         touched: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for ruleset in sorted(self.rulesets):  # type: ignore[attr-defined]
-            if not self.usable(ruleset) or (self.only is not None and ruleset not in self.only):  # type: ignore
+        for ruleset in sorted(self.rulesets):
+            if not self.projection.usable(ruleset) or (self.only is not None and ruleset not in self.only):
                 continue
             for (month,) in self.conn.execute("SELECT DISTINCT period FROM rm_responses WHERE ruleset = ? "
                                               "ORDER BY period", (ruleset,)).fetchall():
                 scored = self._score_replayed_month(ruleset, month, adoptions, org, touched)
                 if progress:
                     progress(scored=scored)
-        create_indexes(self.db, ["scores"])  # type: ignore[attr-defined]
+        create_indexes(self.projection.db, ["scores"])
         self._roll_up_replayed(touched, adoptions)
-        create_indexes(self.db, ["rm_credits"])  # type: ignore[attr-defined]
+        create_indexes(self.projection.db, ["rm_credits"])
         if end or extra:
-            self.store.track(extra[-1].position if extra else end, conn=self.conn)  # type: ignore[attr-defined]
-        self._state, self._state_at = (adoptions, org), self.tracked()  # type: ignore[attr-defined]
+            self.projection.store.track(extra[-1].position if extra else end, conn=self.conn)
+        self.projection.keep_state(adoptions, org)
         return applied
 
     def rescore_from(self, ruleset: str, month: str) -> None:
         """Score one rule set's months from ``month`` on again, each once, and roll up the
         subjects they touch (inside the caller's transaction): what a what-if does on its
         private copy after adding its adoption, instead of the incremental path's rescoring."""
-        adoptions, org = self.state()  # type: ignore[attr-defined]
+        adoptions, org = self.projection.state()
         touched: dict[tuple[str, str], set[str]] = defaultdict(set)
         for subject, period in self.conn.execute("SELECT DISTINCT subject, period FROM rm_credits WHERE ruleset = ? "
                                                  "AND period >= ?", (ruleset, month)):
@@ -110,8 +141,8 @@ class Replay:
                     continue
                 states[ev.id] = ResponseState.of(ev, logged.position)
                 counts[ev.ruleset] += 1
-                if not self.usable(ev.ruleset):  # type: ignore[attr-defined]
-                    self._unusable_event(ev.ruleset, logged)  # type: ignore[attr-defined]
+                if not self.projection.usable(ev.ruleset):
+                    self.applier.unusable_event(ev.ruleset, logged)
                     pending.add(ev.ruleset)
             elif isinstance(ev, (ResponseCorrected, ResponseWithdrawn)):
                 state = states.get(ev.response) or load_states(self.conn, [ev.response]).get(ev.response)
@@ -131,13 +162,13 @@ class Replay:
                 counts[ev.ruleset] += 1
                 adoption = adoptions.add(ev.ruleset, ev.id, ev.from_, logged.position, ev.params, ev.params_version)
                 if ev.ruleset in adoptions.failed:
-                    self.unusable.setdefault(  # type: ignore[attr-defined]
+                    self.projection.unusable.setdefault(
                         ev.ruleset, f"rule set {ev.ruleset}: {adoptions.failed[ev.ruleset]}")
                 self.conn.execute("INSERT OR REPLACE INTO rm_adoptions VALUES (?, ?, ?, ?, ?, ?, ?)",
                                   (ev.ruleset, ev.id, ev.from_, logged.position,
                                    msgspec.json.encode(ev.params).decode(), adoption.hash, ev.params_version or 1))
-                if not self.usable(ev.ruleset):  # type: ignore[attr-defined]
-                    self._unusable_event(ev.ruleset, logged)  # type: ignore[attr-defined]
+                if not self.projection.usable(ev.ruleset):
+                    self.applier.unusable_event(ev.ruleset, logged)
                     pending.add(ev.ruleset)
             elif isinstance(ev, UnitDeclared):
                 from_ = ev.from_ or ""
@@ -160,7 +191,7 @@ class Replay:
 
     def _score_replayed_month(self, ruleset: str, month: str, adoptions: Adoptions, org: Org,
                               touched: dict[tuple[str, str], set[str]]) -> int:
-        rs = self.rulesets[ruleset]  # type: ignore[attr-defined]
+        rs = self.rulesets[ruleset]
         adoption = adoptions.in_force(ruleset, month)
         states = [decode_state(blob) for (blob,) in self.conn.execute(
             "SELECT state FROM rm_responses WHERE ruleset = ? AND period = ? ORDER BY position", (ruleset, month))]
@@ -168,9 +199,9 @@ class Replay:
         inputs: dict[str, MonthInput] = {}
         for state in states:
             try:
-                credits = self._credits(state, adoptions, org)  # type: ignore[attr-defined]
+                credits = self.applier.credits_of(state, adoptions, org)
             except RuleSetFailed as e:  # the rule set is parked; it is re-credited when it works again
-                self._give_up(e)  # type: ignore[attr-defined]
+                self.projection.give_up(e)
                 self.conn.execute("UPDATE rm_rulesets SET pending = 1 WHERE ruleset = ?", (ruleset,))
                 return 0
             why = exclusion(state)
@@ -192,20 +223,20 @@ class Replay:
                 else:
                     inp.excluded.append(Excluded(state, why, credit))
         self.conn.executemany("INSERT OR IGNORE INTO rm_credits VALUES (?, ?, ?, ?, ?, ?)", credit_rows)
-        self._remedies(states, adoptions)  # type: ignore[attr-defined]
+        self.applier.remedies(states, adoptions)
         for subject, inp in inputs.items():
             if not (inp.counted or inp.excluded):
                 continue
             where = f"scoring {subject} {month}"
-            queued = len(self._rows), len(self._deletes)  # type: ignore[attr-defined]
+            queued = self.scorer.queued()
             try:
                 figures = checked_figures(rs, where, guarded(rs, where, rs.score_month, inp, None), inp.params)
-                self._write(rs, month, subject, "month", inp.adoption, figures)  # type: ignore[attr-defined]
+                self.scorer.write(rs, month, subject, "month", inp.adoption, figures)
             except RuleSetFailed as e:  # left dirty: the next catch-up tries again
-                del self._rows[queued[0]:], self._deletes[queued[1]:]  # type: ignore[attr-defined]
-                self.failed(e)  # type: ignore[attr-defined]
+                self.scorer.unqueue(queued)
+                self.scorer.failed(e)
                 self.conn.execute("INSERT OR IGNORE INTO rm_dirty VALUES (?, ?, ?)", (ruleset, subject, month))
-        self._flush_rows()  # type: ignore[attr-defined]
+        self.scorer.flush()
         return len(inputs)
 
     # -- 3. sequences, quarters and years -------------------------------------------------
@@ -217,12 +248,12 @@ class Replay:
                 continue
             self.conn.execute("SAVEPOINT csat_subject")
             try:
-                self._above_months(self.rulesets[ruleset], subject, months, adoptions)  # type: ignore
-                self._flush_rows()  # type: ignore[attr-defined]
+                self.scorer.above_months(self.rulesets[ruleset], subject, months, adoptions)
+                self.scorer.flush()
             except RuleSetFailed as e:
-                self._rows, self._deletes = [], []
+                self.scorer.unqueue()
                 self.conn.execute("ROLLBACK TO csat_subject")
-                self.failed(e)  # type: ignore[attr-defined]
+                self.scorer.failed(e)
                 self.conn.executemany("INSERT OR IGNORE INTO rm_dirty VALUES (?, ?, ?)",
                                       [(ruleset, subject, m) for m in months])
             self.conn.execute("RELEASE csat_subject")

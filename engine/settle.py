@@ -1,6 +1,6 @@
 """Scoring: turning the working tables into published ``scores`` rows.
 
-:class:`Scoring` is the half of the projection that calls rule-set code for
+:class:`Scorer` is the projection's collaborator that calls rule-set code for
 figures: it reads the responses credited to each dirty subject-month, asks the
 rule set for its figures (checked at the boundary, :mod:`csat.engine.guard`),
 re-sequences later months when the rule set is sequential, and rolls up
@@ -59,22 +59,39 @@ def _stored_form(f: Figure) -> tuple[Any, ...]:
     return (f.metric, f.grade, f.grade_label, f.responses, _EXTRAS_ENC.encode(f.extras), _STATE_ENC.encode(state))
 
 
-class Scoring:
-    """Rescoring of dirty subject-months (mixed into :class:`~csat.engine.projection.Projection`)."""
+class Scorer:
+    """Scores subject-months and what stands above them, for the projection and the replay.
+
+    Reads the working tables (``rm_credits``, ``rm_responses``, ``rm_cases`` and the complaint
+    tables, ``rm_dirty``) and the stored month figures; writes ``scores`` (queued rows, flushed a
+    month at a time) and clears the ``rm_dirty`` marks it settled. Always inside the caller's
+    write transaction.
+
+    :param conn: the read models' connection.
+    :param rulesets: the rule sets, by id.
+    :param usable: whether a rule set can be scored now (installed, its plugin working).
+    :param failed: told of each scoring failure (its subject keeps its published rows).
+    """
 
     #: above this many dirty subjects in one rule-set month, read the whole month by range scans
     MANY_SUBJECTS = 50
 
-    conn: sqlite3.Connection
-    rulesets: dict[str, RuleSet]
-    _rows: list[tuple[Any, ...]]
-    _deletes: list[tuple[str, str, str]]
+    def __init__(self, conn: sqlite3.Connection, rulesets: dict[str, RuleSet], usable: Callable[[str], bool],
+                 failed: Callable[[RuleSetFailed], None]):
+        self.conn = conn
+        self.rulesets = rulesets
+        self.usable = usable
+        self.failed = failed
+        self._rows: list[tuple[Any, ...]] = []
+        self._deletes: list[tuple[str, str, str]] = []
 
-    # provided by the projection
-    def state(self) -> tuple[Adoptions, Org]: ...
-    def usable(self, ruleset: str) -> bool: ...
-    def transaction(self) -> Any: ...
-    def failed(self, e: RuleSetFailed) -> None: ...
+    def queued(self) -> tuple[int, int]:
+        """A mark of what is queued, for :meth:`unqueue`."""
+        return len(self._rows), len(self._deletes)
+
+    def unqueue(self, mark: tuple[int, int] = (0, 0)) -> None:
+        """Drop what was queued since ``mark`` (a failed figure's rows never reach ``scores``)."""
+        del self._rows[mark[0]:], self._deletes[mark[1]:]
 
     def month_input(self, rs: RuleSet, subject: str, month: str, adoptions: Adoptions,
                     org: Org | None = None) -> MonthInput | None:
@@ -132,60 +149,52 @@ class Scoring:
         return [d for d in self.conn.execute("SELECT ruleset, subject, period FROM rm_dirty")
                 if self.usable(d[0])]
 
-    def settle(self, progress: Progress | None = None) -> int:
-        """Rescore every dirty subject-month and what stands above it; returns groups rescored.
-
-        Runs under the write lock and reads the dirty marks inside it, so two
-        processes never score the same marks twice.
-        """
-        with self.transaction():
-            dirty = self.dirty_groups()
-            if not dirty:
-                return 0
-            adoptions, org = self.state()
-            by_month: dict[tuple[str, str], list[str]] = defaultdict(list)
-            by_subject: dict[tuple[str, str], set[str]] = defaultdict(set)
-            for ruleset, subject, month in dirty:
-                by_month[(ruleset, month)].append(subject)
-                by_subject[(ruleset, subject)].add(month)
-            failed: set[tuple[str, str]] = set()
-            for (ruleset, month), subjects in sorted(by_month.items()):
-                rs = self.rulesets[ruleset]
-                inputs = self.month_inputs(rs, month, subjects, adoptions, org)
-                for subject in subjects:
-                    inp = inputs.get(subject)
-                    queued = len(self._rows), len(self._deletes)
-                    try:
-                        figures = [] if inp is None or not (inp.counted or inp.excluded) else checked_figures(
-                            rs, f"scoring {subject} {month}",
-                            guarded(rs, f"scoring {subject} {month}", rs.score_month, inp, None), inp.params)
-                        self._write(rs, month, subject, "month", inp.adoption if inp else None, figures)
-                    except RuleSetFailed as e:  # this subject's rows stay as they were published
-                        del self._rows[queued[0]:], self._deletes[queued[1]:]
-                        self.failed(e)
-                        failed.add((ruleset, subject))
-                self._flush_rows()  # a month at a time: memory stays flat however long the log
-                if progress:
-                    progress(scored=len(subjects))
-            for (ruleset, subject), months in sorted(by_subject.items()):
-                if (ruleset, subject) in failed:
-                    continue
-                self.conn.execute("SAVEPOINT csat_subject")
+    def settle(self, dirty: list[tuple[str, str, str]], adoptions: Adoptions, org: Org,
+               progress: Progress | None = None) -> None:
+        """Rescore the ``dirty`` subject-months (:meth:`dirty_groups`, read under the write lock
+        by the caller) and what stands above each; clear the marks of those that scored."""
+        by_month: dict[tuple[str, str], list[str]] = defaultdict(list)
+        by_subject: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for ruleset, subject, month in dirty:
+            by_month[(ruleset, month)].append(subject)
+            by_subject[(ruleset, subject)].add(month)
+        failed: set[tuple[str, str]] = set()
+        for (ruleset, month), subjects in sorted(by_month.items()):
+            rs = self.rulesets[ruleset]
+            inputs = self.month_inputs(rs, month, subjects, adoptions, org)
+            for subject in subjects:
+                inp = inputs.get(subject)
+                queued = self.queued()
                 try:
-                    self._above_months(self.rulesets[ruleset], subject, months, adoptions)
-                    self._flush_rows()
-                except RuleSetFailed as e:  # nothing of this subject's sequence or roll-ups is kept
-                    self._rows, self._deletes = [], []
-                    self.conn.execute("ROLLBACK TO csat_subject")
+                    figures = [] if inp is None or not (inp.counted or inp.excluded) else checked_figures(
+                        rs, f"scoring {subject} {month}",
+                        guarded(rs, f"scoring {subject} {month}", rs.score_month, inp, None), inp.params)
+                    self.write(rs, month, subject, "month", inp.adoption if inp else None, figures)
+                except RuleSetFailed as e:  # this subject's rows stay as they were published
+                    self.unqueue(queued)
                     self.failed(e)
                     failed.add((ruleset, subject))
-                self.conn.execute("RELEASE csat_subject")
-            self.conn.executemany("DELETE FROM rm_dirty WHERE ruleset = ? AND subject = ? AND period = ?",
-                                  [d for d in dirty if (d[0], d[1]) not in failed])
-            explained.forget(self.conn, set(by_subject))
-        return len(dirty)
+            self.flush()  # a month at a time: memory stays flat however long the log
+            if progress:
+                progress(scored=len(subjects))
+        for (ruleset, subject), months in sorted(by_subject.items()):
+            if (ruleset, subject) in failed:
+                continue
+            self.conn.execute("SAVEPOINT csat_subject")
+            try:
+                self.above_months(self.rulesets[ruleset], subject, months, adoptions)
+                self.flush()
+            except RuleSetFailed as e:  # nothing of this subject's sequence or roll-ups is kept
+                self.unqueue()
+                self.conn.execute("ROLLBACK TO csat_subject")
+                self.failed(e)
+                failed.add((ruleset, subject))
+            self.conn.execute("RELEASE csat_subject")
+        self.conn.executemany("DELETE FROM rm_dirty WHERE ruleset = ? AND subject = ? AND period = ?",
+                              [d for d in dirty if (d[0], d[1]) not in failed])
+        explained.forget(self.conn, set(by_subject))
 
-    def _above_months(self, rs: RuleSet, subject: str, months: set[str], adoptions: Adoptions) -> None:
+    def above_months(self, rs: RuleSet, subject: str, months: set[str], adoptions: Adoptions) -> None:
         """After a subject's months were rescored: its sequence (later months) and its roll-ups."""
         touched = set(months)
         if rs.sequential:
@@ -223,9 +232,9 @@ class Scoring:
             for month, fig in after:
                 if _stored_form(fig) != before.get(month):
                     changed.add(month)
-                    self._write(rs, month, subject, "month", adoptions.in_force(rs.id, month), [fig],
+                    self.write(rs, month, subject, "month", adoptions.in_force(rs.id, month), [fig],
                                 only_metric=metric)
-        self._flush_rows()
+        self.flush()
         return changed
 
     def _write_rollup(self, rs: RuleSet, subject: str, period: str, adoptions: Adoptions,
@@ -243,11 +252,11 @@ class Scoring:
                                 adoption.params)
             if fig is not None:
                 figures.append(fig)
-        self._write(rs, period, subject, periods.kind(period), adoption, figures)
+        self.write(rs, period, subject, periods.kind(period), adoption, figures)
 
-    def _write(self, rs: RuleSet, period: str, subject: str, kind: str, adoption: Any,
+    def write(self, rs: RuleSet, period: str, subject: str, kind: str, adoption: Any,
                figures: list[Figure], only_metric: str | None = None) -> None:
-        """Queue a group's rows; :meth:`_flush_rows` replaces the group's old rows with them."""
+        """Queue a group's rows; :meth:`flush` replaces the group's old rows with them."""
         if only_metric is None:
             self._deletes.append((rs.id, period, subject))
         if not figures:
@@ -266,7 +275,7 @@ class Scoring:
                 str(publish(f.score, precision)) if f.score is not None else None,
                 f.grade, f.grade_label, f.responses, _EXTRAS_ENC.encode(f.extras).decode(), encoded_state))
 
-    def _flush_rows(self) -> None:
+    def flush(self) -> None:
         # plain executemany: sqlite-utils' per-value conversion costs ~2 s per 100k events on a rebuild
         if self._deletes:
             self.conn.executemany("DELETE FROM scores WHERE ruleset = ? AND period = ? AND subject = ?", self._deletes)
