@@ -98,7 +98,7 @@ def remove_db(path: Path) -> None:
 def encoded_rows(data: Path) -> list[tuple[str, int, str, bytes]]:
     """The events of the file as the store holds them (originator id, version, topic, state)."""
     from csat.engine.events import decode_line, natural_key, tag_of
-    from csat.engine.store import Recorded, _STATE_ENCODER
+    from csat.engine.log.store import Recorded, _STATE_ENCODER
     rows = []
     at = "2026-11-23T00:00:00.000000Z"
     with open(data, "rb") as f:
@@ -125,7 +125,7 @@ def floor_insert(rows: list, path: Path) -> float:
 
 
 def floor_read(path: Path) -> float:
-    from csat.engine.store import _STATE_DECODER
+    from csat.engine.log.store import _STATE_DECODER
     conn = sqlite3.connect(path)
     t0 = time.perf_counter()
     cur = conn.execute("SELECT rowid, originator_id, state FROM stored_events ORDER BY rowid")

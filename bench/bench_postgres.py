@@ -96,7 +96,7 @@ def floor_unnest(rows: list, url: str) -> float:
 
 def floor_read(url: str) -> float:
     import psycopg
-    from csat.engine.store import _STATE_DECODER
+    from csat.engine.log.store import _STATE_DECODER
     with psycopg.connect(url) as conn:
         t0 = time.perf_counter()
         with conn.cursor(name="floor") as cur:

@@ -58,7 +58,7 @@ def _files(folder: Path, writers: int, events: int) -> tuple[str, list[str]]:
 
 #: a child that starts as `csat` does and opens the store (its driver imported, connected), reading
 #: nothing: the start-up of any command on that store
-OPEN_ONLY = ("import sys; from csat.cli.main import cli; from csat.engine.store import Store; "
+OPEN_ONLY = ("import sys; from csat.cli.main import cli; from csat.engine.log.store import Store; "
              "Store(sys.argv[1], create=False).close()")
 
 

@@ -14,10 +14,10 @@ from typing import Any
 import click
 
 from csat.engine import CsatError, Engine, IngestFailed, default_target
-from csat.engine.api import DB_ENV
+from csat.engine.app.api import DB_ENV
 from csat.engine.errors import one_line
-from csat.engine.store import discard_new
-from csat.engine.sqlite import sqlite_message
+from csat.engine.log.store import discard_new
+from csat.engine.log.sqlite import sqlite_message
 
 from .options import DB_HELP
 

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from csat.engine import periods
-from csat.engine.api import DB_ENV
+from csat.engine.app.api import DB_ENV
 
 DB_HELP = ("The store: a SQLite file, or postgresql://USER[:PASS]@HOST[:PORT]/DBNAME for a store shared by "
            "several sites. Default: ./csat.db.")

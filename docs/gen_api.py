@@ -29,7 +29,7 @@ def _signature(name: str, fn: object) -> str:
 def render() -> str:
     import csat.engine as engine
     from csat.engine import ruleset
-    from csat.engine.api import Engine
+    from csat.engine.app.api import Engine
     lines = ["# The embedding API (generated from the docstrings by `docs/gen_api.py`)", "",
              "`from csat.engine import Engine` is all an application needs; the command line and the web "
              "front use nothing else. Errors derive from `csat.engine.CsatError`.", "",

@@ -3,10 +3,10 @@ primitives, explanations and the embedding API (:class:`Engine`).
 
 No command line and no plugin machinery lives here; rule sets are handed in.
 """
-from .api import Engine, default_target
+from .app.api import Engine, default_target
 from .errors import (CsatError, IngestFailed, InvalidEvent, InvalidParams, NotFound, RuleSetFailed,
                      RuleSetUnavailable, StoreError, UnknownRuleSet)
-from .ingest import IngestReport
+from .app.ingest import IngestReport
 
 __all__ = ["Engine", "default_target", "IngestReport", "CsatError", "IngestFailed", "InvalidEvent",
            "InvalidParams", "NotFound", "RuleSetFailed", "RuleSetUnavailable", "StoreError", "UnknownRuleSet"]

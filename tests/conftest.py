@@ -104,7 +104,7 @@ def connect(db: str, timeout: float = 5.0):
     """A plain connection to a store of either backend, for a test to look at (or edit by hand)
     its tables: ``conn.execute(sql, args)`` in SQLite's dialect; committed at the end."""
     if str(db).startswith("postgresql://"):
-        from csat.engine.postgres import PgConnection
+        from csat.engine.log.postgres import PgConnection
         conn = PgConnection(str(db), timeout)
         try:
             conn.raw.execute("BEGIN")

@@ -9,9 +9,9 @@ import pytest
 
 from conftest import EXAMPLES, write_jsonl, connect
 
-from csat.engine import chain
+from csat.engine.log import chain
 from csat.engine.events import ResponseRecorded
-from csat.engine.store import Recorded, _STATE_ENCODER
+from csat.engine.log.store import Recorded, _STATE_ENCODER
 
 AIRLINE = EXAMPLES / "airline-1000.jsonl"
 

@@ -15,7 +15,7 @@ from conftest import connect
 import synth
 
 from csat.engine import Engine
-from csat.engine.explain import explain as explain_afresh
+from csat.engine.read.explain import explain as explain_afresh
 
 
 def fresh(e: Engine, row: dict) -> dict:

@@ -25,7 +25,7 @@ import pytest
 
 import synth
 from conftest import write_jsonl, connect
-from csat.engine.postgres import is_postgres
+from csat.engine.log.postgres import is_postgres
 
 CSAT = [sys.executable, "-m", "csat.cli.main"]
 ENV = {**os.environ, "CSAT_NO_ENTRY_POINTS": "1", "PYTHONWARNINGS": "ignore"}

@@ -102,7 +102,7 @@ def test_no_rater_or_respondent_is_named_anywhere_in_a_redacted_output(tmp_path,
 
 
 def test_a_pseudonym_never_holds_a_name_it_hides():
-    from csat.engine.redact import Pseudonyms
+    from csat.engine.app.redact import Pseudonyms
     names = Pseudonyms([("rater", "rater-1"), ("rater", "ops"), ("respondent", "ops/gm")])
     out = names.text("ops/gm and rater-1 and ops and opsroom")
     assert out == "respondent-1 and rater-2 and rater-3 and rater-3room"

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-from csat.engine import chain
+from csat.engine.log import chain
 from decimal import Decimal
 
 import pytest

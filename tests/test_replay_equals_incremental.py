@@ -49,7 +49,7 @@ def test_a_snapshot_at_the_end_equals_the_published_read_models(tmp_path):
 
 
 def test_a_large_first_ingest_takes_the_replay_path_with_the_same_result(fresh_db, tmp_path, monkeypatch):
-    from csat.engine.projection import Projection
+    from csat.engine.read.projection import Projection
     events = list(synth.mixed(2000, seed=5))
     path = write_jsonl(tmp_path / "m.jsonl", events)
     inc, rep = fresh_db("inc"), fresh_db("rep")

@@ -198,7 +198,7 @@ def test_a_report_is_read_at_one_position_while_others_ingest(db, tmp_path):
     """Another process ingests while the report is being read: the report is read again, so that
     its figures are those of the position its footer names."""
     from csat.engine import Engine
-    from csat.engine.report import report_data
+    from csat.engine.app.report import report_data
     late = {"type": "response", "id": "cb-2026-03-late", "ruleset": "dealership-cs", "form": "sales",
             "period": "2026-03", "subject": "s1", "rater": "customer-late",
             "answers": {"q1": "不满意", "q2": "不满意", "q3": "不满意", "q4": "不满意"}}

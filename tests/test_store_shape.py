@@ -8,8 +8,8 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from csat.engine.events import ResponseWithdrawn
-from csat.engine.postgres import PgIntegrityError
-from csat.engine.store import MAPPER, Recorded, Store
+from csat.engine.log.postgres import PgIntegrityError
+from csat.engine.log.store import MAPPER, Recorded, Store
 
 from conftest import connect
 

@@ -8,7 +8,7 @@ import sqlite3
 import click
 
 from csat.engine import Engine
-from csat.engine.store import display
+from csat.engine.log.store import display
 from csat.plugins import load_rulesets, make_plugin_manager
 
 from ..app import fail, handles_errors

@@ -14,7 +14,7 @@ import click
 import jinja2
 
 from csat.engine import CsatError
-from csat.engine.report import report_data
+from csat.engine.app.report import report_data
 
 from .. import charts
 from ..app import Context, handles_errors

@@ -8,7 +8,7 @@ from typing import Any
 import click
 import msgspec
 
-from csat.engine.describe import describe
+from csat.engine.read.describe import describe
 from csat.engine.errors import NoStore
 
 from ..app import Context, handles_errors

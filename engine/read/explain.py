@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import periods
-from .errors import NotFound
-from .guard import checked_figure, checked_figures, checked_sequence, guarded
-from .numbers import publish
+from ..scoring import periods
+from ..errors import NotFound
+from ..scoring.guard import checked_figure, checked_figures, checked_sequence, guarded
+from ..scoring.numbers import publish
 from .projection import Projection
 from .readmodel import Adoptions, Org
-from .ruleset import Adoption, Figure, MonthInput, RuleSet, Trace
+from ..scoring.ruleset import Adoption, Figure, MonthInput, RuleSet, Trace
 
 
 def published_row(ruleset: str, period: str, subject: str, adoption: Adoption, figure: Figure) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """PostgreSQL's dialect of csat's SQL: statements written for SQLite, run on PostgreSQL (for
-:mod:`csat.engine.postgres`, the PostgreSQL backend).
+:mod:`csat.engine.log.postgres`, the PostgreSQL backend).
 
 csat's modules speak one dialect (SQLite's) to a connection with
 ``sqlite3.Connection``'s methods. For a ``postgresql://`` store,
@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from . import chain
-from .errors import PgIntegrityError, StoreError
+from ..errors import PgIntegrityError, StoreError
 
 PREFIXES = ("postgresql://", "postgres://")
 #: the advisory lock that is the store's write lock (an arbitrary constant: "csat" in ASCII)

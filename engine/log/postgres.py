@@ -1,7 +1,7 @@
 """The PostgreSQL backend: a store shared by several sites. The log and tracking tables are
 eventsourcing's PostgreSQL recorders' (created with their own statements), the read models live
-beside them, and :class:`~csat.engine.pgsql.PgConnection` runs csat's SQL there (its dialect is in
-:mod:`csat.engine.pgsql`). See :class:`csat.engine.backend.Backend`.
+beside them, and :class:`~csat.engine.log.pgsql.PgConnection` runs csat's SQL there (its dialect is in
+:mod:`csat.engine.log.pgsql`). See :class:`csat.engine.log.backend.Backend`.
 
 The store's one write lock is a transaction-scoped advisory lock; private read models
 (``--as-of``, what-if) live in a schema of one transaction that is rolled back.
@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .backend import EVENTS, Backend, busy_timeout
-from .errors import PgIntegrityError, StoreError  # noqa: F401 (PgIntegrityError: re-exported)
+from ..errors import PgIntegrityError, StoreError  # noqa: F401 (PgIntegrityError: re-exported)
 from .pgsql import PREFIXES, WRITE_LOCK, PgConnection, PgDatabase, PgDuplicateObject, StoreLost, is_postgres, redacted
 
 

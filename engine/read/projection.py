@@ -29,13 +29,13 @@ import uuid
 from collections.abc import Iterable, Iterator
 
 from .apply import Applier
-from .errors import LogDamaged, RuleSetFailed, StoreError
-from .events import ParametersAdopted
+from ..errors import LogDamaged, RuleSetFailed, StoreError
+from ..log.events import ParametersAdopted
 from .readmodel import Adoptions, Org, clear_all, drop_all, ensure_schema, schema_version, SCHEMA_VERSION
-from .ruleset import RuleSet
+from ..scoring.ruleset import RuleSet
 from .replay import Replay
-from .settle import EXTRAS_DEC, SCORE_COLUMNS, Progress, Scorer, exclusion
-from .store import Store
+from ..scoring.settle import EXTRAS_DEC, SCORE_COLUMNS, Progress, Scorer, exclusion
+from ..log.store import Store
 
 __all__ = ["Projection", "Progress", "EXTRAS_DEC", "SCORE_COLUMNS", "exclusion"]
 
@@ -134,7 +134,7 @@ class Projection:
 
     def replay(self, progress: Progress | None = None, upto: int | None = None,
                then: Iterable[ParametersAdopted] = ()) -> int:
-        """Fill the empty read models from the log up to ``upto`` (:class:`~csat.engine.replay.Replay`),
+        """Fill the empty read models from the log up to ``upto`` (:class:`~csat.engine.read.replay.Replay`),
         inside the caller's write transaction; returns how many events were read."""
         return Replay(self).run(progress, upto, then)
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from .errors import LogDamaged, PgIntegrityError
+from ..errors import LogDamaged, PgIntegrityError
 
 GENESIS = hashlib.sha256(b"csat event log, hash chain v1").digest()
 PREFIX = "sha256:"

@@ -3,7 +3,7 @@
 :class:`Applier` takes a page of the log and updates the working tables (``rm_responses``,
 ``rm_credits``, ``rm_adoptions``, ``rm_units``, the complaint tables, ``rm_rulesets``) and marks
 dirty the subject-months the page moves (``rm_dirty``), inside the caller's write transaction; the
-projection's :class:`~csat.engine.settle.Scorer` rescores them afterwards. It credits responses,
+projection's :class:`~csat.engine.scoring.settle.Scorer` rescores them afterwards. It credits responses,
 derives remedy cases and parks the events of rule sets that cannot be used, and re-derives a
 rule set that is usable again (:meth:`Applier.resume`). It reads the projection through
 :class:`Host`: nothing more.
@@ -18,13 +18,13 @@ import msgspec
 
 from . import explained
 from .cases import case_months, mark_case_groups, record_case_event
-from .errors import RuleSetFailed, StoreError
-from .events import ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared
-from .guard import checked_credits, checked_remedy, guarded
+from ..errors import RuleSetFailed, StoreError
+from ..log.events import ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared
+from ..scoring.guard import checked_credits, checked_remedy, guarded
 from .readmodel import Adoptions, Org, count_events, encode_state, load_states
-from .ruleset import Amendment, Credit, ResponseState, RuleSet
-from .settle import exclusion
-from .store import Logged
+from ..scoring.ruleset import Amendment, Credit, ResponseState, RuleSet
+from ..scoring.settle import exclusion
+from ..log.store import Logged
 
 
 def _ruleset_of(ev: Any) -> str | None:

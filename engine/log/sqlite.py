@@ -1,5 +1,5 @@
 """The embedded SQLite backend: a store is one file (WAL), the log in eventsourcing's SQLite
-application recorder's table, the read models beside it. See :class:`csat.engine.backend.Backend`."""
+application recorder's table, the read models beside it. See :class:`csat.engine.log.backend.Backend`."""
 from __future__ import annotations
 
 import contextlib
@@ -17,7 +17,7 @@ from eventsourcing.sqlite import SQLiteCursor
 from eventsourcing.utils import Environment
 
 from .backend import Backend, busy_timeout, BUSY_ENV
-from .errors import NoStore, StoreError
+from ..errors import NoStore, StoreError
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 

@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from . import periods, scoreviews
-from .errors import CsatError, NotFound
-from .events import TAGS
+from ..scoring import periods
+
+from . import scoreviews
+from ..errors import CsatError, NotFound
+from ..log.events import TAGS
 from .describe import describe
 from .items import item_rows
-from .redact import Pseudonyms
+from ..app.redact import Pseudonyms
 
 
 class _Who(msgspec.Struct):
@@ -26,9 +28,9 @@ class _Who(msgspec.Struct):
 _WHO = msgspec.json.Decoder(_Who)
 
 if TYPE_CHECKING:
-    from .ruleset import RuleSet
+    from ..scoring.ruleset import RuleSet
     from .projection import Projection
-    from .store import Store
+    from ..log.store import Store
 
 
 def _subject_period_filter(subject: str | None, period: str | None, prefix: str = "") -> tuple[list[str], list[Any]]:
@@ -46,7 +48,7 @@ def _subject_period_filter(subject: str | None, period: str | None, prefix: str 
 
 
 class Listings:
-    """Mixed into :class:`~csat.engine.api.Engine`: uses its ``store``, ``projection`` and
+    """Mixed into :class:`~csat.engine.app.api.Engine`: uses its ``store``, ``projection`` and
     ``_catch_up_to_read``."""
 
     store: Store
@@ -65,7 +67,7 @@ class Listings:
 
     def items(self, ruleset: str, period: str, *, under: str | None = None,
               subjects: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        """The rule set's items over ``period``, weakest first (:mod:`csat.engine.items`): each item's
+        """The rule set's items over ``period``, weakest first (:mod:`csat.engine.read.items`): each item's
         ``attainment`` (100 × Σ points / Σ possible over the counted responses), ``label``,
         ``responses`` and ``response_ids``. Over every subject with a score in the period (those
         ``under`` a unit), or over the given ``subjects``; empty for a rule set without
@@ -166,7 +168,7 @@ class Listings:
         ``id``, ``version``, ``title``, ``source``, ``metrics``, ``adoption`` (id, from, position,
         params_hash, upgraded_from; None when none is in force: the shipped defaults),
         ``parameters`` (complete, as the log stores them) and ``questionnaire`` (see
-        :func:`csat.engine.describe.questionnaire_data`; None when the rule set publishes none)."""
+        :func:`csat.engine.read.describe.questionnaire_data`; None when the rule set publishes none)."""
         rs = self._ruleset(ruleset)
         month = month or _dt.date.today().strftime("%Y-%m")
         if (why := periods.month_problem(month)):
@@ -176,7 +178,7 @@ class Listings:
         return describe(rs, adoption, getattr(self, "sources", {}).get(ruleset, "given"), month)
 
     def pseudonyms(self) -> Pseudonyms:
-        """Pseudonyms for one redacted output (:mod:`csat.engine.redact`), knowing every rater and
+        """Pseudonyms for one redacted output (:mod:`csat.engine.app.redact`), knowing every rater and
         respondent in the log up front: a reason or an id that names one is redacted wherever it
         stands, even before that person's own response is listed."""
         self._catch_up_to_read()

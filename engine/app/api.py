@@ -20,20 +20,26 @@ from typing import Any
 
 import msgspec
 
-from . import explained, periods, redact, scoreviews, transfer
-from .errors import CsatError, IngestFailed, InvalidParams, LogDamaged, UnknownRuleSet
-from .events import Event, ParametersAdopted
-from .explain import explain
-from .ingest import Ingest, IngestReport, dict_lines, file_lines
-from .listings import Listings
-from .readers import column_map
-from .params import read_toml
-from .projection import EXTRAS_DEC, Progress, Projection
-from .readmodel import Org
-from .snapshots import copy_of, snapshot
-from .ruleset import RuleSet
+from ..read import explained, scoreviews
 
-from .store import DEFAULT_DB, Logged, Store, discard_new
+from ..scoring import periods
+
+from . import redact
+
+from ..log import transfer
+from ..errors import CsatError, IngestFailed, InvalidParams, LogDamaged, UnknownRuleSet
+from ..log.events import Event, ParametersAdopted
+from ..read.explain import explain
+from .ingest import Ingest, IngestReport, dict_lines, file_lines
+from ..read.listings import Listings
+from .readers import column_map
+from ..scoring.params import read_toml
+from ..read.projection import EXTRAS_DEC, Progress, Projection
+from ..read.readmodel import Org
+from ..read.snapshots import copy_of, snapshot
+from ..scoring.ruleset import RuleSet
+
+from ..log.store import DEFAULT_DB, Logged, Store, discard_new
 
 DB_ENV = "CSAT_DB"
 
@@ -66,7 +72,7 @@ def default_target() -> str:
 class Engine(Listings):
     """An opened csat store with its rule sets.
 
-    :param store: the opened :class:`~csat.engine.store.Store`.
+    :param store: the opened :class:`~csat.engine.log.store.Store`.
     :param rulesets: the rule sets to score with (ids must be unique).
     :param sources: optional ``{ruleset id: where it comes from}`` for listings.
     """
@@ -179,7 +185,7 @@ class Engine(Listings):
                 rebuild_progress: Progress | None = None) -> dict[str, Any]:
         """Copy this store's whole log into a new, empty store ``target`` (SQLite or PostgreSQL),
         keeping positions, recording times and chain hashes, then rebuild the read models there
-        with the same rule sets (see :mod:`csat.engine.transfer`); ``progress(n)`` counts events
+        with the same rule sets (see :mod:`csat.engine.log.transfer`); ``progress(n)`` counts events
         copied, ``rebuild_progress`` is :meth:`rebuild`'s. Returns ``events``,
         ``head_position``, ``head_hash`` (equal on both stores) and ``rebuilt`` (events replayed).
 
@@ -437,7 +443,7 @@ class Engine(Listings):
 
         ``as_of`` (a log position or a recording time) explains the figure as it was published
         when the log ended there; events after it are not shown. ``redact`` replaces the raters
-        and respondents in the steps by pseudonyms (:mod:`csat.engine.redact`).
+        and respondents in the steps by pseudonyms (:mod:`csat.engine.app.redact`).
 
         :raises NotFound: when the subject has no responses or no such metric in the period.
         """

@@ -2,7 +2,7 @@
 
 :class:`Scorer` is the projection's collaborator that calls rule-set code for
 figures: it reads the responses credited to each dirty subject-month, asks the
-rule set for its figures (checked at the boundary, :mod:`csat.engine.guard`),
+rule set for its figures (checked at the boundary, :mod:`csat.engine.scoring.guard`),
 re-sequences later months when the rule set is sequential, and rolls up
 quarters and years. A rule set that fails leaves its published rows as they
 were and its subject-months marked dirty; every other rule set is scored.
@@ -17,13 +17,15 @@ from typing import Any
 
 import msgspec
 
-from . import explained, periods
-from .cases import cases_of
-from .errors import RuleSetFailed
-from .events import NA
+from ..read import explained
+
+from . import periods
+from ..read.cases import cases_of
+from ..errors import RuleSetFailed
+from ..log.events import NA
 from .guard import checked_figure, checked_figures, checked_sequence, guarded
 from .numbers import publish
-from .readmodel import Adoptions, Org, decode_state
+from ..read.readmodel import Adoptions, Org, decode_state
 from .ruleset import Counted, Credit, Excluded, Figure, MonthInput, ResponseState, RuleSet
 
 #: ``progress(events=…, scored=…)``: called with how many events were applied and subject-months scored.

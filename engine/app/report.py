@@ -11,8 +11,10 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any
 
-from . import periods, scoreviews
-from .errors import CsatError
+from ..scoring import periods
+
+from ..read import scoreviews
+from ..errors import CsatError
 from .redact import Pseudonyms
 
 #: subjects drawn in a metric's trend chart: the best and the worst few

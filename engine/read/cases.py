@@ -10,9 +10,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .events import ComplaintClosed, ComplaintFiled, RectificationRequired, RectificationUpdated
-from .ruleset import CaseEvent
-from .store import Logged
+from ..log.events import ComplaintClosed, ComplaintFiled, RectificationRequired, RectificationUpdated
+from ..scoring.ruleset import CaseEvent
+from ..log.store import Logged
 
 
 def record_case_event(conn: sqlite3.Connection, logged: Logged) -> None:

@@ -16,9 +16,9 @@ import msgspec
 import sqlite_utils
 
 from . import explained
-from .errors import InvalidParams
-from .params import params_hash
-from .ruleset import Adoption, ResponseState, RuleSet
+from ..errors import InvalidParams
+from ..scoring.params import params_hash
+from ..scoring.ruleset import Adoption, ResponseState, RuleSet
 
 SCHEMA_VERSION = 9
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from .errors import RuleSetFailed
+from ..errors import RuleSetFailed
 from .ruleset import Credit, Figure, ItemPoints, RuleSet
 
 T = TypeVar("T")

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .guard import guarded
-from .errors import RuleSetFailed
-from .params import canonical
-from .ruleset import Adoption, Questionnaire, RuleSet
+from ..scoring.guard import guarded
+from ..errors import RuleSetFailed
+from ..scoring.params import canonical
+from ..scoring.ruleset import Adoption, Questionnaire, RuleSet
 
 
 def questionnaire_data(q: Questionnaire | None) -> dict[str, Any] | None:

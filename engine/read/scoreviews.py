@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import periods
-from .numbers import sub
+from ..scoring import periods
+from ..scoring.numbers import sub
 from .readmodel import Org
 
 

@@ -2,8 +2,8 @@
 
 Everything that differs between the embedded SQLite store and a PostgreSQL store shared by
 several sites is a method of :class:`Backend`, implemented once per backend —
-:class:`csat.engine.sqlite.SQLiteBackend` and :class:`csat.engine.postgres.PostgresBackend` — and
-chosen once, where a store is opened (:func:`csat.engine.store.backend_for`). As in eventsourcing (one persistence
+:class:`csat.engine.log.sqlite.SQLiteBackend` and :class:`csat.engine.log.postgres.PostgresBackend` — and
+chosen once, where a store is opened (:func:`csat.engine.log.store.backend_for`). As in eventsourcing (one persistence
 module per database behind one recorder interface), no other module asks which database it is on.
 
 A backend gives csat a connection with ``sqlite3.Connection``'s surface (``execute``,

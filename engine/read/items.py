@@ -17,10 +17,10 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from . import periods
-from .guard import checked_item_points, checked_labels, guarded
-from .numbers import div, mul, publish, total
-from .ruleset import ItemPoints, RuleSet
+from ..scoring import periods
+from ..scoring.guard import checked_item_points, checked_labels, guarded
+from ..scoring.numbers import div, mul, publish, total
+from ..scoring.ruleset import ItemPoints, RuleSet
 
 HUNDRED = Decimal(100)
 

@@ -28,15 +28,15 @@ from typing import Any, Protocol
 import msgspec
 
 from .cases import cases_of, record_case_event
-from .errors import RuleSetFailed
-from .events import ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared
-from .guard import checked_figures, guarded
+from ..errors import RuleSetFailed
+from ..log.events import ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared
+from ..scoring.guard import checked_figures, guarded
 from .readmodel import Adoptions, Org, count_events, create_indexes, decode_state, encode_state, load_states
-from .ruleset import Amendment, Counted, Credit, Excluded, MonthInput, ResponseState, RuleSet
-from .settle import Progress, exclusion
+from ..scoring.ruleset import Amendment, Counted, Credit, Excluded, MonthInput, ResponseState, RuleSet
+from ..scoring.settle import Progress, exclusion
 from .apply import Applier
-from .settle import Scorer
-from .store import Logged, Store
+from ..scoring.settle import Scorer
+from ..log.store import Logged, Store
 
 
 class Host(Protocol):
@@ -59,11 +59,11 @@ class Host(Protocol):
 
 
 class Replay:
-    """The replay path, a collaborator of :class:`~csat.engine.projection.Projection`.
+    """The replay path, a collaborator of :class:`~csat.engine.read.projection.Projection`.
 
     Reads the log (through the store's chain, in pages) and the projection's usability and
     crediting rules; writes the projection's working tables in bulk (inside the caller's write
-    transaction, on read models created without indexes), has its :class:`~csat.engine.settle.Scorer`
+    transaction, on read models created without indexes), has its :class:`~csat.engine.scoring.settle.Scorer`
     score each rule-set month once and roll up, builds the indexes last, and leaves the
     projection's adoptions and org chart in memory and its tracked position at the end.
     """

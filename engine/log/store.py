@@ -29,7 +29,7 @@ from . import chain
 from .backend import EVENTS, Backend
 from .postgres import PostgresBackend, is_postgres
 from .sqlite import SQLiteBackend
-from .errors import LogDamaged, NoStore
+from ..errors import LogDamaged, NoStore
 from .events import EVENT_TYPES, Event, natural_key, tag_of
 
 DEFAULT_DB = "csat.db"
@@ -141,7 +141,7 @@ class Store:
     ``postgresql://`` URL. The schema of the log and of the tracking table is
     eventsourcing's (its SQLite or PostgreSQL persistence module); everything
     that differs between the two is a method of the store's :attr:`backend`
-    (:mod:`csat.engine.backend`: :mod:`~csat.engine.sqlite`, :mod:`~csat.engine.postgres`).
+    (:mod:`csat.engine.log.backend`: :mod:`~csat.engine.log.sqlite`, :mod:`~csat.engine.log.postgres`).
     """
 
     def __init__(self, target: str | os.PathLike[str] = DEFAULT_DB, *, create: bool = True):

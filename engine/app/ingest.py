@@ -19,17 +19,17 @@ from typing import Any
 
 import msgspec
 
-from .errors import IngestFailed, InvalidParams, RuleSetFailed
-from .events import (ComplaintClosed, ComplaintFiled, Event, ParametersAdopted, RectificationRequired,
+from ..errors import IngestFailed, InvalidParams, RuleSetFailed
+from ..log.events import (ComplaintClosed, ComplaintFiled, Event, ParametersAdopted, RectificationRequired,
                      RectificationUpdated, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared,
                      decode_line, natural_key, same_event)
-from .guard import checked_labels, guarded
-from .projection import Projection
+from ..scoring.guard import checked_labels, guarded
+from ..read.projection import Projection
 from .readers import STDIN, Line, is_sheet, lines_of
-from .readmodel import load_states
-from .params import merge
-from .ruleset import RuleSet
-from .store import Recorded, Store, now
+from ..read.readmodel import load_states
+from ..scoring.params import merge
+from ..scoring.ruleset import RuleSet
+from ..log.store import Recorded, Store, now
 
 
 @dataclass

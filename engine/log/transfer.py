@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import chain
-from .errors import StoreError
+from ..errors import StoreError
 from .store import Store
 
 #: rows per page read from the source and written to the target

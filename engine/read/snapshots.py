@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Iterator
 
-from .events import ParametersAdopted
+from ..log.events import ParametersAdopted
 from .projection import Projection
-from .store import VIEWS
+from ..log.store import VIEWS
 
 
 @contextlib.contextmanager

@@ -1,0 +1,108 @@
+"""Rule-set parameters: TOML files, merging over defaults, validation, hashing.
+
+A rule set ships a default TOML and a msgspec Struct type for it. An adoption's
+``params`` are merged over the parameters in force at its month, or the
+shipped defaults (tables merge key by key, any other value replaces, the
+tables named in ``replace`` are taken whole), validated against the Struct
+type, and stored complete (:func:`canonical`), so neither a later revision
+nor a change of the defaults ever moves a past score.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from ..errors import InvalidParams
+from ..log.events import describe_validation_error, pin_path
+
+_CANON = msgspec.json.Encoder(order="sorted")
+
+
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A TOML file as plain data; raises InvalidParams naming the file on a syntax error."""
+    try:
+        with open(path, "rb") as f:
+            return msgspec.toml.decode(f.read())
+    except OSError as e:
+        raise InvalidParams([f"{os.fspath(path)}: cannot read: {e.strerror}"]) from None
+    except msgspec.DecodeError as e:
+        raise InvalidParams([f"{os.fspath(path)}: not valid TOML: {e}"]) from None
+
+
+def merge(defaults: dict[str, Any], overrides: dict[str, Any], replace: Iterable[str] = (),
+          _path: str = "") -> dict[str, Any]:
+    """``overrides`` over ``defaults``: tables merge key by key, other values replace — except the
+    tables named in ``replace`` (dotted keys, e.g. ``items`` or ``departments.finance``), which are
+    taken whole from ``overrides`` (so an item, a level or a department can be removed)."""
+    whole = set(replace)
+    out = dict(defaults)
+    for key, value in overrides.items():
+        path = f"{_path}{key}"
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and path not in whole:
+            out[key] = merge(out[key], value, whole, f"{path}.")
+        else:
+            out[key] = value
+    return out
+
+
+def replace_problems(overrides: dict[str, Any], replace: Iterable[str]) -> list[str]:
+    """A ``replace`` key must name a table given in the parameters."""
+    problems = []
+    for key in replace:
+        node: Any = overrides
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            problems.append(f"replace `{key}`: expected a table given in the parameters, to take whole")
+    return problems
+
+
+def _type_problems(params_type: type, data: dict[str, Any], source: str) -> list[str]:
+    """Every top-level key's problem, one each: unknown keys, missing keys, wrong values."""
+    fields = {f.encode_name: f for f in msgspec.structs.fields(params_type)}
+    problems = [f"{source}: unknown key `{k}`" for k in data if k not in fields]
+    for name, f in fields.items():
+        if name not in data:
+            if f.required:
+                problems.append(f"{source}: missing required key `{name}`")
+            continue
+        try:
+            msgspec.convert(data[name], f.type, strict=False)
+        except msgspec.ValidationError as e:
+            pinned = pin_path({name: data[name]}, lambda d: msgspec.convert(d[name], f.type, strict=False),
+                              str(e).replace(" - at `$", f" - at `$.{name}", 1) if " - at `$" in str(e)
+                              else f"{e} - at `$.{name}`")
+            problems.append(f"{source}: " + describe_validation_error(pinned).replace("field `", "key `"))
+    return problems
+
+
+def decode(params_type: type, data: dict[str, Any], source: str = "params") -> Any:
+    """Validate ``data`` against ``params_type``; InvalidParams lists every top-level key that is
+    wrong, each naming the key and what was expected."""
+    try:
+        return msgspec.convert(data, params_type, strict=False)
+    except msgspec.ValidationError as e:
+        problems = []
+        try:
+            problems = _type_problems(params_type, data, source)
+        except Exception:  # noqa: BLE001 — listing is a courtesy; the first problem is always reported
+            pass
+        if not problems:
+            pinned = pin_path(data, lambda d: msgspec.convert(d, params_type, strict=False), str(e))
+            problems = [f"{source}: " + describe_validation_error(pinned).replace("field `", "key `")]
+        raise InvalidParams(problems) from None
+
+
+def canonical(params: Any) -> dict[str, Any]:
+    """The complete parameters as plain JSON data (Decimals as strings, tuples as lists):
+    exactly what the log stores and reads back."""
+    return msgspec.json.decode(msgspec.json.encode(params))
+
+
+def params_hash(data: dict[str, Any]) -> str:
+    """A stable short hash of complete parameters (sorted-key JSON, SHA-256)."""
+    return "sha256:" + hashlib.sha256(_CANON.encode(data)).hexdigest()[:16]
