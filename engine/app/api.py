@@ -22,7 +22,7 @@ import msgspec
 
 from ..read import explained, scoreviews
 
-from ..scoring import periods
+from .. import periods
 
 from . import redact
 
@@ -31,7 +31,7 @@ from ..errors import CsatError, IngestFailed, InvalidParams, LogDamaged, Unknown
 from ..log.events import Event, ParametersAdopted
 from ..read.explain import explain
 from .ingest import Ingest, IngestReport, dict_lines, file_lines
-from ..read.listings import Listings
+from .listings import Listings
 from .readers import column_map
 from ..scoring.params import read_toml
 from ..read.projection import EXTRAS_DEC, Progress, Projection

@@ -11,7 +11,7 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any
 
-from ..scoring import periods
+from .. import periods
 
 from ..read import scoreviews
 from ..errors import CsatError

@@ -19,7 +19,7 @@ from typing import Any, Literal, Union
 
 import msgspec
 
-from ..scoring.periods import date_problem, month_problem
+from ..periods import date_problem, month_problem
 
 Answer = str | int | float
 NA = "N/A"

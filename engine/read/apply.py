@@ -3,7 +3,7 @@
 :class:`Applier` takes a page of the log and updates the working tables (``rm_responses``,
 ``rm_credits``, ``rm_adoptions``, ``rm_units``, the complaint tables, ``rm_rulesets``) and marks
 dirty the subject-months the page moves (``rm_dirty``), inside the caller's write transaction; the
-projection's :class:`~csat.engine.scoring.settle.Scorer` rescores them afterwards. It credits responses,
+projection's :class:`~csat.engine.read.settle.Scorer` rescores them afterwards. It credits responses,
 derives remedy cases and parks the events of rule sets that cannot be used, and re-derives a
 rule set that is usable again (:meth:`Applier.resume`). It reads the projection through
 :class:`Host`: nothing more.
@@ -23,7 +23,7 @@ from ..log.events import ParametersAdopted, ResponseCorrected, ResponseRecorded,
 from ..scoring.guard import checked_credits, checked_remedy, guarded
 from .readmodel import Adoptions, Org, count_events, encode_state, load_states
 from ..scoring.ruleset import Amendment, Credit, ResponseState, RuleSet
-from ..scoring.settle import exclusion
+from .settle import exclusion
 from ..log.store import Logged
 
 

@@ -93,22 +93,30 @@ def month_cases(conn: sqlite3.Connection, subject: str, month: str, ruleset: str
     return out
 
 
-def below_cases(conn: sqlite3.Connection, org: Any, subject: str, month: str, ruleset: str) -> list[CaseEvent]:
-    """The cases of the month (as :func:`month_cases`) of every unit below ``subject`` in the org
-    chart as of the month, in log order; each carries the subject it was filed against."""
-    below = sorted({s for (s,) in conn.execute(
+def case_subjects(conn: sqlite3.Connection, month: str) -> list[str]:
+    """The units with a complaint or a due rectification in the month (read once per month)."""
+    return [s for (s,) in conn.execute(
         "SELECT subject FROM rm_cases WHERE kind = 'complaint' AND period = ? UNION "
-        "SELECT subject FROM rm_rectifications WHERE due >= ? AND due < ?", (month, f"{month}-01", f"{month}-99"))
-        if s != subject and subject in org.chain(s, month)})
+        "SELECT subject FROM rm_rectifications WHERE due >= ? AND due < ?", (month, f"{month}-01", f"{month}-99"))]
+
+
+def below_cases(conn: sqlite3.Connection, org: Any, subject: str, month: str, ruleset: str,
+                subjects: list[str] | None = None) -> list[CaseEvent]:
+    """The cases of the month (as :func:`month_cases`) of every unit below ``subject`` in the org
+    chart as of the month, in log order; each carries the subject it was filed against.
+    ``subjects``: :func:`case_subjects` of the month, when the caller has read them already."""
+    if subjects is None:
+        subjects = case_subjects(conn, month)
+    below = sorted({s for s in subjects if s != subject and subject in org.chain(s, month)})
     out = [case for s in below for case in month_cases(conn, s, month, ruleset)]
     return sorted(out, key=lambda c: c.position)
 
 
-def cases_of(conn: sqlite3.Connection, org: Any, rs: Any, subject: str,
-             month: str) -> tuple[list[CaseEvent], list[CaseEvent]]:
+def cases_of(conn: sqlite3.Connection, org: Any, rs: Any, subject: str, month: str,
+             subjects: list[str] | None = None) -> tuple[list[CaseEvent], list[CaseEvent]]:
     """``MonthInput.cases`` and ``MonthInput.below`` of a subject-month (both empty for a rule set
-    that does not use cases)."""
+    that does not use cases); ``subjects`` as :func:`below_cases` takes them."""
     if not rs.uses_cases:
         return [], []
     return (month_cases(conn, subject, month, rs.id),
-            below_cases(conn, org, subject, month, rs.id) if org is not None else [])
+            below_cases(conn, org, subject, month, rs.id, subjects) if org is not None else [])

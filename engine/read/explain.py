@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..scoring import periods
+from .. import periods
 from ..errors import NotFound
 from ..scoring.guard import checked_figure, checked_figures, checked_sequence, guarded
 from ..scoring.numbers import publish

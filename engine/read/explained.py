@@ -9,7 +9,7 @@ Validity. An entry stands for the read models at the tracked position it
 was computed at. It is dropped
 
 * for a (rule set, subject) whenever one of its subject-months is rescored
-  (:meth:`~csat.engine.scoring.settle.Scoring.settle`), and ignored while one is
+  (:meth:`~csat.engine.read.settle.Scorer.settle`), and ignored while one is
   waiting to be (``rm_dirty``). Every event an explanation lists marks the
   subject-months it reaches dirty: responses and their amendments through
   their credits, complaint and rectification events through their case

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from ..scoring import periods
+from .. import periods
 from ..scoring.guard import checked_item_points, checked_labels, guarded
 from ..scoring.numbers import div, mul, publish, total
 from ..scoring.ruleset import ItemPoints, RuleSet

@@ -34,7 +34,7 @@ from ..log.events import ParametersAdopted
 from .readmodel import Adoptions, Org, clear_all, drop_all, ensure_schema, schema_version, SCHEMA_VERSION
 from ..scoring.ruleset import RuleSet
 from .replay import Replay
-from ..scoring.settle import EXTRAS_DEC, SCORE_COLUMNS, Progress, Scorer, exclusion
+from .settle import EXTRAS_DEC, SCORE_COLUMNS, Progress, Scorer, exclusion
 from ..log.store import Store
 
 __all__ = ["Projection", "Progress", "EXTRAS_DEC", "SCORE_COLUMNS", "exclusion"]

@@ -27,15 +27,15 @@ from typing import Any, Protocol
 
 import msgspec
 
-from .cases import cases_of, record_case_event
+from .cases import case_subjects, cases_of, record_case_event
 from ..errors import RuleSetFailed
 from ..log.events import ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared
 from ..scoring.guard import checked_figures, guarded
 from .readmodel import Adoptions, Org, count_events, create_indexes, decode_state, encode_state, load_states
 from ..scoring.ruleset import Amendment, Counted, Credit, Excluded, MonthInput, ResponseState, RuleSet
-from ..scoring.settle import Progress, exclusion
+from .settle import Progress, exclusion
 from .apply import Applier
-from ..scoring.settle import Scorer
+from .settle import Scorer
 from ..log.store import Logged, Store
 
 
@@ -63,7 +63,7 @@ class Replay:
 
     Reads the log (through the store's chain, in pages) and the projection's usability and
     crediting rules; writes the projection's working tables in bulk (inside the caller's write
-    transaction, on read models created without indexes), has its :class:`~csat.engine.scoring.settle.Scorer`
+    transaction, on read models created without indexes), has its :class:`~csat.engine.read.settle.Scorer`
     score each rule-set month once and roll up, builds the indexes last, and leaves the
     projection's adoptions and org chart in memory and its tracked position at the end.
     """
@@ -197,6 +197,7 @@ class Replay:
             "SELECT state FROM rm_responses WHERE ruleset = ? AND period = ? ORDER BY position", (ruleset, month))]
         credit_rows: list[tuple[str, str, str, str, str, str]] = []
         inputs: dict[str, MonthInput] = {}
+        with_cases: list[str] | None = None  # the units with cases this month, read once
         for state in states:
             try:
                 credits = self.applier.credits_of(state, adoptions, org)
@@ -212,7 +213,9 @@ class Replay:
                     continue
                 inp = inputs.get(c.subject)
                 if inp is None:
-                    cases, below = cases_of(self.conn, org, rs, c.subject, month)
+                    if with_cases is None and rs.uses_cases:
+                        with_cases = case_subjects(self.conn, month)
+                    cases, below = cases_of(self.conn, org, rs, c.subject, month, with_cases)
                     inp = inputs[c.subject] = MonthInput(ruleset, c.subject, month, adoption, [], [],
                                                          org.kinds.get(c.subject), cases, below=below)
                 credit = Credit(c.subject, c.role, c.via)

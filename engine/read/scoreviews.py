@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..scoring import periods
+from .. import periods
 from ..scoring.numbers import sub
 from .readmodel import Org
 

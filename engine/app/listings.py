@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..scoring import periods
+from .. import periods
 
-from . import scoreviews
+from ..read import scoreviews
 from ..errors import CsatError, NotFound
 from ..log.events import TAGS
-from .describe import describe
-from .items import item_rows
-from ..app.redact import Pseudonyms
+from ..read.describe import describe
+from ..read.items import item_rows
+from .redact import Pseudonyms
 
 
 class _Who(msgspec.Struct):
@@ -29,7 +29,7 @@ _WHO = msgspec.json.Decoder(_Who)
 
 if TYPE_CHECKING:
     from ..scoring.ruleset import RuleSet
-    from .projection import Projection
+    from ..read.projection import Projection
     from ..log.store import Store
 
 

@@ -17,16 +17,16 @@ from typing import Any
 
 import msgspec
 
-from ..read import explained
+from . import explained
 
-from . import periods
-from ..read.cases import cases_of
+from .. import periods
+from .cases import case_subjects, cases_of
 from ..errors import RuleSetFailed
 from ..log.events import NA
-from .guard import checked_figure, checked_figures, checked_sequence, guarded
-from .numbers import publish
-from ..read.readmodel import Adoptions, Org, decode_state
-from .ruleset import Counted, Credit, Excluded, Figure, MonthInput, ResponseState, RuleSet
+from ..scoring.guard import checked_figure, checked_figures, checked_sequence, guarded
+from ..scoring.numbers import publish
+from .readmodel import Adoptions, Org, decode_state
+from ..scoring.ruleset import Counted, Credit, Excluded, Figure, MonthInput, ResponseState, RuleSet
 
 #: ``progress(events=…, scored=…)``: called with how many events were applied and subject-months scored.
 Progress = Callable[..., None]
@@ -125,6 +125,7 @@ class Scorer:
             rows = ((subj, resp, role, via, states[resp]) for subj, resp, role, via in credits if resp in states)
         decoded: dict[str, tuple[ResponseState, str | None]] = {}
         inputs: dict[str, MonthInput] = {}
+        with_cases = case_subjects(self.conn, month) if rs.uses_cases and org is not None else None
         for subject, response, role, via, blob in rows:
             if subject not in wanted:
                 continue
@@ -135,7 +136,7 @@ class Scorer:
             inp = inputs.get(subject)
             if inp is None:
                 kind = org.kinds.get(subject) if org is not None else None
-                cases, below = cases_of(self.conn, org, rs, subject, month)
+                cases, below = cases_of(self.conn, org, rs, subject, month, with_cases)
                 inp = inputs[subject] = MonthInput(rs.id, subject, month, adoption, [], [], kind, cases, below=below)
             state, why = hit
             if why is None:
