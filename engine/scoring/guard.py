@@ -84,12 +84,14 @@ def figure_problem(fig: Any) -> str | None:
 
 
 def declared(rs: RuleSet, where: str, params: Any) -> tuple[str, ...]:
-    """The metrics ``rs`` declares under ``params`` (computed once per parameters object)."""
-    metrics = rs.per_params("declared_metrics", params,
-                            lambda p: guarded(rs, where, rs.declared_metrics, p))
-    if not isinstance(metrics, tuple) or not all(isinstance(m, str) for m in metrics):
-        raise RuleSetFailed(rs.id, where, f"declared_metrics: expected a tuple of strings, got {metrics!r:.60}")
-    return metrics
+    """The metrics ``rs`` declares under ``params``, checked and kept once per parameters object
+    (a figure is checked against them on the scoring path)."""
+    def build(p: Any) -> tuple[str, ...]:
+        metrics = guarded(rs, where, rs.declared_metrics, p)
+        if not isinstance(metrics, tuple) or not all(isinstance(m, str) for m in metrics):
+            raise RuleSetFailed(rs.id, where, f"declared_metrics: expected a tuple of strings, got {metrics!r:.60}")
+        return metrics
+    return rs.per_params("declared_metrics", params, build)
 
 
 def _undeclared(rs: RuleSet, where: str, fig: Figure, params: Any) -> None:
