@@ -79,3 +79,5 @@ def add_db_option(group: click.Group, skip: tuple[str, ...] = ()) -> None:
     for name, command in group.commands.items():
         if name not in skip and not any(p.name == "db" for p in command.params):
             command.params.insert(0, db_param())
+        if isinstance(command, click.Group):  # and each of its own commands (csat round status … --db)
+            add_db_option(command)

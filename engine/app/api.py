@@ -157,9 +157,13 @@ class Engine(Listings):
         return Ingest(self.store, self.rulesets, self.projection).run(lines, dry_run=dry_run, progress=progress,
                                                                       catching_up=catching_up)
 
-    def append(self, events: Iterable[Event | dict[str, Any]], *, dry_run: bool = False) -> IngestReport:
-        """Append events given as objects or dicts (ingest format), validated as ingest does."""
-        return Ingest(self.store, self.rulesets, self.projection).run(dict_lines(events), dry_run=dry_run)
+    def append(self, events: Iterable[Event | dict[str, Any]], *, dry_run: bool = False,
+               source: str | None = None) -> IngestReport:
+        """Append events given as objects or dicts (ingest format), validated as ingest does; a
+        problem names the event by its index (``events[2]: …``), or by ``source`` (a file the
+        events came from) and their number."""
+        lines = dict_lines(events, name=source) if source else dict_lines(events)
+        return Ingest(self.store, self.rulesets, self.projection).run(lines, dry_run=dry_run)
 
     # -- reading -------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from ..log.events import TAGS
 from ..read.describe import describe
 from ..read.items import item_rows
 from .redact import Pseudonyms
+from .rounds import _ROUND, round_status
 
 
 class _Who(msgspec.Struct):
@@ -176,6 +177,34 @@ class Listings:
         self._catch_up_to_read()
         adoption = self.projection.state()[0].in_force(ruleset, month)
         return describe(rs, adoption, getattr(self, "sources", {}).get(ruleset, "given"), month)
+
+    def rounds(self) -> list[dict[str, Any]]:
+        """The assessment rounds of the log, in the order they were opened: ``round``, ``ruleset``,
+        ``period``, ``due`` and ``closed`` (the date, or None)."""
+        self._catch_up_to_read()
+        rows = self.store.conn.execute("SELECT round, kind, date, spec FROM rm_rounds WHERE kind IN ('opened', 'closed') "
+                                       "ORDER BY position").fetchall()
+        closed = {r: d for r, kind, d, _ in rows if kind == "closed"}
+        out = []
+        for r, kind, due, spec in rows:
+            if kind == "opened":
+                s = _ROUND.decode(spec)
+                out.append({"round": r, "ruleset": s.ruleset, "period": s.period, "due": due, "closed": closed.get(r)})
+        return out
+
+    def round_status(self, round_id: str, as_of: str | None = None) -> dict[str, Any]:
+        """A round's returns as of a date (:mod:`csat.engine.app.rounds`): each assignment
+        answered, declined (no dealings) or missing, and late or not; the response rate (回收率)
+        by rater, by subject and overall.
+
+        :raises NotFound: no such round.
+        """
+        if as_of is not None and (why := periods.date_problem(as_of)):
+            raise CsatError(f"--as-of: {why}")
+        self._catch_up_to_read()
+        org = self.projection.state()[1]
+        return round_status(self.store.conn, org, lambda ps: {p: lg.at for p, lg in self.store.at_positions(ps).items()},
+                            round_id, as_of)
 
     def pseudonyms(self) -> Pseudonyms:
         """Pseudonyms for one redacted output (:mod:`csat.engine.app.redact`), knowing every rater and

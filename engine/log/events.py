@@ -139,9 +139,56 @@ class ParametersAdopted(Event, frozen=True, tag="adoption"):
     params_version: int | None = None
 
 
+class Assignment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Who rates whom in a round: a rating unit, the subjects it rates, and (optionally) the
+    people of it who answer (its managers)."""
+
+    rater: str
+    subjects: list[str]
+    respondents: list[str] = []
+
+
+class AssignmentRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Who rates whom by the org chart as of the round's period: every unit of kind ``raters``
+    rates every unit of kind ``subjects`` (every workshop rates every department)."""
+
+    raters: str
+    subjects: str
+
+
+class RoundOpened(Event, frozen=True, tag="round"):
+    """An assessment round for a rule set's month: the questionnaires go out, the returns are due
+    by ``due``; who rates whom as a list of ``assignments`` or as a ``rule`` over the org chart."""
+
+    ruleset: str
+    period: str
+    due: str
+    assignments: list[Assignment] = []
+    rule: AssignmentRule | None = None
+    note: str | None = None
+
+
+class DealingsDeclined(Event, frozen=True, tag="no_dealings"):
+    """A rater's word that it had no dealings with a subject in a round's month (the plant's
+    "may leave it out"): neither an answer nor a missing return."""
+
+    round: str
+    rater: str
+    subject: str
+    reason: str | None = None
+
+
+class RoundClosed(Event, frozen=True, tag="round_closed"):
+    """A round closed on ``date``: no more returns are chased."""
+
+    round: str
+    date: str
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     UnitDeclared, ResponseRecorded, ResponseCorrected, ResponseWithdrawn, ComplaintFiled,
     ComplaintClosed, RectificationRequired, RectificationUpdated, ParametersAdopted,
+    RoundOpened, DealingsDeclined, RoundClosed,
 )
 TAGS: dict[str, type[Event]] = {cls.__struct_config__.tag: cls for cls in EVENT_TYPES}
 
@@ -160,6 +207,8 @@ def natural_key(event: Event) -> str:
         return f"unit:{event.id}@{event.from_ or ''}"
     if isinstance(event, ParametersAdopted):
         return f"adoption:{event.ruleset}:{event.id}"
+    if isinstance(event, RoundClosed):  # a round closes once, whatever the closing event's id
+        return f"round_closed:{event.round}"
     return f"{tag_of(event)}:{event.id}"
 
 

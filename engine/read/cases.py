@@ -10,7 +10,10 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from ..log.events import ComplaintClosed, ComplaintFiled, RectificationRequired, RectificationUpdated
+import msgspec
+
+from ..log.events import (ComplaintClosed, ComplaintFiled, DealingsDeclined, RectificationRequired,
+                          RectificationUpdated, RoundClosed, RoundOpened)
 from ..scoring.ruleset import CaseEvent
 from ..log.store import Logged
 
@@ -32,6 +35,15 @@ def record_case_event(conn: sqlite3.Connection, logged: Logged) -> None:
     elif isinstance(ev, RectificationUpdated):
         conn.execute("INSERT OR REPLACE INTO rm_rectification_updates VALUES (?, ?, ?, ?, ?, ?)",
                      (ev.id, ev.rectification, ev.status, ev.date, ev.note, pos))
+    elif isinstance(ev, RoundOpened):
+        conn.execute("INSERT OR REPLACE INTO rm_rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     (ev.id, "opened", f"round:{ev.id}", None, None, ev.due, msgspec.json.encode(ev).decode(), pos))
+    elif isinstance(ev, DealingsDeclined):
+        conn.execute("INSERT OR REPLACE INTO rm_rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     (ev.round, "declined", f"no_dealings:{ev.id}", ev.rater, ev.subject, None, ev.reason, pos))
+    elif isinstance(ev, RoundClosed):
+        conn.execute("INSERT OR REPLACE INTO rm_rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     (ev.round, "closed", f"round_closed:{ev.round}", None, None, ev.date, None, pos))
 
 
 def case_target(conn: sqlite3.Connection, ev: Any) -> tuple[str, str] | None:

@@ -20,10 +20,11 @@ from ..errors import InvalidParams
 from ..scoring.params import params_hash
 from ..scoring.ruleset import Adoption, ResponseState, RuleSet
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 TABLES = ("scores", "rm_responses", "rm_credits", "rm_adoptions", "rm_units", "rm_dirty", "rm_cases",
-          "rm_closures", "rm_rectifications", "rm_rectification_updates", "rm_rulesets", "rm_explained", "rm_meta")
+          "rm_closures", "rm_rectifications", "rm_rectification_updates", "rm_rulesets", "rm_explained", "rm_rounds",
+          "rm_meta")
 
 _STATE_ENC = msgspec.json.Encoder()
 _STATE_DEC = msgspec.json.Decoder(ResponseState)
@@ -51,6 +52,13 @@ def _create_rulesets_table(db: sqlite_utils.Database) -> None:
     db["rm_rulesets"].create({"ruleset": str, "events": int, "pending": int}, pk="ruleset")
 
 
+def _create_rounds_table(db: sqlite_utils.Database) -> None:
+    # assessment rounds: one row per event — the round opened (spec: its JSON), a rater's "no
+    # dealings" with a subject, the round closed
+    db["rm_rounds"].create({"round": str, "kind": str, "event": str, "rater": str, "subject": str, "date": str,
+                            "spec": str, "position": int}, pk="event")
+
+
 def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = (), indexes: bool = True) -> bool:
     """Create or migrate the read-model tables (inside the caller's write transaction);
     returns True when they were (re)created empty.
@@ -61,7 +69,7 @@ def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = (), inde
     version = schema_version(db)
     if version == SCHEMA_VERSION:
         return False
-    if version in (6, 7, 8):
+    if version in (6, 7, 8, 9):
         with db.atomic():
             if version == 6:
                 _create_rulesets_table(db)
@@ -74,7 +82,9 @@ def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = (), inde
                                               for r, n in counts.items()])
             if version in (6, 7):  # 7 → 8: the parameter version each adoption was stored in (earlier: 1)
                 db.execute("ALTER TABLE rm_adoptions ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
-            explained.create_table(db.conn)  # 8 → 9: stored explanations
+            if version in (6, 7, 8):
+                explained.create_table(db.conn)  # 8 → 9: stored explanations
+            _create_rounds_table(db)  # 9 → 10: assessment rounds
             db.execute("UPDATE rm_meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
         return False
     drop_all(db)
@@ -110,6 +120,7 @@ def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = (), inde
                                                "note": str, "position": int}, pk="id")
         _create_rulesets_table(db)
         explained.create_table(db.conn)
+        _create_rounds_table(db)
         if indexes:
             create_indexes(db)
     return True
