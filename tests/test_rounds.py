@@ -104,3 +104,49 @@ def test_a_round_of_named_raters_and_their_managers(db):
         assert s["assignments"][0]["respondents"] == ["flight-ops/gm"] and s["overall"]["rate"] == "33.3"
     with connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM rm_rounds").fetchone()[0] == 1
+
+
+def test_forms_out_and_back_in_equal_the_json_lines_path(db, fresh_db, tmp_path):
+    """`csat form` writes each workshop's workbook; filled as a person fills it (openpyxl), it
+    ingests unchanged and publishes the figures the same answers publish as JSON Lines."""
+    openpyxl = pytest.importorskip("openpyxl")
+    opening = ([{"type": "unit", "id": u, "kind": "workshop"} for u in WORKSHOPS]
+               + [{"type": "unit", "id": d, "kind": "department", "name": f"部门{d[-1]}"} for d in DEPARTMENTS]
+               + [{"type": "round", "id": "plant-2026-03", "ruleset": "plant-50", "period": "2026-03",
+                   "due": "2026-03-28", "rule": {"raters": "workshop", "subjects": "department"}}])
+    sheets, lines = fresh_db("sheets"), fresh_db("lines")
+    for target in (sheets, lines):
+        with Engine.open(target) as e:
+            e.append(opening)
+    cli = Cli(sheets)
+    out = cli("form", "plant-2026-03", "-o", str(tmp_path / "forms")).stdout
+    assert out.count("wrote ") == 5
+    path = tmp_path / "forms" / "ws-1.xlsx"
+    book = openpyxl.load_workbook(path)
+    sheet = book.active
+    heads = [c.value for c in sheet[1]]
+    assert heads[:5] == ["编号", "规则", "月份", "被考核单位", "评价单位"] and "服务态度" in heads and "原因：响应速度" in heads
+    lists = [dv.formula1 for dv in sheet.data_validations.dataValidation]
+    assert '"满意,一般,不满意,很不满意,N/A"' in lists
+    assert sheet.cell(row=1, column=heads.index("响应速度") + 1).comment is not None
+    answered = []
+    for row in range(2, 10):  # eight departments answered; the last two rows left blank (no return)
+        subject = sheet.cell(row=row, column=4).value
+        answers = {"attitude": "满意", "response": "不满意" if row % 2 else "一般", "solution": "满意"}
+        for item, label in (("attitude", "服务态度"), ("response", "响应速度"), ("solution", "问题解决")):
+            sheet.cell(row=row, column=heads.index(label) + 1, value=answers[item])
+        reasons = {}
+        if answers["response"] == "不满意":
+            reasons["response"] = f"{subject} slow"
+            sheet.cell(row=row, column=heads.index("原因：响应速度") + 1, value=reasons["response"])
+        answered.append({"type": "response", "id": sheet.cell(row=row, column=1).value, "ruleset": "plant-50",
+                         "period": "2026-03", "subject": subject, "rater": "ws-1", "answers": answers,
+                         **({"reasons": reasons} if reasons else {})})
+    book.save(path)
+    cli("ingest", str(path))
+    with Engine.open(lines) as e:
+        e.append(answered)
+    assert cli.json("scores") == Cli(lines).json("scores") != []
+    with Engine.open(sheets) as e:
+        ws1 = {r["rater"]: r for r in e.round_status("plant-2026-03")["raters"]}["ws-1"]
+        assert (ws1["answered"], ws1["missing"]) == (8, 2)

@@ -168,8 +168,9 @@ class Listings:
         """A rule set with the parameters in force in ``month`` (default: this month) in this store:
         ``id``, ``version``, ``title``, ``source``, ``metrics``, ``adoption`` (id, from, position,
         params_hash, upgraded_from; None when none is in force: the shipped defaults),
-        ``parameters`` (complete, as the log stores them) and ``questionnaire`` (see
-        :func:`csat.engine.read.describe.questionnaire_data`; None when the rule set publishes none)."""
+        ``parameters`` (complete, as the log stores them), ``questionnaire`` (see
+        :func:`csat.engine.read.describe.questionnaire_data`; None when the rule set publishes none)
+        and ``item_labels`` (item → the label a sheet's column may be headed by)."""
         rs = self._ruleset(ruleset)
         month = month or _dt.date.today().strftime("%Y-%m")
         if (why := periods.month_problem(month)):

@@ -261,6 +261,8 @@ def _sheet_rows(path: str, reader: Any, columns: dict[str, str] | None = None,
         if bad:
             yield path, reader.line_num, bad
             continue
+        if not (event["answers"] or event.get("reasons") or event.get("status") or event.get("comment")):
+            continue  # a form's row left blank (its subject pre-filled): no return, nothing to ingest
         if len(row) > len(header) and any(c.strip() for c in row[len(header):]):
             yield path, reader.line_num, f"{len(row) - len(header)} cell(s) beyond the last named column"
             continue

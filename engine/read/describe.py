@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..scoring.guard import guarded
+from ..scoring.guard import checked_labels, guarded
 from ..errors import RuleSetFailed
 from ..scoring.params import canonical
 from ..scoring.ruleset import Adoption, Questionnaire, RuleSet
@@ -56,4 +56,6 @@ def describe(rs: RuleSet, adoption: Adoption | None, source: str = "given", mont
     return {"id": rs.id, "version": rs.version, "title": rs.title, "source": source, "month": month,
             "metrics": list(guarded(rs, "declaring its metrics", rs.declared_metrics, params)),
             "adoption": adopted, "parameters": canonical(data) if data else data,
-            "questionnaire": questionnaire_data(checked_questionnaire(rs, params))}
+            "questionnaire": questionnaire_data(checked_questionnaire(rs, params)),
+            "item_labels": checked_labels(rs, "reading item labels",
+                                          guarded(rs, "reading item labels", rs.item_labels, params))}
