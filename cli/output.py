@@ -213,13 +213,13 @@ def render_stream(rows: Iterable[dict[str, Any]], fmt: str, emit: Callable[[str]
         emit(empty)
 
 
-SCORE_FIRST = ("ruleset", "period", "subject", "subject_name", "metric", "score", "before", "delta", "grade",
-               "grade_label", "responses")
+SCORE_FIRST = ("ruleset", "period", "subject", "subject_name", "metric", "score", "announced", "announced_delta",
+               "before", "delta", "grade", "grade_label", "responses")
 
 
 def score_first(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
     """The leading score columns; the optional ones only where rows have them."""
-    return tuple(c for c in SCORE_FIRST if c not in ("subject_name", "before", "delta")
+    return tuple(c for c in SCORE_FIRST if c not in ("subject_name", "before", "delta", "announced", "announced_delta")
                  or any(c in r for r in rows))
 
 
@@ -252,7 +252,8 @@ def _short(value: Any) -> Any:
 def explanation_text(x: dict[str, Any]) -> str:
     fixed = {"ruleset", "adoption", "period", "subject", "subject_name", "metric", "score", "grade", "grade_label",
              "responses",
-             "params_hash", "adoption_from", "steps", "events", "log_position", "log_head", "params_upgraded_from"}
+             "params_hash", "adoption_from", "steps", "events", "log_position", "log_head", "params_upgraded_from",
+             "revised_since_announced"}
     name = f" {x['subject_name']}" if x.get("subject_name") else ""
     head = f"{x['ruleset']} · {x['subject']}{name} · {x['period']} · {x['metric']}"
     grade = f"   grade {x['grade']} {x['grade_label'] or ''}".rstrip() if x.get("grade") else ""
@@ -268,6 +269,11 @@ def explanation_text(x: dict[str, Any]) -> str:
     lines += ["  " + line for line in table(
         [{"position": e["position"], "type": e["type"], "id": e["id"], "used": e["used"], "why": e.get("why")}
          for e in x["events"]], ["position", "type", "id", "used", "why"]).splitlines()]
+    if (r := x.get("revised_since_announced")):
+        since = ", ".join(f"{e['type']} {e['id']} (position {e['position']})" for e in r["events"]) or "none read"
+        lines += ["", f"revised since announced on {r['on']} ({r['announcement']}): announced {r['score']}, now "
+                      f"{x['score']}" + (f" ({r['delta']:+})" if r["delta"] is not None else "")
+                  + f"; events since: {since}"]
     if "log_position" in x:
         lines += ["", f"log position {x['log_position']} · head {x['log_head']}"]
     return "\n".join(lines)

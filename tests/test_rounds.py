@@ -150,3 +150,38 @@ def test_forms_out_and_back_in_equal_the_json_lines_path(db, fresh_db, tmp_path)
     with Engine.open(sheets) as e:
         ws1 = {r["rater"]: r for r in e.round_status("plant-2026-03")["raters"]}["ws-1"]
         assert (ws1["answered"], ws1["missing"]) == (8, 2)
+
+
+def test_announced_results_and_a_revision_after_them(plant_round, tmp_path):
+    """公示 (issue 22.5): the month's figures announced; a later correction moves one department;
+    scores, explain and the report show it as revised since the announcement, with the delta and
+    the correcting event; --announced gives the figures exactly as announced."""
+    cli = Cli(plant_round)
+    published = {(r["subject"], r["metric"]): r for r in cli.json("scores", "--period", "2026-03")}
+    cli("announce", "-r", "plant-50", "-p", "2026-03", "--date", "2026-04-03")
+    assert all("announced" not in r for r in cli.json("scores", "--period", "2026-03"))  # nothing moved yet
+    fix = {"type": "correction", "id": "fix-ws-1-dept-3", "response": "r-ws-1-dept-3", "reason": "typed wrong",
+           "answers": {"attitude": "很不满意", "response": "很不满意", "solution": "不满意"},
+           "reasons": {"attitude": "no one came", "response": "no one came", "solution": "still broken"}}
+    with Engine.open(plant_round) as e:
+        e.append([fix])
+    now = {(r["subject"], r["metric"]): r for r in cli.json("scores", "--period", "2026-03")}
+    moved = [k for k, r in now.items() if "announced" in r]
+    assert moved == [("dept-3", "service")]
+    row = now[("dept-3", "service")]
+    was = published[("dept-3", "service")]["score"]
+    assert row["announced"] == was and row["announced_delta"] == row["score"] - was != 0
+    assert row["announced_on"] == "2026-04-03"
+    as_announced = {(r["subject"], r["metric"]): r["score"] for r in
+                    cli.json("scores", "--period", "2026-03", "--announced")}
+    assert as_announced == {k: r["score"] for k, r in published.items()}
+    x = cli.json("explain", "-r", "plant-50", "-s", "dept-3", "-p", "2026-03")
+    revised = x["revised_since_announced"]
+    assert revised["on"] == "2026-04-03" and revised["score"] == was
+    assert [e["id"] for e in revised["events"]] == ["fix-ws-1-dept-3"]
+    text = cli("explain", "-r", "plant-50", "-s", "dept-3", "-p", "2026-03").stdout
+    assert "revised since announced on 2026-04-03" in text and "fix-ws-1-dept-3" in text
+    assert "revised_since_announced" not in cli.json("explain", "-r", "plant-50", "-s", "dept-0", "-p", "2026-03")
+    html = tmp_path / "r.html"
+    cli("report", "-p", "2026-03", "-o", str(html))
+    assert f"公示 {was} (2026-04-03)" in html.read_text("utf-8")

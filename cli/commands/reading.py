@@ -19,13 +19,15 @@ from ..output import (columns_of, emit, event_summary, explanation_text, file_op
 @click.option("--metric", "-m", help="Only this metric.")
 @click.option("--under", "-u", metavar="UNIT", help="Only UNIT and the units below it in the org chart.")
 @click.option("--vs", metavar="PERIOD", type=PERIOD, help="Add before and delta columns against PERIOD (needs --period).")
+@click.option("--announced", is_flag=True, help="The figures of --period exactly as announced (公示).")
 @as_of_option()
 @format_option("table", "json", "csv", "xlsx")
 @file_options
 @click.pass_obj
 @handles_errors
 def scores(c: Context, ruleset: str | None, period: str | None, subject: str | None, metric: str | None,
-           under: str | None, vs: str | None, as_of: str | None, fmt: str, output: str | None, bom: bool) -> None:
+           under: str | None, vs: str | None, announced: bool, as_of: str | None, fmt: str, output: str | None,
+           bom: bool) -> None:
     """Show scores, ordered by rule set, period, subject and metric, with each
     subject's name from the org chart (`unit` events).
 
@@ -43,8 +45,10 @@ def scores(c: Context, ruleset: str | None, period: str | None, subject: str | N
     if vs is not None and period is None:
         raise click.UsageError("--vs compares with --period: give both")
     engine = c.engine()
+    if announced and period is None:
+        raise click.UsageError("--announced gives the figures of one announced month: give --period")
     rows = engine.scores(ruleset=ruleset, period=period, subject=subject, metric=metric, as_of=as_of,
-                         under=under, vs=vs)
+                         under=under, vs=vs, announced=announced)
     emit(rows, fmt, output, bom, lambda: render_scores(rows, fmt), lambda: score_columns(rows), "scores")
     if fmt == "table" and not output:
         position, head = engine.store.head(engine.position_at(as_of)) if as_of is not None else engine.head()

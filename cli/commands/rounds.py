@@ -11,7 +11,7 @@ from csat.engine import CsatError
 from csat.engine.params import read_toml
 
 from ..app import Context, handles_errors
-from ..options import DATE
+from ..options import DATE, MONTH
 from ..output import format_option, opened, output_option, render, to_json
 
 
@@ -119,3 +119,34 @@ def close(c: Context, round_id: str, date: str | None) -> None:
     day = date or _dt.date.today().isoformat()
     report = c.engine().append([{"type": "round_closed", "id": f"close-{round_id}", "round": round_id, "date": day}])
     click.echo(report.summary())
+
+
+@click.command()
+@click.option("--ruleset", "-r", required=True, help="The rule set whose figures are announced.")
+@click.option("--period", "-p", required=True, type=MONTH, help="The month announced (YYYY-MM).")
+@click.option("--under", "-u", metavar="UNIT", help="Only the figures of UNIT and the units below it.")
+@click.option("--date", metavar="YYYY-MM-DD", type=DATE, help="The day of the announcement (default: today).")
+@click.option("--id", "id_", help="The announcement's id (default: RULESET-PERIOD-DATE).")
+@click.option("--note", help="Kept in the log.")
+@click.pass_obj
+@handles_errors
+def announce(c: Context, ruleset: str, period: str, under: str | None, date: str | None, id_: str | None,
+             note: str | None) -> None:
+    """Record that a month's figures were announced (公示): the figures as published now.
+
+    From then on `csat scores` shows, beside any figure that moved since, the
+    announced one and the change; `scores --announced -p MONTH` gives them as
+    announced; `explain` says "revised since announced" and lists the events
+    since.
+
+    \b
+    Example:
+      csat announce -r plant-50 -p 2026-03
+      csat scores -p 2026-03 --announced
+    """
+    engine = c.engine()
+    engine.catch_up()  # the figures announced are the ones published now
+    day = date or _dt.date.today().isoformat()
+    event = {"type": "announcement", "id": id_ or f"{ruleset}-{period}-{day}", "ruleset": ruleset, "period": period,
+             "date": day, **({"under": under} if under else {}), **({"note": note} if note else {})}
+    click.echo(engine.append([event]).summary())

@@ -138,7 +138,7 @@ def whatif(c: Context, ruleset: str, params: str, from_: str | None, replace: tu
       csat whatif -r airline-1000 --params weights.toml --period 2026-Q1 --all --format csv
       csat whatif -r iso-100 --params items.toml --replace items --format json
     """
-    from csat.engine.app.api import whatif_summary
+    from csat.engine.read.scoreviews import whatif_summary
     rows = c.engine().whatif(ruleset, params, period=period, all=all_, from_=from_, replace=replace)
     summary = whatif_summary(rows)
     with opened(output, bom=fmt == "csv") as echo:

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from ..read import explained, scoreviews
+from . import announce
 
 from .. import periods
 
@@ -42,15 +43,6 @@ from ..scoring.ruleset import RuleSet
 from ..log.store import DEFAULT_DB, Logged, Store, discard_new
 
 DB_ENV = "CSAT_DB"
-
-
-def whatif_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """How many figures and grades a what-if moves, and the largest move."""
-    moved = [r for r in rows if r["before"] != r["after"]]
-    largest = max((r for r in moved if r["delta"] is not None), key=lambda r: abs(r["delta"]), default=None)
-    return {"figures_moved": len(moved), "grades_moved": sum(r["grade_before"] != r["grade_after"] for r in rows),
-            "largest_delta": None if largest is None else {k: largest[k] for k in ("period", "subject", "metric",
-                                                                                    "before", "after", "delta")}}
 
 
 def _progress(progress: Progress | None) -> Progress | None:
@@ -213,7 +205,7 @@ class Engine(Listings):
 
     def scores(self, ruleset: str | None = None, period: str | None = None, subject: str | None = None,
                metric: str | None = None, as_of: int | str | None = None, *, under: str | None = None,
-               vs: str | None = None) -> list[dict[str, Any]]:
+               vs: str | None = None, announced: bool = False) -> list[dict[str, Any]]:
         """Score rows (``events.md`` §4) with ``subject_name`` (the org chart's name as of the
         period), ordered by ruleset, period, subject, metric.
 
@@ -226,6 +218,10 @@ class Engine(Listings):
 
         A read never waits for another process's ingest or catch-up: the rows come back as a
         list whose ``unscored`` attribute says what they do not reflect yet (see :attr:`unscored`).
+
+        Where a month was announced (公示) and a figure moved since, its row carries the announced
+        figure (``announced``), the change (``announced_delta``) and the day (``announced_on``);
+        ``announced`` (with ``period``) gives the figures exactly as announced instead.
         """
         if ruleset is not None and ruleset not in self.projection.missing():
             self._ruleset(ruleset)
@@ -240,7 +236,12 @@ class Engine(Listings):
             with snapshot(self.projection, position, only=only) as private:
                 return self._views(ruleset, period, subject, metric, under, vs, private.conn)
         self._catch_up_to_read()
-        rows = scoreviews.Rows(self._views(ruleset, period, subject, metric, under, vs, self.store.conn))
+        if announced:
+            if period is None:
+                raise CsatError("--announced gives the figures of one announced month: give --period")
+            return scoreviews.Rows(announce.as_announced(self, ruleset, period))
+        rows = scoreviews.Rows(announce.beside(self, self._views(ruleset, period, subject, metric, under, vs,
+                                                                 self.store.conn)))
         rows.unscored = self.unscored
         return rows
 
@@ -467,6 +468,8 @@ class Engine(Listings):
             self._keep_explanation(ruleset, period, subject, metric, tracked, out)
         out = self._named(out, conn)
         out["log_position"], out["log_head"] = self.store.head(tracked)
+        if (revised := announce.revision(self, out)) is not None:
+            out["revised_since_announced"] = revised
         return self._redacted(out) if redact else out
 
     def _redacted(self, out: dict[str, Any]) -> dict[str, Any]:
@@ -488,14 +491,6 @@ class Engine(Listings):
         with self.store.try_write_lock() as locked:
             if locked and self.projection.tracked() == tracked and not self.projection.behind():
                 explained.store(self.store.conn, ruleset, period, subject, metric, tracked, out)
-
-    def ruleset_list(self) -> list[dict[str, Any]]:
-        """The rule sets in use: id, version, title, source and the hooks their plugin implements."""
-        return [{"id": rs.id, "version": rs.version, "title": rs.title,
-                 "source": self.sources.get(rs.id, "given"), "metrics": list(rs.metrics),
-                 "hooks": list(self.hooks.get(rs.id, ()))}
-                for rs in sorted(self.rulesets.values(), key=lambda r: r.id)]
-
 
     def _ruleset(self, ruleset: str) -> RuleSet:
         try:

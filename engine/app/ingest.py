@@ -22,8 +22,8 @@ import msgspec
 from ..errors import IngestFailed, InvalidParams, RuleSetFailed
 from ..log.events import (ComplaintClosed, ComplaintFiled, DealingsDeclined, Event, ParametersAdopted,
                           RectificationRequired, RectificationUpdated, ResponseCorrected, ResponseRecorded,
-                          ResponseWithdrawn, RoundClosed, RoundOpened, UnitDeclared, decode_line, natural_key,
-                          same_event)
+                          ResponseWithdrawn, ResultsAnnounced, RoundClosed, RoundOpened, UnitDeclared, decode_line,
+                          natural_key, same_event)
 from ..scoring.guard import checked_labels, guarded
 from ..read.projection import Projection
 from .readers import STDIN, Line, is_sheet, lines_of
@@ -352,10 +352,10 @@ class Ingest:
                     problems.append(f"field `complaint`: remedy case {ev.complaint!r} names no response in the log")
             elif not self._exists(f"complaint:{ev.complaint}"):
                 problems.append(f"field `complaint`: no complaint {ev.complaint!r} in the log or earlier in the input")
-        if isinstance(ev, RoundOpened):
+        if isinstance(ev, (RoundOpened, ResultsAnnounced)):
             if (p := self._ruleset_problem(ev.ruleset)):
                 problems.append(p)
-            if bool(ev.assignments) == (ev.rule is not None):
+            if isinstance(ev, RoundOpened) and bool(ev.assignments) == (ev.rule is not None):
                 problems.append("field `assignments`: give who rates whom as `assignments` or as a `rule`, one of them")
         if isinstance(ev, (DealingsDeclined, RoundClosed)):
             if not self._exists(f"round:{ev.round}"):

@@ -54,6 +54,8 @@ class Listings:
 
     store: Store
     projection: Projection
+    sources: dict[str, str]
+    hooks: dict[str, tuple[str, ...]]
 
     def _catch_up_to_read(self, wait: bool = False) -> None:  # pragma: no cover - the Engine's is called
         raise NotImplementedError
@@ -177,7 +179,7 @@ class Listings:
             raise CsatError(f"--as-of: {why}")
         self._catch_up_to_read()
         adoption = self.projection.state()[0].in_force(ruleset, month)
-        return describe(rs, adoption, getattr(self, "sources", {}).get(ruleset, "given"), month)
+        return describe(rs, adoption, self.sources.get(ruleset, "given"), month)
 
     def rounds(self) -> list[dict[str, Any]]:
         """The assessment rounds of the log, in the order they were opened: ``round``, ``ruleset``,
@@ -206,6 +208,13 @@ class Listings:
         org = self.projection.state()[1]
         return round_status(self.store.conn, org, lambda ps: {p: lg.at for p, lg in self.store.at_positions(ps).items()},
                             round_id, as_of)
+
+    def ruleset_list(self) -> list[dict[str, Any]]:
+        """The rule sets in use: id, version, title, source and the hooks their plugin implements."""
+        return [{"id": rs.id, "version": rs.version, "title": rs.title,
+                 "source": self.sources.get(rs.id, "given"), "metrics": list(rs.metrics),
+                 "hooks": list(self.hooks.get(rs.id, ()))}
+                for rs in sorted(self.rulesets.values(), key=lambda r: r.id)]
 
     def pseudonyms(self) -> Pseudonyms:
         """Pseudonyms for one redacted output (:mod:`csat.engine.app.redact`), knowing every rater and

@@ -185,10 +185,21 @@ class RoundClosed(Event, frozen=True, tag="round_closed"):
     date: str
 
 
+class ResultsAnnounced(Event, frozen=True, tag="announcement"):
+    """A rule set's figures of a month announced (公示) on ``date`` — all of them, or those of
+    ``under`` and the units below it: the figures as published just before this event."""
+
+    ruleset: str
+    period: str
+    date: str
+    under: str | None = None
+    note: str | None = None
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     UnitDeclared, ResponseRecorded, ResponseCorrected, ResponseWithdrawn, ComplaintFiled,
     ComplaintClosed, RectificationRequired, RectificationUpdated, ParametersAdopted,
-    RoundOpened, DealingsDeclined, RoundClosed,
+    RoundOpened, DealingsDeclined, RoundClosed, ResultsAnnounced,
 )
 TAGS: dict[str, type[Event]] = {cls.__struct_config__.tag: cls for cls in EVENT_TYPES}
 

@@ -20,7 +20,7 @@ from . import explained
 from .cases import case_months, mark_case_groups, record_case_event
 from ..errors import RuleSetFailed, StoreError
 from ..log.events import (DealingsDeclined, ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn,
-                          RoundClosed, RoundOpened, UnitDeclared)
+                          ResultsAnnounced, RoundClosed, RoundOpened, UnitDeclared)
 from ..scoring.guard import checked_credits, checked_remedy, guarded
 from .readmodel import Adoptions, Org, count_events, encode_state, load_states
 from ..scoring.ruleset import Amendment, Credit, ResponseState, RuleSet
@@ -148,7 +148,7 @@ class Applier:
                     if self.host.only is not None and ruleset not in self.host.only:
                         continue
                     counts[ruleset] += 1
-                    if not self.host.usable(ruleset) and not isinstance(ev, RoundOpened):  # rounds score nothing
+                    if not self.host.usable(ruleset) and not isinstance(ev, (RoundOpened, ResultsAnnounced)):
                         pending.add(ruleset)
                 elif not isinstance(ev, (DealingsDeclined, RoundClosed)):  # a case for every rule set: those
                     pending |= self._parked()  # that cannot see it now rescore it when back

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from ..log.events import (ComplaintClosed, ComplaintFiled, DealingsDeclined, RectificationRequired,
-                          RectificationUpdated, RoundClosed, RoundOpened)
+                          RectificationUpdated, ResultsAnnounced, RoundClosed, RoundOpened)
 from ..scoring.ruleset import CaseEvent
 from ..log.store import Logged
 
@@ -41,6 +41,9 @@ def record_case_event(conn: sqlite3.Connection, logged: Logged) -> None:
     elif isinstance(ev, DealingsDeclined):
         conn.execute("INSERT OR REPLACE INTO rm_rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                      (ev.round, "declined", f"no_dealings:{ev.id}", ev.rater, ev.subject, None, ev.reason, pos))
+    elif isinstance(ev, ResultsAnnounced):
+        conn.execute("INSERT OR REPLACE INTO rm_announcements VALUES (?, ?, ?, ?, ?, ?)",
+                     (ev.id, ev.ruleset, ev.period, ev.under, ev.date, pos))
     elif isinstance(ev, RoundClosed):
         conn.execute("INSERT OR REPLACE INTO rm_rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                      (ev.round, "closed", f"round_closed:{ev.round}", None, None, ev.date, None, pos))

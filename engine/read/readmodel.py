@@ -24,7 +24,7 @@ SCHEMA_VERSION = 10
 
 TABLES = ("scores", "rm_responses", "rm_credits", "rm_adoptions", "rm_units", "rm_dirty", "rm_cases",
           "rm_closures", "rm_rectifications", "rm_rectification_updates", "rm_rulesets", "rm_explained", "rm_rounds",
-          "rm_meta")
+          "rm_announcements", "rm_announced", "rm_meta")
 
 _STATE_ENC = msgspec.json.Encoder()
 _STATE_DEC = msgspec.json.Decoder(ResponseState)
@@ -57,6 +57,12 @@ def _create_rounds_table(db: sqlite_utils.Database) -> None:
     # dealings" with a subject, the round closed
     db["rm_rounds"].create({"round": str, "kind": str, "event": str, "rater": str, "subject": str, "date": str,
                             "spec": str, "position": int}, pk="event")
+    # announcements (公示), and the figures each announced (filled when first asked for: the log
+    # before an announcement never changes, so neither do they)
+    db["rm_announcements"].create({"id": str, "ruleset": str, "period": str, "under": str, "date": str,
+                                   "position": int}, pk="id")
+    db["rm_announced"].create({"announcement": str, "subject": str, "metric": str, "score": str, "grade": str,
+                               "responses": int}, pk=("announcement", "subject", "metric"))
 
 
 def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = (), indexes: bool = True) -> bool:

@@ -52,3 +52,12 @@ def versus(rows: list[dict[str, Any]], earlier: list[dict[str, Any]]) -> list[di
         out.append({**r, "before": b,
                     "delta": sub(r["score"], b) if b is not None and r["score"] is not None else None})
     return out
+
+
+def whatif_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many figures and grades a what-if moves, and the largest move."""
+    moved = [r for r in rows if r["before"] != r["after"]]
+    largest = max((r for r in moved if r["delta"] is not None), key=lambda r: abs(r["delta"]), default=None)
+    return {"figures_moved": len(moved), "grades_moved": sum(r["grade_before"] != r["grade_after"] for r in rows),
+            "largest_delta": None if largest is None else {k: largest[k] for k in ("period", "subject", "metric",
+                                                                                    "before", "after", "delta")}}

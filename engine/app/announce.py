@@ -1,0 +1,99 @@
+"""Announced results (公示): a rule set's figures of a month as they stood when announced, and what
+moved since.
+
+An ``announcement`` event records that a month's figures (all of them, or those under a unit) were
+announced: the figures are those published just before the event. They are derived once from the
+log — a replay up to that position, of that rule set only — and kept in ``rm_announced``: the log
+before an announcement never changes, so neither do they. A figure rescored since (a correction, a
+late answer, a new adoption) shows the announced figure beside the current one, the delta, and in
+``explain`` the events after the announcement that it read.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from ..read import scoreviews
+from ..scoring.numbers import sub
+from ..read.readmodel import Org
+from ..read.snapshots import snapshot
+
+_FIELDS = ("subject", "metric", "score", "grade", "responses")
+
+
+def latest(conn: Any, ruleset: str, period: str) -> dict[str, Any] | None:
+    """The latest announcement of a rule set's month, or None."""
+    row = conn.execute("SELECT id, date, under, position FROM rm_announcements WHERE ruleset = ? AND period = ? "
+                       "ORDER BY position DESC LIMIT 1", (ruleset, period)).fetchone()
+    return None if row is None else {"id": row[0], "date": row[1], "under": row[2], "position": row[3],
+                                     "ruleset": ruleset, "period": period}
+
+
+def figures(engine: Any, ann: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(subject, metric) → the announced figure (``score``, ``grade``, ``responses``)."""
+    conn = engine.store.conn
+    rows = conn.execute("SELECT subject, metric, score, grade, responses FROM rm_announced WHERE announcement = ?",
+                        (ann["id"],)).fetchall()
+    if not rows:  # derived once: the published figures just before the announcement
+        with snapshot(engine.projection, ann["position"] - 1, only=[ann["ruleset"]]) as private:
+            found = engine._score_rows(ann["ruleset"], ann["period"], None, None, private.conn)
+            found = engine._under(found, ann["under"], Org.load(private.conn), private.conn) if ann["under"] else found
+        rows = [(r["subject"], r["metric"], None if r["score"] is None else str(r["score"]), r["grade"],
+                 r["responses"]) for r in found] or [("", "", None, None, 0)]  # "" marks: derived, none announced
+        with engine.store.try_write_lock() as locked:
+            if locked:
+                conn.executemany("INSERT OR IGNORE INTO rm_announced VALUES (?, ?, ?, ?, ?, ?)",
+                                 [(ann["id"], *r) for r in rows])
+    return {(s, m): {"score": None if score is None else Decimal(score), "grade": grade, "responses": n}
+            for s, m, score, grade, n in rows if s}
+
+
+def beside(engine: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Score rows with, where their month was announced and the figure moved since, the announced
+    figure (``announced``), the change (``announced_delta``) and the day (``announced_on``)."""
+    conn = engine.store.conn
+    cache: dict[tuple[str, str], tuple[dict[str, Any] | None, dict[tuple[str, str], dict[str, Any]]]] = {}
+    out = []
+    for r in rows:
+        key = (r["ruleset"], r["period"])
+        if key not in cache:
+            ann = latest(conn, *key)
+            cache[key] = (ann, figures(engine, ann) if ann else {})
+        ann, figs = cache[key]
+        was = figs.get((r["subject"], r["metric"])) if ann else None
+        if was is not None and (was["score"], was["grade"]) != (r["score"], r["grade"]):
+            moved = sub(r["score"], was["score"]) if r["score"] is not None and was["score"] is not None else None
+            r = {**r, "announced": was["score"], "announced_delta": moved, "announced_on": ann["date"]}
+        out.append(r)
+    return out
+
+
+def revision(engine: Any, x: dict[str, Any]) -> dict[str, Any] | None:
+    """For an explanation of a month announced since which the figure moved: the day, the figure
+    announced, the change, and the events read that came after the announcement."""
+    ann = latest(engine.store.conn, x["ruleset"], x["period"])
+    if ann is None:
+        return None
+    was = figures(engine, ann).get((x["subject"], x["metric"]))
+    if was is None or (was["score"], was["grade"]) == (x["score"], x["grade"]):
+        return None
+    moved = sub(x["score"], was["score"]) if x["score"] is not None and was["score"] is not None else None
+    return {"on": ann["date"], "announcement": ann["id"], "score": was["score"], "delta": moved,
+            "events": [e for e in x["events"] if e["position"] > ann["position"]]}
+
+
+def as_announced(engine: Any, ruleset: str | None, period: str) -> list[dict[str, Any]]:
+    """The figures of ``period`` exactly as announced (the latest announcement of each rule set)."""
+    conn = engine.store.conn
+    names = [ruleset] if ruleset else [r for (r,) in conn.execute(
+        "SELECT DISTINCT ruleset FROM rm_announcements WHERE period = ? ORDER BY ruleset", (period,))]
+    org = Org.load(conn)
+    out = []
+    for rs in names:
+        ann = latest(conn, rs, period)
+        if ann is None:
+            continue
+        for (subject, metric), f in sorted(figures(engine, ann).items()):
+            out.append({"ruleset": rs, "period": period, "subject": subject, "metric": metric, **f,
+                        "announced_on": ann["date"], "announcement": ann["id"]})
+    return scoreviews.with_names(out, org)
