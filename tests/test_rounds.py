@@ -102,6 +102,14 @@ def test_a_round_of_named_raters_and_their_managers(db):
         assert [(r["rater"], r["subject"], r["status"]) for r in s["assignments"]] == [
             ("flight-ops", "finance", "answered"), ("flight-ops", "hr", "missing"), ("maintenance", "finance", "missing")]
         assert s["assignments"][0]["respondents"] == ["flight-ops/gm"] and s["overall"]["rate"] == "33.3"
+        e.append([{"type": "response", "id": "q2", "ruleset": "airline-1000", "period": "2026-03", "subject": "finance",
+                   "rater": "flight-ops", "respondent": "flight-ops/deputy", "answers": {"quality": "A"}},
+                  {"type": "response", "id": "q3", "ruleset": "airline-1000", "period": "2026-03", "subject": "finance",
+                   "rater": "maintenance", "respondent": "maintenance/gm", "answers": {"quality": "B"}}])
+        (row,) = e.scores(ruleset="airline-1000", period="2026-03", subject="finance")
+        # the rating unit's figure is the mean of its managers' questionnaires, and the units weigh the
+        # same: (mean(1000, 1000) + 800) / 2 = 900, not the pooled (1000 + 1000 + 800) / 3
+        assert row["score"] == Decimal("900.00") and e.round_status("air-2026-03")["overall"]["answered"] == 2
     with connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM rm_rounds").fetchone()[0] == 1
 
@@ -125,13 +133,16 @@ def test_forms_out_and_back_in_equal_the_json_lines_path(db, fresh_db, tmp_path)
     book = openpyxl.load_workbook(path)
     sheet = book.active
     heads = [c.value for c in sheet[1]]
-    assert heads[:5] == ["编号", "规则", "月份", "被考核单位", "评价单位"] and "服务态度" in heads and "原因：响应速度" in heads
+    assert heads[:6] == ["编号", "轮次", "规则", "月份", "被考核单位", "评价单位"] and heads[-1] == "无业务往来"
+    assert "服务态度" in heads and "原因：响应速度" in heads
     lists = [dv.formula1 for dv in sheet.data_validations.dataValidation]
     assert '"满意,一般,不满意,很不满意,N/A"' in lists
     assert sheet.cell(row=1, column=heads.index("响应速度") + 1).comment is not None
     answered = []
-    for row in range(2, 10):  # eight departments answered; the last two rows left blank (no return)
-        subject = sheet.cell(row=row, column=4).value
+    for row in (10, 11):  # the last two departments: no dealings this month
+        sheet.cell(row=row, column=len(heads), value="是")
+    for row in range(2, 10):  # eight departments answered
+        subject = sheet.cell(row=row, column=heads.index("被考核单位") + 1).value
         answers = {"attitude": "满意", "response": "不满意" if row % 2 else "一般", "solution": "满意"}
         for item, label in (("attitude", "服务态度"), ("response", "响应速度"), ("solution", "问题解决")):
             sheet.cell(row=row, column=heads.index(label) + 1, value=answers[item])
@@ -149,7 +160,7 @@ def test_forms_out_and_back_in_equal_the_json_lines_path(db, fresh_db, tmp_path)
     assert cli.json("scores") == Cli(lines).json("scores") != []
     with Engine.open(sheets) as e:
         ws1 = {r["rater"]: r for r in e.round_status("plant-2026-03")["raters"]}["ws-1"]
-        assert (ws1["answered"], ws1["missing"]) == (8, 2)
+        assert (ws1["answered"], ws1["declined"], ws1["missing"], ws1["rate"]) == (8, 2, 0, "100.0")
 
 
 def test_announced_results_and_a_revision_after_them(plant_round, tmp_path):

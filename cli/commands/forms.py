@@ -14,8 +14,10 @@ from csat.engine import CsatError
 from ..app import Context, handles_errors
 
 #: the fixed columns of a form, headed as Chinese sheets head them (csat ingest reads these headers)
-FIXED = (("编号", "id"), ("规则", "ruleset"), ("月份", "period"), ("表单", "form"), ("被考核单位", "subject"),
-         ("评价单位", "rater"))
+FIXED = (("编号", "id"), ("轮次", "round"), ("规则", "ruleset"), ("月份", "period"), ("表单", "form"),
+         ("被考核单位", "subject"), ("评价单位", "rater"))
+#: the last column: the rater had no dealings with the subject this month (the row becomes a no_dealings)
+NO_DEALINGS = "无业务往来"
 REQUIRED_FILL = "FFF2CC"
 
 
@@ -49,6 +51,7 @@ def write_form(path: str, rater: str, rows: list[dict[str, Any]], status: dict[s
         heads = [h for h, _ in fixed] + [labels.get(i["id"], i["id"]) for i in items]
         reasons = [i for i in items if i["reason_for"]]
         heads += [f"原因：{labels.get(i['id'], i['id'])}" for i in reasons]
+        heads.append(NO_DEALINGS)
         sheet.append(heads)
         for cell in sheet[1]:
             cell.font = Font(bold=True)
@@ -62,7 +65,7 @@ def write_form(path: str, rater: str, rows: list[dict[str, Any]], status: dict[s
                                    "(写明详细原因)", "csat")
         for r in rows:
             values = {"id": f"{status['round']}-{rater}-{r['subject']}" + (f"-{form}" if form else ""),
-                      "ruleset": status["ruleset"], "period": status["period"], "form": form,
+                      "round": status["round"], "ruleset": status["ruleset"], "period": status["period"], "form": form,
                       "subject": r["subject"], "rater": rater}
             sheet.append([values[c] for _, c in fixed])
         last = max(len(rows) + 1, 2)
@@ -80,6 +83,12 @@ def write_form(path: str, rater: str, rows: list[dict[str, Any]], status: dict[s
             dv.errorTitle, dv.error = "csat", f"expected {_note(item)}"[:255]
             sheet.add_data_validation(dv)
             dv.add(f"{letter}2:{letter}{last}")
+        nd = sheet.cell(row=1, column=len(heads))
+        nd.comment = Comment("是: no dealings with this department this month (neither an answer nor a missing "
+                             "return); leave the answers blank", "csat")
+        dv = DataValidation(type="list", formula1='"是"', allow_blank=True)
+        sheet.add_data_validation(dv)
+        dv.add(f"{nd.column_letter}2:{nd.column_letter}{last}")
         sheet.freeze_panes = sheet.cell(row=2, column=len(fixed) + 1)
         for k in range(1, len(heads) + 1):
             sheet.column_dimensions[sheet.cell(row=1, column=k).column_letter].width = 16

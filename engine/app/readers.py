@@ -34,13 +34,17 @@ import msgspec
 Line = tuple[str, int, bytes | str]
 
 FIELDS = ("id", "ruleset", "period", "subject", "form", "rater", "respondent", "status", "comment")
+#: the columns of a round's form (csat form): the round, and a rater's "no dealings" with the subject
+CYCLE = ("round", "no_dealings")
+_YES = {"是", "yes", "y", "1", "true", "✓", "√", "x"}
 REQUIRED = ("id", "ruleset", "period", "subject")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 #: Chinese names of the fixed columns, as quality offices head their sheets
 ALIASES = {"编号": "id", "规则": "ruleset", "规则集": "ruleset", "月份": "period", "期间": "period",
            "考核期": "period", "被考核单位": "subject", "被考核部门": "subject", "被考核人": "subject",
            "评价单位": "rater", "考核部门": "rater", "评价人": "rater", "客户": "respondent", "受访者": "respondent",
-           "表单": "form", "问卷": "form", "状态": "status", "备注": "comment", "意见": "comment"}
+           "表单": "form", "问卷": "form", "状态": "status", "备注": "comment", "意见": "comment",
+           "轮次": "round", "无业务往来": "no_dealings"}
 _PREFIXES = {"原因": "reason:", "理由": "reason:", "角色": "role:"}
 
 
@@ -242,9 +246,15 @@ def _sheet_rows(path: str, reader: Any, columns: dict[str, str] | None = None,
             continue
         event: dict[str, Any] = {"type": "response", "answers": {}}
         bad = None
+        declined = False
         for name, value in zip(header, row):
             value = value.strip()
-            if name in FIELDS:
+            if name in CYCLE:  # a form of a round: its round, and "no dealings with this subject"
+                if name == "round" and value:
+                    event["round"] = value
+                elif name == "no_dealings":
+                    declined = value.lower() in _YES
+            elif name in FIELDS:
                 if value:
                     event[name] = value
             elif name.startswith("reason:"):
@@ -261,7 +271,11 @@ def _sheet_rows(path: str, reader: Any, columns: dict[str, str] | None = None,
         if bad:
             yield path, reader.line_num, bad
             continue
-        if not (event["answers"] or event.get("reasons") or event.get("status") or event.get("comment")):
+        round_id = event.pop("round", None)
+        if declined:  # the rater had no dealings with the subject: a no_dealings of the round, no answer
+            event = {"type": "no_dealings", "id": f"nd-{event.get('id', '')}", "round": round_id,
+                     "rater": event.get("rater"), "subject": event.get("subject")}
+        elif not (event["answers"] or event.get("reasons") or event.get("status") or event.get("comment")):
             continue  # a form's row left blank (its subject pre-filled): no return, nothing to ingest
         if len(row) > len(header) and any(c.strip() for c in row[len(header):]):
             yield path, reader.line_num, f"{len(row) - len(header)} cell(s) beyond the last named column"
