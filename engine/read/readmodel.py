@@ -53,6 +53,11 @@ def _create_rulesets_table(db: sqlite_utils.Database) -> None:
 
 
 def _create_rounds_table(db: sqlite_utils.Database) -> None:
+    """The assessment cycle's tables (a store migrated from an earlier schema may hold some)."""
+    if db["rm_rounds"].exists() and db["rm_announcements"].exists() and db["rm_announced"].exists():
+        return
+    for name in ("rm_rounds", "rm_announcements", "rm_announced"):
+        db[name].drop(ignore=True)
     # assessment rounds: one row per event — the round opened (spec: its JSON), a rater's "no
     # dealings" with a subject, the round closed
     db["rm_rounds"].create({"round": str, "kind": str, "event": str, "rater": str, "subject": str, "date": str,
