@@ -111,7 +111,7 @@ def trend(title: str, months: Sequence[str], lines: dict[str, dict[str, Decimal]
         body.append(f'<text x="{_num(x)}" y="{top + plot_h + 18}" text-anchor="middle">{escape(m)}</text>')
     for i, (name, series) in enumerate(lines.items()):
         colour = SERIES[i % len(SERIES)]
-        points = [(x_of[m], y(series[m])) for m in months if m in series]
+        points = [(m, x_of[m], y(series[m])) for m in months if m in series]
         runs: list[list[tuple[float, float]]] = [[]]  # a month without a figure breaks the line
         for m in months:
             if m in series:
@@ -122,7 +122,7 @@ def trend(title: str, months: Sequence[str], lines: dict[str, dict[str, Decimal]
             if len(run) > 1:
                 body.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="'
                             + " ".join(f"{_num(a)},{_num(b)}" for a, b in run) + '"/>')
-        for (a, b), m in zip(points, [m for m in months if m in series]):
+        for m, a, b in points:
             body.append(f'<circle cx="{_num(a)}" cy="{_num(b)}" r="3.5" fill="{colour}">'
                         f"<title>{escape(name)} {escape(m)}: {series[m]}</title></circle>")
     return _svg(width, height, title, body + legend)

@@ -1,6 +1,8 @@
 """The error hierarchy: one root, mixed with the built-in it resembles."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class CsatError(Exception):
     """Root of every error csat raises on purpose."""
@@ -20,6 +22,10 @@ class InvalidParams(CsatError, ValueError):
 
 class UnknownRuleSet(CsatError, LookupError):
     """No installed rule set has this id."""
+
+    @classmethod
+    def of(cls, ruleset: str, installed: Iterable[str]) -> "UnknownRuleSet":
+        return cls(f"rule set {ruleset!r} is not installed (installed: {', '.join(sorted(installed)) or 'none'})")
 
 
 class NotFound(CsatError, LookupError):

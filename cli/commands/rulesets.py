@@ -9,7 +9,7 @@ import click
 import msgspec
 
 from csat.engine.read.describe import describe
-from csat.engine.errors import NoStore
+from csat.engine.errors import NoStore, UnknownRuleSet
 
 from ..app import Context, handles_errors
 from ..options import MONTH
@@ -79,14 +79,11 @@ def rulesets(c: Context, name: str | None, as_of: str | None, fmt: str, output: 
       csat rulesets plant-50                      # the questionnaire and the parameters in force
       csat rulesets iso-100 --as-of 2026-03 --format json
     """
-    from csat.plugins import load_rulesets, make_plugin_manager
-    infos, broken = load_rulesets(make_plugin_manager())
-    for b in broken:
-        click.echo(f"csat: warning: {b.line()}", err=True)
     if name is not None:
         with opened(output) as echo:
-            echo(_described(c, name, as_of, infos, fmt))
+            echo(_described(c, name, as_of, fmt))
         return
+    infos, broken = _installed()
     rows: list[dict[str, Any]] = [
         {"id": i.ruleset.id, "version": i.ruleset.version, "title": i.ruleset.title, "source": i.source,
          "status": "ok", "metrics": list(i.ruleset.metrics), "hooks": list(i.hooks)} for i in infos]
@@ -99,16 +96,25 @@ def rulesets(c: Context, name: str | None, as_of: str | None, fmt: str, output: 
         echo(render(rows, fmt, first=("id", "version", "title", "source", "status")))
 
 
-def _described(c: Context, name: str, month: str | None, infos: list[Any], fmt: str) -> str:
-    """The description, from the store when there is one, else from the shipped defaults."""
+def _installed() -> tuple[list[Any], list[Any]]:
+    """The installed rule sets and the plugins that failed to load (each said in one line)."""
+    from csat.plugins import load_rulesets, make_plugin_manager
+    infos, broken = load_rulesets(make_plugin_manager())
+    for b in broken:
+        click.echo(f"csat: warning: {b.line()}", err=True)
+    return infos, broken
+
+
+def _described(c: Context, name: str, month: str | None, fmt: str) -> str:
+    """The description, from the store when there is one (its engine loads the plugins and says
+    which failed), else from the shipped defaults."""
     try:
         return _text(c.engine().describe_ruleset(name, month), fmt)
     except NoStore:  # no store: the shipped defaults
+        infos, _ = _installed()
         found = next((i for i in infos if i.ruleset.id == name), None)
         if found is None:
-            from csat.engine import UnknownRuleSet
-            raise UnknownRuleSet(f"rule set {name!r} is not installed (installed: "
-                                 f"{', '.join(sorted(i.ruleset.id for i in infos)) or 'none'})")
+            raise UnknownRuleSet.of(name, (i.ruleset.id for i in infos)) from None
         d = describe(found.ruleset, None, found.source, month or _dt.date.today().strftime("%Y-%m"))
     return _text(d, fmt)
 

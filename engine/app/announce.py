@@ -21,12 +21,23 @@ from ..read.snapshots import snapshot
 _FIELDS = ("subject", "metric", "score", "grade", "responses")
 
 
+def announced(conn: Any, ruleset: str | None = None, period: str | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+    """(rule set, month) → its latest announcement (``id``, ``date``, ``under``, ``position``),
+    of one rule set's month or of all."""
+    where = " WHERE ruleset = ? AND period = ?" if ruleset is not None else ""
+    rows = conn.execute("SELECT id, ruleset, period, under, date, position FROM rm_announcements" + where
+                        + " ORDER BY position", (ruleset, period) if ruleset is not None else ())
+    return {(rs, p): {"id": i, "ruleset": rs, "period": p, "under": u, "date": d, "position": pos}
+            for i, rs, p, u, d, pos in rows}  # in log order: the latest stays
+
+
 def latest(conn: Any, ruleset: str, period: str) -> dict[str, Any] | None:
     """The latest announcement of a rule set's month, or None."""
-    row = conn.execute("SELECT id, date, under, position FROM rm_announcements WHERE ruleset = ? AND period = ? "
-                       "ORDER BY position DESC LIMIT 1", (ruleset, period)).fetchone()
-    return None if row is None else {"id": row[0], "date": row[1], "under": row[2], "position": row[3],
-                                     "ruleset": ruleset, "period": period}
+    return announced(conn, ruleset, period).get((ruleset, period))
+
+
+def _moved(now: Decimal | None, was: Decimal | None) -> Decimal | None:
+    return sub(now, was) if now is not None and was is not None else None
 
 
 def figures(engine: Any, ann: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -51,23 +62,21 @@ def figures(engine: Any, ann: dict[str, Any]) -> dict[tuple[str, str], dict[str,
 def beside(engine: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Score rows with, where their month was announced and the figure moved since, the announced
     figure (``announced``), the change (``announced_delta``) and the day (``announced_on``)."""
-    announced = {(rs, period): {"id": i, "date": d, "under": u, "position": pos, "ruleset": rs, "period": period}
-                 for i, rs, period, u, d, pos in engine.store.conn.execute(
-                     "SELECT id, ruleset, period, under, date, position FROM rm_announcements ORDER BY position")}
-    if not announced:  # one query when nothing was announced: the common read pays nothing more
+    months = announced(engine.store.conn)
+    if not months:  # one query when nothing was announced: the common read pays nothing more
         return rows
     cache: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
     out = []
     for r in rows:
         key = (r["ruleset"], r["period"])
-        ann = announced.get(key)  # the latest of the month's announcements
+        ann = months.get(key)
         if ann is not None and key not in cache:
             cache[key] = figures(engine, ann)
         figs = cache.get(key, {})
         was = figs.get((r["subject"], r["metric"])) if ann else None
         if was is not None and (was["score"], was["grade"]) != (r["score"], r["grade"]):
-            moved = sub(r["score"], was["score"]) if r["score"] is not None and was["score"] is not None else None
-            r = {**r, "announced": was["score"], "announced_delta": moved, "announced_on": ann["date"]}
+            r = {**r, "announced": was["score"], "announced_delta": _moved(r["score"], was["score"]),
+                 "announced_on": ann["date"]}
         out.append(r)
     return out
 
@@ -81,8 +90,7 @@ def revision(engine: Any, x: dict[str, Any]) -> dict[str, Any] | None:
     was = figures(engine, ann).get((x["subject"], x["metric"]))
     if was is None or (was["score"], was["grade"]) == (x["score"], x["grade"]):
         return None
-    moved = sub(x["score"], was["score"]) if x["score"] is not None and was["score"] is not None else None
-    return {"on": ann["date"], "announcement": ann["id"], "score": was["score"], "delta": moved,
+    return {"on": ann["date"], "announcement": ann["id"], "score": was["score"], "delta": _moved(x["score"], was["score"]),
             "events": [e for e in x["events"] if e["position"] > ann["position"]]}
 
 

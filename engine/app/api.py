@@ -496,5 +496,4 @@ class Engine(Listings):
         try:
             return self.rulesets[ruleset]
         except KeyError:
-            raise UnknownRuleSet(f"rule set {ruleset!r} is not installed (installed: "
-                                 f"{', '.join(sorted(self.rulesets)) or 'none'})") from None
+            raise UnknownRuleSet.of(ruleset, self.rulesets) from None

@@ -55,7 +55,7 @@ def round_status(conn: Any, org: Org, recorded_at: Any, round_id: str, as_of: st
         raise NotFound(f"no round {round_id!r} in the log")
     spec = _ROUND.decode(opened[4])
     until = f"{as_of}T99" if as_of else None  # a recording time on or before that day
-    when = {pos: at for pos, at in recorded_at([r[5] for r in rows]).items()}
+    when = recorded_at([r[5] for r in rows])
     declined = {(r[1], r[2]): r[3] for r in rows if r[0] == "declined" and (until is None or when[r[5]] <= until)}
     closed = next((r[3] for r in rows if r[0] == "closed" and (until is None or when[r[5]] <= until)), None)
     responses = [(pos, decode_state(bytes(blob))) for pos, blob in conn.execute(
