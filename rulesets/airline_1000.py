@@ -17,8 +17,8 @@ import msgspec
 
 from csat.engine.events import NA, ResponseRecorded
 from csat.engine.numbers import ONE, div, mean, mul, plain, publish, total
-from csat.engine.ruleset import (Choice, Figure, ItemPoints, Questionnaire, QuestionItem, MonthInput, Problem, ResponseState, RuleSet, Trace,
-                                 mean_of_months, module_file)
+from csat.engine.ruleset import (Choice, Figure, ItemPoints, LateAnswers, MonthInput, Problem, QuestionItem,
+                                 Questionnaire, ResponseState, RuleSet, Trace, mean_of_months, module_file)
 from csat.plugins import hookimpl
 
 
@@ -40,6 +40,8 @@ class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     #: the questionnaire's indicators and their labels (an assessed department's own list, in
     #: ``departments``, decides which it answers)
     indicators: dict[str, str] = {}
+    #: whether an answer recorded after its round's due date counts ("count") or not ("exclude")
+    late_answers: LateAnswers = "count"
 
 
 class Airline1000(RuleSet):

@@ -17,8 +17,8 @@ import msgspec
 from csat.engine.events import NA, ResponseRecorded
 from csat.engine.numbers import ZERO, add, dec, div, mul, plain, total
 from csat.engine.params import read_toml
-from csat.engine.ruleset import (Choice, Credit, Figure, ItemPoints, Questionnaire, QuestionItem, MonthInput, Problem, ResponseState, RuleSet, Trace,
-                                 module_file)
+from csat.engine.ruleset import (Choice, Credit, Figure, ItemPoints, LateAnswers, MonthInput, Problem, QuestionItem,
+                                 Questionnaire, ResponseState, RuleSet, Trace, module_file)
 from csat.plugins import hookimpl
 
 HUNDRED = Decimal(100)
@@ -46,6 +46,8 @@ class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     forms: dict[str, Form]
     precision: int = 2
     remedy_levels: list[str] = []
+    #: whether an answer recorded after its round's due date counts ("count") or not ("exclude")
+    late_answers: LateAnswers = "count"
 
 
 def _units(state: ResponseState, credit: str) -> list[str]:

@@ -13,8 +13,9 @@ import msgspec
 
 from csat.engine.events import NA, ResponseRecorded
 from csat.engine.numbers import ZERO, add, dec, div, mul, plain, total
-from csat.engine.ruleset import (Figure, ItemPoints, MinGrade, Questionnaire, QuestionItem, MonthInput, Problem, ResponseState, RuleSet, Trace,
-                                 first_grade, module_file, threshold_problems)
+from csat.engine.ruleset import (Figure, ItemPoints, LateAnswers, MinGrade, MonthInput, Problem, QuestionItem,
+                                 Questionnaire, ResponseState, RuleSet, Trace, first_grade, module_file,
+                                 threshold_problems)
 from csat.plugins import hookimpl
 
 HUNDRED = Decimal(100)
@@ -29,6 +30,8 @@ class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     items: dict[str, Item]
     grades: list[MinGrade]
     precision: int = 2
+    #: whether an answer recorded after its round's due date counts ("count") or not ("exclude")
+    late_answers: LateAnswers = "count"
 
 
 class Iso100(RuleSet):

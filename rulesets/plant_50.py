@@ -17,8 +17,8 @@ import msgspec
 from csat.engine import periods
 from csat.engine.events import NA, ResponseRecorded
 from csat.engine.numbers import ZERO, add, dec, div, plain, publish, sub
-from csat.engine.ruleset import (Choice, Figure, ItemPoints, Questionnaire, QuestionItem, MonthInput, Problem, ResponseState, RuleSet, Trace,
-                                 mean_of_months, module_file)
+from csat.engine.ruleset import (Choice, Figure, ItemPoints, LateAnswers, MonthInput, Problem, QuestionItem,
+                                 Questionnaire, ResponseState, RuleSet, Trace, mean_of_months, module_file)
 from csat.plugins import hookimpl
 
 
@@ -50,6 +50,8 @@ class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reason_required: list[str] = []
     #: the questionnaire's items and their labels (a workshop may answer others too)
     items: dict[str, str] = {}
+    #: whether an answer recorded after its round's due date counts ("count") or not ("exclude")
+    late_answers: LateAnswers = "count"
 
 
 def _counted_levels(params: Params) -> list[str]:

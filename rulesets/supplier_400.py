@@ -19,8 +19,9 @@ import msgspec
 from csat.engine import periods
 from csat.engine.events import ResponseRecorded
 from csat.engine.numbers import CONTEXT, ZERO, dec, div, mean, mul, plain, publish, sub, total
-from csat.engine.ruleset import (CaseEvent, Figure, MinGrade, MonthInput, Problem, Questionnaire, QuestionItem, RuleSet,
-                                 Trace, first_grade, mean_of_months, module_file, threshold_problems)
+from csat.engine.ruleset import (CaseEvent, Figure, LateAnswers, MinGrade, MonthInput, Problem, QuestionItem,
+                                 Questionnaire, RuleSet, Trace, first_grade, mean_of_months, module_file,
+                                 threshold_problems)
 from csat.plugins import hookimpl
 
 DIMENSIONS = ("delivery", "service", "quality", "price")
@@ -93,6 +94,8 @@ class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     grades: list[MinGrade]
     status: Status
     precision: int = 2
+    #: whether an answer recorded after its round's due date counts ("count") or not ("exclude")
+    late_answers: LateAnswers = "count"
 
 
 def floor0(x: Decimal) -> Decimal:

@@ -49,7 +49,9 @@ def test_a_snapshot_at_the_end_equals_the_published_read_models(tmp_path):
 
 
 def test_a_large_first_ingest_takes_the_replay_path_with_the_same_result(fresh_db, tmp_path, monkeypatch):
+    from csat.engine.app import ingest
     from csat.engine.read.projection import Projection
+    monkeypatch.setattr(ingest, "now", lambda: "2026-03-01T08:00:00.000000Z")  # two stores, one recording time
     events = list(synth.mixed(2000, seed=5))
     path = write_jsonl(tmp_path / "m.jsonl", events)
     inc, rep = fresh_db("inc"), fresh_db("rep")

@@ -196,3 +196,59 @@ def test_announced_results_and_a_revision_after_them(plant_round, tmp_path):
     html = tmp_path / "r.html"
     cli("report", "-p", "2026-03", "-o", str(html))
     assert f"公示 {was} (2026-04-03)" in html.read_text("utf-8")
+
+
+def test_late_answers_count_unless_the_parameters_exclude_them(plant_round, monkeypatch):
+    """Whether an answer recorded after the due date counts is the rule set's parameter
+    ``late_answers`` (default "count"); excluded, explain says why, and a round opened after the
+    answers moves the figures it excludes, incrementally as in a rebuild."""
+    cli = Cli(plant_round)
+    explain = ("explain", "-r", "plant-50", "-s", "dept-0", "-p", "2026-03")
+
+    def used(x: dict) -> dict[str, tuple[bool, str | None]]:
+        return {e["id"]: (e["used"], e.get("why")) for e in x["events"] if e["type"] == "response"}
+
+    assert cli.json(*explain)["responses"] == 4 and used(cli.json(*explain))["r-ws-4-dept-0"][0] is True
+    with Engine.open(plant_round) as e:
+        e.append([{"type": "adoption", "id": "on-time-only", "ruleset": "plant-50", "from": "2026-03",
+                   "params": {"late_answers": "exclude"}}])
+    x = cli.json(*explain)
+    late = "late: recorded 2026-03-30, after the round's due date 2026-03-28 (late_answers = \"exclude\")"
+    assert x["responses"] == 3 and used(x)["r-ws-4-dept-0"] == (False, late)
+    assert used(x)["r-ws-1-dept-0"] == (True, None)
+    counts = {r["subject"]: r["responses"] for r in cli.json("scores", "-p", "2026-03")}
+    assert counts == {d: 2 if d in DEPARTMENTS[8:] else 3 for d in DEPARTMENTS}  # ws-4's 10 late answers out
+    incremental = cli.json("scores")
+    cli("rebuild")
+    assert cli.json("scores") == incremental
+    with Engine.open(plant_round) as e:  # a second round of the month, due later: the latest due date holds
+        e.append([{"type": "round", "id": "plant-2026-03-b", "ruleset": "plant-50", "period": "2026-03",
+                   "due": "2026-03-31", "assignments": [{"rater": "ws-4", "subjects": ["dept-0"]}]}])
+    assert cli.json(*explain)["responses"] == 4 and cli.json("explain", "-r", "plant-50", "-s", "dept-1", "-p",
+                                                             "2026-03")["responses"] == 4
+    with Engine.open(plant_round) as e, pytest.raises(IngestFailed) as err:
+        e.append([{"type": "adoption", "id": "sometimes", "ruleset": "plant-50", "from": "2026-04",
+                   "params": {"late_answers": "sometimes"}}])
+    assert "late_answers" in str(err.value.problems)
+
+
+def test_a_store_of_schema_10_learns_its_responses_recording_times(plant_round):
+    """Schema 10 → 11 is a migration: each stored response gets its recording time from the log
+    (no rebuild: an uninstalled rule set's published figures would not survive one)."""
+    from csat.engine.read.readmodel import decode_state, encode_state
+    import msgspec
+    with Engine.open(plant_round) as e:
+        e.catch_up()
+    with connect(plant_round) as conn:
+        rows = conn.execute("SELECT id, state FROM rm_responses").fetchall()
+        conn.executemany("UPDATE rm_responses SET state = ? WHERE id = ?",
+                         [(encode_state(msgspec.structs.replace(decode_state(bytes(b)), recorded=None)), i)
+                          for i, b in rows])
+        conn.execute("UPDATE rm_meta SET value = '10' WHERE key = 'schema'")
+        conn.execute("UPDATE scores SET grade_label = 'kept' WHERE subject = 'dept-0'")  # a rebuild would lose it
+    with Engine.open(plant_round) as e:
+        e.catch_up()
+        assert e.store.conn.execute("SELECT grade_label FROM scores WHERE subject = 'dept-0'").fetchone()[0] == "kept"
+        states = {i: decode_state(bytes(b)) for i, b in e.store.conn.execute("SELECT id, state FROM rm_responses")}
+    assert states["r-ws-4-dept-0"].recorded == "2026-03-30T09:00:00.000000Z"
+    assert states["r-ws-1-dept-0"].recorded == "2026-03-20T10:00:00.000000Z"

@@ -10,12 +10,13 @@ late answer, a new adoption) shows the announced figure beside the current one, 
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
 from ..read import scoreviews
 from ..scoring.numbers import sub
-from ..read.readmodel import Org
+from ..read.readmodel import Org, decode_state
 from ..read.snapshots import snapshot
 
 _FIELDS = ("subject", "metric", "score", "grade", "responses")
@@ -59,13 +60,41 @@ def figures(engine: Any, ann: dict[str, Any]) -> dict[tuple[str, str], dict[str,
             for s, m, score, grade, n in rows if s}
 
 
+def events_since(conn: Any, ann: dict[str, Any], subjects: set[str]) -> dict[str, list[str]]:
+    """subject → the ids of the events after the announcement that bear on its figures of the
+    announced month, in log order: responses credited to it recorded since, their corrections and
+    withdrawals, complaints filed against it for the month, and adoptions of the rule set in force
+    for the month."""
+    after, ruleset, period = ann["position"], ann["ruleset"], ann["period"]
+    found: dict[str, dict[int, str]] = {s: {} for s in subjects}
+    for subject, blob in conn.execute(
+            "SELECT c.subject, r.state FROM rm_credits c JOIN rm_responses r ON r.id = c.response "
+            "WHERE c.ruleset = ? AND c.period = ?", (ruleset, period)):
+        if subject not in found:
+            continue
+        state = decode_state(bytes(blob))
+        marks = [(state.position, state.id), *((a.position, a.id) for a in state.corrections)]
+        if state.withdrawn is not None:
+            marks.append((state.withdrawn.position, state.withdrawn.id))
+        found[subject].update((pos, i) for pos, i in marks if pos > after)
+    for subject, i, pos in conn.execute("SELECT subject, id, position FROM rm_cases WHERE period = ? AND position > ? "
+                                        "AND (ruleset IS NULL OR ruleset = ?)", (period, after, ruleset)):
+        if subject in found:
+            found[subject][pos] = i
+    adopted = [(pos, i) for i, pos in conn.execute("SELECT id, position FROM rm_adoptions WHERE ruleset = ? AND "
+                                                   "position > ? AND from_ <= ?", (ruleset, after, period))]
+    return {s: [i for _, i in sorted([*marks.items(), *adopted])] for s, marks in found.items()}
+
+
 def beside(engine: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Score rows with, where their month was announced and the figure moved since, the announced
-    figure (``announced``), the change (``announced_delta``) and the day (``announced_on``)."""
+    figure (``announced``), the change (``announced_delta``), the day (``announced_on``) and the
+    events since that bear on it (``announced_events``, ids in log order)."""
     months = announced(engine.store.conn)
     if not months:  # one query when nothing was announced: the common read pays nothing more
         return rows
     cache: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
+    moved: dict[tuple[str, str], set[str]] = defaultdict(set)
     out = []
     for r in rows:
         key = (r["ruleset"], r["period"])
@@ -77,7 +106,13 @@ def beside(engine: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if was is not None and (was["score"], was["grade"]) != (r["score"], r["grade"]):
             r = {**r, "announced": was["score"], "announced_delta": _moved(r["score"], was["score"]),
                  "announced_on": ann["date"]}
+            moved[key].add(r["subject"])
         out.append(r)
+    for key, subjects in moved.items():  # what moved them: one read per announced month
+        since = events_since(engine.store.conn, months[key], subjects)
+        for r in out:
+            if "announced_on" in r and (r["ruleset"], r["period"]) == key:
+                r["announced_events"] = since[r["subject"]]
     return out
 
 

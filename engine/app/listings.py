@@ -16,7 +16,8 @@ from ..log.events import TAGS
 from ..read.describe import describe
 from ..read.items import item_rows
 from .redact import Pseudonyms
-from .rounds import _ROUND, round_status
+from ..read.cases import ROUND_SPEC
+from .rounds import round_status
 
 
 class _Who(msgspec.Struct):
@@ -191,7 +192,7 @@ class Listings:
         out = []
         for r, kind, due, spec in rows:
             if kind == "opened":
-                s = _ROUND.decode(spec)
+                s = ROUND_SPEC.decode(spec)
                 out.append({"round": r, "ruleset": s.ruleset, "period": s.period, "due": due, "closed": closed.get(r)})
         return out
 

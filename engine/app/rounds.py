@@ -11,21 +11,19 @@ unit of another). Each (rater, subject) of it is then, as of a date:
 - ``missing`` — neither: the return to chase.
 
 The response rate (回收率) is answered / (assigned − declined), per rater, per subject and overall.
-Whether a late answer counts in a score is the rule set's to say; here it is only marked.
+Whether a late answer counts in a score is the rule set's parameter ``late_answers`` to say
+(:func:`csat.engine.read.settle.late_due`); here it is only marked.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any
 
-import msgspec
-
 from ..errors import NotFound
 from ..log.events import RoundOpened
 from ..read.readmodel import Org, decode_state
+from ..read.cases import ROUND_SPEC
 from ..read.settle import exclusion
-
-_ROUND = msgspec.json.Decoder(RoundOpened)
 
 
 def assignments_of(spec: RoundOpened, org: Org) -> list[tuple[str, str, list[str]]]:
@@ -53,7 +51,7 @@ def round_status(conn: Any, org: Org, recorded_at: Any, round_id: str, as_of: st
     opened = next((r for r in rows if r[0] == "opened"), None)
     if opened is None:
         raise NotFound(f"no round {round_id!r} in the log")
-    spec = _ROUND.decode(opened[4])
+    spec = ROUND_SPEC.decode(opened[4])
     until = f"{as_of}T99" if as_of else None  # a recording time on or before that day
     when = recorded_at([r[5] for r in rows])
     declined = {(r[1], r[2]): r[3] for r in rows if r[0] == "declined" and (until is None or when[r[5]] <= until)}

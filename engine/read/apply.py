@@ -112,7 +112,7 @@ class Applier:
             if isinstance(ev, ResponseRecorded):
                 if self.host.only is not None and ev.ruleset not in self.host.only:
                     continue
-                state = ResponseState.of(ev, logged.position)
+                state = ResponseState.of(ev, logged.position, logged.at)
                 states[ev.id] = state
                 counts[ev.ruleset] += 1
                 credit(state, logged, write=True)
@@ -275,6 +275,9 @@ class Applier:
         case_rulesets = [r for r, rs in self.rulesets.items() if rs.uses_cases and self.host.usable(r)]
         if case_rulesets:
             mark_case_groups(self.conn, logged.event, case_rulesets, org)
+        if isinstance(logged.event, RoundOpened):  # its due date may exclude late answers (late_answers)
+            self.conn.execute("INSERT OR IGNORE INTO rm_dirty SELECT DISTINCT ruleset, subject, period FROM rm_credits "
+                              "WHERE ruleset = ? AND period = ?", (logged.event.ruleset, logged.event.period))
         record_case_event(self.conn, logged)
 
     # -- a rule set that is back ------------------------------------------------------

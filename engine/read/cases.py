@@ -17,6 +17,8 @@ from ..log.events import (ComplaintClosed, ComplaintFiled, DealingsDeclined, Rec
 from ..scoring.ruleset import CaseEvent
 from ..log.store import Logged
 
+ROUND_SPEC = msgspec.json.Decoder(RoundOpened)
+
 
 def record_case_event(conn: sqlite3.Connection, logged: Logged) -> None:
     """Store a complaint, closure, rectification or rectification update."""
@@ -47,6 +49,13 @@ def record_case_event(conn: sqlite3.Connection, logged: Logged) -> None:
     elif isinstance(ev, RoundClosed):
         conn.execute("INSERT OR REPLACE INTO rm_rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                      (ev.round, "closed", f"round_closed:{ev.round}", None, None, ev.date, None, pos))
+
+
+def month_due(conn: sqlite3.Connection, ruleset: str, month: str) -> str | None:
+    """The latest due date of the rounds opened for a rule set's month, or None."""
+    dues = [r.due for (blob,) in conn.execute("SELECT spec FROM rm_rounds WHERE kind = 'opened'")
+            if (r := ROUND_SPEC.decode(blob)).ruleset == ruleset and r.period == month]
+    return max(dues, default=None)
 
 
 def case_target(conn: sqlite3.Connection, ev: Any) -> tuple[str, str] | None:

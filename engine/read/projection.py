@@ -86,11 +86,14 @@ class Projection:
     def _track(self, position: int) -> None:
         self.store.track(position, conn=self.conn)
 
+    def _recorded_at(self, positions: list[int]) -> dict[int, str]:
+        return {p: lg.at for p, lg in self.store.at_positions(positions).items()}
+
     def _ensure_schema(self) -> None:
         if schema_version(self.db) == SCHEMA_VERSION:
             return
         with self.transaction():  # several processes may open a new store at once: one creates it
-            if ensure_schema(self.db, self.rulesets):
+            if ensure_schema(self.db, self.rulesets, recorded_at=self._recorded_at):
                 self.store.forget_tracking(conn=self.conn)
 
     # -- which rule sets can be used ---------------------------------------------------

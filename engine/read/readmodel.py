@@ -9,7 +9,7 @@ and rebuilt from the log; a schema version change does exactly that.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import msgspec
@@ -20,7 +20,7 @@ from ..errors import InvalidParams
 from ..scoring.params import params_hash
 from ..scoring.ruleset import Adoption, ResponseState, RuleSet
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 TABLES = ("scores", "rm_responses", "rm_credits", "rm_adoptions", "rm_units", "rm_dirty", "rm_cases",
           "rm_closures", "rm_rectifications", "rm_rectification_updates", "rm_rulesets", "rm_explained", "rm_rounds",
@@ -70,17 +70,30 @@ def _create_rounds_table(db: sqlite_utils.Database) -> None:
                                "responses": int}, pk=("announcement", "subject", "metric"))
 
 
-def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = (), indexes: bool = True) -> bool:
+def _backfill_recorded(db: sqlite_utils.Database, recorded_at: Callable[[list[int]], dict[int, str]]) -> None:
+    """10 → 11: each stored response's recording time (read from the log by position)."""
+    rows = db.execute("SELECT id, position, state FROM rm_responses ORDER BY position").fetchall()
+    for i in range(0, len(rows), 500):
+        chunk = rows[i:i + 500]
+        times = recorded_at([pos for _, pos, _ in chunk])
+        db.conn.executemany("UPDATE rm_responses SET state = ? WHERE id = ?", [
+            (encode_state(msgspec.structs.replace(decode_state(bytes(blob)), recorded=times.get(pos) or None)), rid)
+            for rid, pos, blob in chunk])
+
+
+def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = (), indexes: bool = True,
+                  recorded_at: Callable[[list[int]], dict[int, str]] | None = None) -> bool:
     """Create or migrate the read-model tables (inside the caller's write transaction);
     returns True when they were (re)created empty.
 
     Version 6 → 7 is a migration, not a drop: the published ``scores`` of rule
-    sets that are not installed must survive (``events.md`` §6).
+    sets that are not installed must survive (``events.md`` §6). ``recorded_at``
+    (positions → the log's recording times) fills what a migration reads from the log.
     """
     version = schema_version(db)
     if version == SCHEMA_VERSION:
         return False
-    if version in (6, 7, 8, 9):
+    if version in (6, 7, 8, 9, 10):
         with db.atomic():
             if version == 6:
                 _create_rulesets_table(db)
@@ -96,6 +109,8 @@ def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = (), inde
             if version in (6, 7, 8):
                 explained.create_table(db.conn)  # 8 → 9: stored explanations
             _create_rounds_table(db)  # 9 → 10: assessment rounds
+            if recorded_at is not None:
+                _backfill_recorded(db, recorded_at)  # 10 → 11: responses' recording times
             db.execute("UPDATE rm_meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
         return False
     drop_all(db)

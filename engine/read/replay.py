@@ -33,7 +33,7 @@ from ..log.events import ParametersAdopted, ResponseCorrected, ResponseRecorded,
 from ..scoring.guard import checked_figures, guarded
 from .readmodel import Adoptions, Org, count_events, create_indexes, decode_state, encode_state, load_states
 from ..scoring.ruleset import Amendment, Counted, Credit, Excluded, MonthInput, ResponseState, RuleSet
-from .settle import Progress, exclusion
+from .settle import Progress, exclusion, late_due, late_exclusion
 from .apply import Applier
 from .settle import Scorer
 from ..log.store import Logged, Store
@@ -139,7 +139,7 @@ class Replay:
             if isinstance(ev, ResponseRecorded):
                 if self.only is not None and ev.ruleset not in self.only:
                     continue
-                states[ev.id] = ResponseState.of(ev, logged.position)
+                states[ev.id] = ResponseState.of(ev, logged.position, logged.at)
                 counts[ev.ruleset] += 1
                 if not self.projection.usable(ev.ruleset):
                     self.applier.unusable_event(ev.ruleset, logged)
@@ -198,6 +198,7 @@ class Replay:
         credit_rows: list[tuple[str, str, str, str, str, str]] = []
         inputs: dict[str, MonthInput] = {}
         with_cases: list[str] | None = None  # the units with cases this month, read once
+        due = late_due(self.conn, adoption, month)
         for state in states:
             try:
                 credits = self.applier.credits_of(state, adoptions, org)
@@ -205,7 +206,7 @@ class Replay:
                 self.projection.give_up(e)
                 self.conn.execute("UPDATE rm_rulesets SET pending = 1 WHERE ruleset = ?", (ruleset,))
                 return 0
-            why = exclusion(state)
+            why = exclusion(state) or late_exclusion(state, due)
             for c in sorted(set(credits), key=lambda c: (c.role, c.via)):
                 credit_rows.append((ruleset, c.subject, month, state.id, c.role, c.via))
                 touched[(ruleset, c.subject)].add(month)

@@ -20,7 +20,7 @@ import msgspec
 from . import explained
 
 from .. import periods
-from .cases import case_subjects, cases_of
+from .cases import case_subjects, cases_of, month_due
 from ..errors import RuleSetFailed
 from ..log.events import NA
 from ..scoring.guard import checked_figure, checked_figures, checked_sequence, guarded
@@ -51,6 +51,22 @@ def exclusion(state: ResponseState) -> str | None:
     if all(v == NA for v in state.answers.values()):
         return "every answer is N/A"
     return None
+
+
+def late_due(conn: Any, adoption: Any, month: str) -> str | None:
+    """The day after which a response of this rule-set month counts for nothing: when the parameters
+    in force say ``late_answers = "exclude"``, the latest due date of the month's rounds (None when
+    late answers count — the default — or no round of that month was opened)."""
+    if adoption is None or getattr(adoption.params, "late_answers", "count") != "exclude":
+        return None
+    return month_due(conn, adoption.ruleset, month)
+
+
+def late_exclusion(state: ResponseState, due: str | None) -> str | None:
+    """Why a response recorded after ``due`` (the day of its recording time, UTC) counts for nothing."""
+    if due is None or state.recorded is None or state.recorded[:10] <= due:
+        return None
+    return f"late: recorded {state.recorded[:10]}, after the round's due date {due} (late_answers = \"exclude\")"
 
 
 def _stored_form(f: Figure) -> tuple[Any, ...]:
@@ -125,6 +141,7 @@ class Scorer:
             rows = ((subj, resp, role, via, states[resp]) for subj, resp, role, via in credits if resp in states)
         decoded: dict[str, tuple[ResponseState, str | None]] = {}
         inputs: dict[str, MonthInput] = {}
+        due = late_due(self.conn, adoption, month)
         with_cases = case_subjects(self.conn, month) if rs.uses_cases and org is not None else None
         for subject, response, role, via, blob in rows:
             if subject not in wanted:
@@ -132,7 +149,7 @@ class Scorer:
             hit = decoded.get(response)
             if hit is None:
                 state = decode_state(blob)
-                hit = decoded[response] = (state, exclusion(state))
+                hit = decoded[response] = (state, exclusion(state) or late_exclusion(state, due))
             inp = inputs.get(subject)
             if inp is None:
                 kind = org.kinds.get(subject) if org is not None else None

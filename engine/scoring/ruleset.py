@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import msgspec
 
@@ -27,6 +27,13 @@ from ..log.events import NA, Answer, ResponseRecorded
 from .numbers import dec, mean, plain, publish
 from ..errors import InvalidParams
 from .params import canonical, decode, merge, read_toml, replace_problems
+
+
+#: Whether an answer recorded after its round's due date counts in a score: a rule set's parameter
+#: ``late_answers`` of this type (default ``"count"``) lets the adopters choose; with ``"exclude"``
+#: the engine excludes late responses (``MonthInput.excluded``, the reason saying so) before the rule
+#: set sees them. A rule set whose parameters have no ``late_answers`` counts every answer.
+LateAnswers = Literal["count", "exclude"]
 
 
 class Problem(NamedTuple):
@@ -63,13 +70,16 @@ class ResponseState(msgspec.Struct, frozen=True):
     comment: str | None = None
     corrections: list[Amendment] = []
     withdrawn: Amendment | None = None
+    #: when the response was recorded (the log's time, UTC ``YYYY-MM-DDTHH:MM:SS.ffffffZ``; a
+    #: correction keeps it): whether it came in after its round's due date
+    recorded: str | None = None
 
     @classmethod
-    def of(cls, event: ResponseRecorded, position: int) -> "ResponseState":
+    def of(cls, event: ResponseRecorded, position: int, recorded: str | None = None) -> "ResponseState":
         return cls(id=event.id, position=position, ruleset=event.ruleset, period=event.period,
                    subject=event.subject, answers=event.answers, form=event.form, rater=event.rater,
                    respondent=event.respondent, roles=event.roles, status=event.status,
-                   reasons=event.reasons, comment=event.comment)
+                   reasons=event.reasons, comment=event.comment, recorded=recorded or None)
 
     def answered(self) -> dict[str, Answer]:
         """The answers that are not N/A."""

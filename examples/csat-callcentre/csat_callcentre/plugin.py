@@ -8,8 +8,8 @@ import msgspec
 
 from csat.engine.events import NA, ResponseRecorded
 from csat.engine.numbers import div
-from csat.engine.ruleset import (Choice, Figure, ItemPoints, MonthInput, Problem, Questionnaire, QuestionItem,
-                                 ResponseState, RuleSet, Trace, module_file)
+from csat.engine.ruleset import (Choice, Figure, ItemPoints, LateAnswers, MonthInput, Problem, Questionnaire,
+                                 QuestionItem, ResponseState, RuleSet, Trace, module_file)
 from csat.plugins import hookimpl
 
 
@@ -18,6 +18,7 @@ class Params(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     highest: int
     labels: dict[str, int] = {}
     precision: int = 2
+    late_answers: LateAnswers = "count"  # a callback rated after its round's due date counts ("exclude": not)
 
 
 class CallCentre5(RuleSet):
