@@ -214,13 +214,13 @@ def render_stream(rows: Iterable[dict[str, Any]], fmt: str, emit: Callable[[str]
 
 
 SCORE_FIRST = ("ruleset", "period", "subject", "subject_name", "metric", "score", "announced", "announced_delta",
-               "before", "delta", "grade", "grade_label", "responses")
+               "announced_on", "announced_events", "before", "delta", "grade", "grade_label", "responses")
+_OPTIONAL = ("subject_name", "before", "delta", "announced", "announced_delta", "announced_on", "announced_events")
 
 
 def score_first(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
     """The leading score columns; the optional ones only where rows have them."""
-    return tuple(c for c in SCORE_FIRST if c not in ("subject_name", "before", "delta", "announced", "announced_delta")
-                 or any(c in r for r in rows))
+    return tuple(c for c in SCORE_FIRST if c not in _OPTIONAL or any(c in r for r in rows))
 
 
 def score_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
