@@ -1,13 +1,12 @@
 """A plant-50 month end to end, through the CLI as a quality office runs it (issue 22): the round
-opened by rule (5 workshops × 10 departments), the forms written, three workshops' workbooks back
+opened by rule (5 workshops × 10 departments), the forms written, three workshops' forms back (one as CSV)
 on time (one declining two departments), one after the due date, one never; the returns and
 回收率; the figures announced (公示); a correction after it moves one department, and scores,
 explain and the report show it as revised since the announcement, with the change and the event.
 On SQLite and on a real PostgreSQL server."""
 from __future__ import annotations
 
-import json
-from decimal import Decimal
+import csv
 
 import pytest
 
@@ -42,6 +41,13 @@ def fill(path, answers) -> None:
     book.save(path)
 
 
+def as_csv(book_path, csv_path) -> None:
+    """What Excel's "Save as CSV" writes of a filled form (Chinese Windows: GBK)."""
+    sheet = openpyxl.load_workbook(book_path).active
+    with open(csv_path, "w", newline="", encoding="gbk") as f:
+        csv.writer(f).writerows([["" if v is None else v for v in row] for row in sheet.iter_rows(values_only=True)])
+
+
 def satisfied(subject: str) -> dict:
     return {item: ("满意", None) for item in LABELS}
 
@@ -73,8 +79,9 @@ def test_a_plant_month_from_round_to_revision(db, tmp_path, monkeypatch):
     fill(forms / "ws-3.xlsx", satisfied)
     fill(forms / "ws-4.xlsx", mixed)
     clock["now"] = "2026-03-26T09:30:00.000000Z"
-    for ws in ("ws-1", "ws-2", "ws-3"):
-        cli("ingest", str(forms / f"{ws}.xlsx"))
+    as_csv(forms / "ws-3.xlsx", forms / "ws-3.csv")  # one workshop saves its form as CSV (GBK, as Chinese Excel does)
+    for form in ("ws-1.xlsx", "ws-2.xlsx", "ws-3.csv"):
+        cli("ingest", str(forms / form))
     clock["now"] = "2026-03-30T16:00:00.000000Z"  # after the due date
     cli("ingest", str(forms / "ws-4.xlsx"))
 
