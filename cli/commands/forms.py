@@ -108,8 +108,9 @@ def form(c: Context, round_id: str, rater: str | None, output: str) -> None:
     Each holds the rater's subjects pre-filled, a column per item headed by
     its label with a drop-down of the answers accepted (and N/A where
     allowed), the reason columns marked where the method requires one, and a
-    note on each header. Filled in Excel or WPS, it ingests unchanged (a row
-    left blank is no return).
+    note on each header. Filled in Excel or WPS, it ingests unchanged with
+    `csat ingest`, as a workbook or saved as CSV (a row left blank is no
+    return; 无业务往来 = 是: no dealings with that subject this month).
 
     \b
     Examples:
