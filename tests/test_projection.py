@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 import synth
 from conftest import EXAMPLES, write_jsonl, connect
 
@@ -50,6 +52,14 @@ def test_explain_agrees_with_the_published_row(engine):
         assert {k: x[k] for k in row} == row
         assert x["params_hash"].startswith("sha256:")
         assert x["steps"] and x["events"]
+
+
+@pytest.fixture(autouse=True)
+def one_recording_time(monkeypatch):
+    """Tests here compare the read models of different stores row for row: each response's state
+    keeps its recording time, so every store records at the same time."""
+    from csat.engine.app import ingest
+    monkeypatch.setattr(ingest, "now", lambda: "2026-03-01T08:00:00.000000Z")
 
 
 def dump(db: str) -> dict[str, list[tuple]]:
