@@ -108,7 +108,8 @@ class CsatGroup(click.Group):
             return super().main(*args, standalone_mode=False, **kwargs)
         except click.UsageError as e:
             where = e.ctx.command_path if e.ctx is not None else "csat"
-            fail(f"{where.partition(' ')[2] or where}: {e.format_message()} (see {where} --help)", e.exit_code)
+            sub = where.partition(" ")[2]  # "csat: No such command …", not "csat: csat: …"
+            fail(f"{sub + ': ' if sub else ''}{e.format_message()} (see {where} --help)", e.exit_code)
         except click.ClickException as e:
             fail(e.format_message(), e.exit_code)
         except click.Abort:

@@ -66,6 +66,8 @@ def ingest(c: Context, files: tuple[str, ...], dry_run: bool, sheet: str | None,
             raise
         for a in report.implicit_adoptions:
             click.echo(f"recorded implicit adoption of the shipped defaults: {a}", err=True)
+        for w in report.warnings:
+            click.echo(f"csat: warning: {w}", err=True)
         if not dry_run:  # even with nothing new: a killed ingest may have left its events unscored
             show.events_total = engine.store.max_position() - engine.projection.tracked()
             try:
@@ -150,3 +152,35 @@ def whatif(c: Context, ruleset: str, params: str, from_: str | None, replace: tu
             big = summary["largest_delta"]
             echo(f"\n{summary['figures_moved']} figures and {summary['grades_moved']} grades would move"
                  + (f"; the largest: {big['subject']} {big['period']} {big['metric']} {big['delta']:+}" if big else ""))
+
+
+@click.command()
+@click.option("--respondent", required=True, metavar="NAME", help="The person whose personal data is erased.")
+@click.option("--yes", is_flag=True, help="Erase without asking (it cannot be undone).")
+@click.pass_obj
+@handles_errors
+def erase(c: Context, respondent: str, yes: bool) -> None:
+    """Erase a person's personal data, on their request (PIPL / GDPR).
+
+    Their name, reasons and comments are stored sealed under a key of their
+    own, in the key store beside the log (csat.db → csat.keys). Erasure
+    destroys that key and appends an `erasure` event that names no one (the
+    pseudonym and how many fields it made unreadable). Every figure, the log's
+    bytes and `csat verify` stay as they were; those fields show [erased]
+    everywhere — log, explain, the report, and any copy of the store.
+
+    Events written before csat sealed personal data keep theirs in plain form
+    (the log is append-only): the command says how many such fields remain.
+
+    \b
+    Example:
+      csat erase --respondent 张三
+    """
+    if not yes and not click.confirm(f"Erase the personal data of {respondent!r}? This cannot be undone", err=True):
+        raise click.Abort()
+    done = c.engine().erase(respondent)
+    if done["pseudonym"]:
+        click.echo(f"erased {done['pseudonym']}: {done['fields']} sealed fields made unreadable")
+    if done["plain"]:
+        click.echo(f"csat: note: {done['plain']} fields of events written before csat sealed personal data still "
+                   "hold theirs in plain form (the log is append-only: they stay)", err=True)

@@ -20,18 +20,15 @@ from typing import Any
 
 import msgspec
 
-from ..read import explained, scoreviews
-from . import announce
-
 from .. import periods
-
-from . import redact
-
+from ..read import explained, scoreviews
+from . import announce, redact
 from ..log import transfer
 from ..errors import CsatError, IngestFailed, InvalidParams, LogDamaged, UnknownRuleSet
 from ..log.events import Event, ParametersAdopted
 from ..read.explain import explain
 from .ingest import Ingest, IngestReport, dict_lines, file_lines
+from .erasure import PersonalData
 from .listings import Listings
 from .readers import column_map
 from ..scoring.params import read_toml
@@ -39,7 +36,6 @@ from ..read.projection import EXTRAS_DEC, Progress, Projection
 from ..read.readmodel import Org
 from ..read.snapshots import copy_of, snapshot
 from ..scoring.ruleset import RuleSet
-
 from ..log.store import DEFAULT_DB, Logged, Store, discard_new
 
 DB_ENV = "CSAT_DB"
@@ -61,7 +57,7 @@ def default_target() -> str:
     return os.environ.get(DB_ENV) or DEFAULT_DB
 
 
-class Engine(Listings):
+class Engine(Listings, PersonalData):
     """An opened csat store with its rule sets.
 
     :param store: the opened :class:`~csat.engine.log.store.Store`.
@@ -199,6 +195,8 @@ class Engine(Listings):
                 discard_new(path)
             raise
         with other:
+            if self.store.keys.exists():  # the keys go with the log (an erased person's are gone)
+                other.store.keys.take(self.store.keys.secret(), self.store.keys.rows())
             rebuilt = other.rebuild(rebuild_progress)
         return {"events": copied.events, "head_position": copied.head_position, "head_hash": copied.head_hash,
                 "rebuilt": rebuilt}
@@ -234,14 +232,14 @@ class Engine(Listings):
             position = self.position_at(as_of)
             only = [ruleset] if ruleset in self.rulesets else None
             with snapshot(self.projection, position, only=only) as private:
-                return self._views(ruleset, period, subject, metric, under, vs, private.conn)
+                return self._open_names(self._views(ruleset, period, subject, metric, under, vs, private.conn))
         self._catch_up_to_read()
         if announced:
             if period is None:
                 raise CsatError("--announced gives the figures of one announced month: give --period")
-            return scoreviews.Rows(announce.as_announced(self, ruleset, period))
-        rows = scoreviews.Rows(announce.beside(self, self._views(ruleset, period, subject, metric, under, vs,
-                                                                 self.store.conn)))
+            return scoreviews.Rows(self._open_names(announce.as_announced(self, ruleset, period)))
+        rows = scoreviews.Rows(self._open_names(announce.beside(self, self._views(
+            ruleset, period, subject, metric, under, vs, self.store.conn))))
         rows.unscored = self.unscored
         return rows
 
@@ -457,7 +455,7 @@ class Engine(Listings):
         if as_of is not None:
             position = self.position_at(as_of)
             with snapshot(self.projection, position, only=[ruleset]) as private:
-                out = self._named(explain(private, rs, subject, period, metric), private.conn)
+                out = self._opened(self._named(explain(private, rs, subject, period, metric), private.conn))
             out["log_position"], out["log_head"] = self.store.head(position)
             return self._redacted(out) if redact else out
         self._catch_up_to_read()
@@ -466,7 +464,7 @@ class Engine(Listings):
         if out is None:
             out = explain(self.projection, rs, subject, period, metric)
             self._keep_explanation(ruleset, period, subject, metric, tracked, out)
-        out = self._named(out, conn)
+        out = self._opened(self._named(out, conn))
         out["log_position"], out["log_head"] = self.store.head(tracked)
         if (revised := announce.revision(self, out)) is not None:
             out["revised_since_announced"] = revised

@@ -23,9 +23,10 @@ from ..errors import IngestFailed, InvalidParams, RuleSetFailed
 from ..log.events import (ComplaintClosed, ComplaintFiled, DealingsDeclined, Event, ParametersAdopted,
                           RectificationRequired, RectificationUpdated, ResponseCorrected, ResponseRecorded,
                           ResponseWithdrawn, ResultsAnnounced, RoundClosed, RoundOpened, UnitDeclared, decode_line,
-                          natural_key, same_event)
+                          natural_key)
 from ..scoring.guard import checked_labels, guarded
 from ..read.projection import Projection
+from .privacy import IngestPrivacy
 from .readers import STDIN, Line, is_sheet, lines_of
 from ..read.readmodel import load_states
 from ..scoring.params import merge
@@ -42,6 +43,8 @@ class IngestReport:
     lines: int = 0
     implicit_adoptions: list[str] = field(default_factory=list)
     dry_run: bool = False
+    #: one line per thing worth a look that did not stop the ingest (``FILE:LINE: …``)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def events(self) -> int:
@@ -111,7 +114,9 @@ class Ingest:
         self.problems: list[tuple[str, int, str]] = []   # (source, line, "FILE:LINE: message")
         self.sources: dict[str, None] = {}
         self.report = IngestReport(dry_run=dry_run)
-        self.at = now()
+        self.privacy = IngestPrivacy(self.store, dry_run)
+        self.report.warnings = self.privacy.warnings
+        self.at = self.privacy.recording_time(now())
         adoptions, org = self.projection.state()
         self.adoptions = adoptions.copy()   # this call's lines join the copies, never the projection's
         self.org = org.copy()
@@ -174,7 +179,7 @@ class Ingest:
                     self._problem(source, number, str(e))
                     continue
             if key in self.known:
-                if same_event(self.known[key], ev):
+                if self.privacy.same(self.known[key], ev):
                     self.report.present += 1
                 else:
                     self._problem(source, number, f"conflict: {key.split(':', 1)[0]} {ev.id!r} is already in the log "
@@ -185,8 +190,12 @@ class Ingest:
                 for p in problems:
                     self._problem(source, number, p)
                 continue
+            if type(ev).__struct_config__.tag == "response" and ev.respondent is not None:
+                self.privacy.warn(f"{EVENTS}[{number - 1}]" if source == EVENTS else f"{source}:{number}", ev)
             self._accept(ev, key)
         if self.pending:
+            self.privacy.shuffle(self.pending, self.pending_keys, [
+                i for i, r in enumerate(self.pending) if self.privacy.is_anonymous(r.event)])
             self.store.append(self.pending, self.pending_keys)
 
     def _problem(self, source: str, number: int, message: str) -> None:
@@ -204,8 +213,11 @@ class Ingest:
             self.closed[ev.complaint] = ev.id
         if isinstance(ev, RectificationUpdated):
             self.rect_state[ev.rectification] = (ev.status, ev.date)
+        self.privacy.note(ev)
         self.known[key] = ev
-        self.pending.append(Recorded(self.at, ev))
+        target = self._response(ev.response) if isinstance(ev, ResponseCorrected) else None
+        person = isinstance(ev, UnitDeclared) and self.org.kinds.get(ev.id) == "person"
+        self.pending.append(Recorded(self.at, self.privacy.seal(ev, target, person)))
         self.pending_keys.append(key)
         self.report.appended += 1
 
@@ -313,7 +325,7 @@ class Ingest:
         if type(ev).__struct_config__.tag == "response":  # the bulk of every file: no isinstance chain
             if ev.ruleset not in self.rulesets:
                 return [self._ruleset_problem(ev.ruleset)]
-            return self._answers_problems(ev)
+            return self.privacy.problems(ev) or self._answers_problems(ev)
         if isinstance(ev, UnitDeclared):
             return self._unit_problems(ev)
         if isinstance(ev, (ResponseCorrected, ResponseWithdrawn)):

@@ -103,7 +103,7 @@ class Listings:
             rows.append({"id": id_, "kind": kind, "subject": subj, "period": per, "ruleset": rs, "severity": sev,
                          "source": src, "response": resp, "status": status, "closed": closed,
                          "rectifications": rects.split(",") if rects else [], "text": text})
-        return self._under(rows, under)
+        return self._opened(self._under(rows, under))
 
     def _under(self, rows: list[dict[str, Any]], unit: str | None, org: Any = None,
                conn: Any = None) -> list[dict[str, Any]]:
@@ -148,7 +148,7 @@ class Listings:
             rows.append({"id": id_, "subject": subj, "period": per, "issue": issue, "due": due, "status": status,
                          "completed": completed, "late": completed is not None and completed > due,
                          "overdue": is_overdue, "complaint": complaint, "response": response})
-        return self._under(rows, under)
+        return self._opened(self._under(rows, under))
 
     def units(self, as_of: str, unit: str | None = None) -> list[dict[str, Any]]:
         """Units with their parent and chain of ancestors as of a month."""
@@ -165,7 +165,7 @@ class Listings:
             out.append({"id": u, "name": org.names.get(u), "kind": org.kinds.get(u),
                         "parent": link.parent if link else None, "since": (link.from_ or None) if link else None,
                         "chain": org.chain(u, as_of)})
-        return out
+        return self._opened(out)
 
     def describe_ruleset(self, ruleset: str, month: str | None = None) -> dict[str, Any]:
         """A rule set with the parameters in force in ``month`` (default: this month) in this store:
@@ -207,8 +207,8 @@ class Listings:
             raise CsatError(f"--as-of: {why}")
         self._catch_up_to_read()
         org = self.projection.state()[1]
-        return round_status(self.store.conn, org, lambda ps: {p: lg.at for p, lg in self.store.at_positions(ps).items()},
-                            round_id, as_of)
+        return self._opened(round_status(self.store.conn, org, lambda ps: {
+            p: lg.at for p, lg in self.store.at_positions(ps).items()}, round_id, as_of))
 
     def ruleset_list(self) -> list[dict[str, Any]]:
         """The rule sets in use: id, version, title, source and the hooks their plugin implements."""
@@ -222,15 +222,15 @@ class Listings:
         respondent in the log up front: a reason or an id that names one is redacted wherever it
         stands, even before that person's own response is listed."""
         self._catch_up_to_read()
-        names = Pseudonyms()
+        names, opener = Pseudonyms(), self.opener()
         for (blob,) in self.store.conn.execute("SELECT state FROM rm_responses ORDER BY position"):
             who = _WHO.decode(bytes(blob))
             names.know("rater", who.rater or "")
-            names.know("respondent", who.respondent or "")
+            names.know("respondent", opener.text(who.respondent or "", "respondent"))
         for page in self.store.lenient_pages(self.projection.tracked()):  # not yet applied (a damaged log)
             for lg in page:
                 for kind in ("rater", "respondent"):
-                    names.know(kind, getattr(lg.event, kind, None) or "")
+                    names.know(kind, opener.text(getattr(lg.event, kind, None) or "", kind))
         return names
 
     def log(self, type: str | None = None, id: str | None = None, after: int = 0, *, subject: str | None = None,
@@ -245,6 +245,7 @@ class Listings:
         if type is not None and type not in TAGS and type != "damaged":
             raise CsatError(f"unknown event type {type!r} (expected one of {', '.join(TAGS)})")
         months = set(periods.months_of(period)) if period is not None else None
+        opener = self.opener()
 
         def wanted(lg: Any) -> bool:
             ev = lg.event
@@ -261,7 +262,7 @@ class Listings:
                 return {"position": lg.position, "recorded": None, "type": "damaged", "id": None,
                         "event": {"damaged": lg.damaged, "key": lg.key}}
             return {"position": lg.position, "recorded": lg.at, "type": lg.type, "id": lg.event.id,
-                    "event": msgspec.to_builtins(lg.event)}
+                    "event": opener.deep(msgspec.to_builtins(lg.event))}
 
         if tail is not None:
             last: list[Any] = []

@@ -23,6 +23,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from ..log.personal import ERASED, SEALED
+
 #: the event fields that name a person or a rating unit, and the pseudonym each becomes
 FIELDS = {"rater": "rater", "respondent": "respondent"}
 #: fields never redacted: what was assessed, under which rules, and the log's own fingerprints
@@ -30,6 +32,8 @@ KEPT = frozenset({"subject", "subject_name", "ruleset", "metric", "period", "typ
                   "adoption_from", "params_hash", "log_head", "head_hash", "grade", "grade_label", "from"})
 #: ASCII names this short are matched as whole tokens only (``c1`` is not redacted inside ``c10``'s hash)
 SHORT = 2
+#: what stands where a personal value cannot be read (:mod:`csat.engine.log.personal`): no name
+MARKS = frozenset({ERASED, SEALED})
 
 
 class Pseudonyms:
@@ -47,13 +51,16 @@ class Pseudonyms:
             self.know(kind, name)
 
     def know(self, kind: str, name: str) -> None:
-        """Add a name to hide (its pseudonym is given where it first appears)."""
-        if name and name not in self._kind:
+        """Add a name to hide (its pseudonym is given where it first appears); the marks of an
+        erased or sealed value hide no one and stay as they are."""
+        if name and name not in self._kind and name not in MARKS:
             self._kind[name] = kind
             self._pattern = None
 
     def of(self, kind: str, value: str) -> str:
         """The pseudonym of ``value`` (given now if it has none yet)."""
+        if value in MARKS:
+            return value
         self.know(kind, value)
         found = self._of.get(value)
         if found is None:

@@ -80,6 +80,10 @@ class Backend(ABC):
         """Remove the store just created here by a command that then failed (nothing was written):
         a file goes; a database is left as it is (its tables are empty)."""
 
+    @abstractmethod
+    def key_store(self) -> Any:
+        """The store's key store (:mod:`csat.engine.log.keys`), kept apart from the log."""
+
     # -- the write lock ------------------------------------------------------------
 
     def begin_write(self) -> None:

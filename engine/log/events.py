@@ -166,6 +166,9 @@ class RoundOpened(Event, frozen=True, tag="round"):
     assignments: list[Assignment] = []
     rule: AssignmentRule | None = None
     note: str | None = None
+    #: an anonymous round: its responses name no respondent, and the log keeps no trace finer
+    #: than the day of when each came in (the return is still counted for the 回收率)
+    anonymous: bool = False
 
 
 class DealingsDeclined(Event, frozen=True, tag="no_dealings"):
@@ -196,10 +199,21 @@ class ResultsAnnounced(Event, frozen=True, tag="announcement"):
     note: str | None = None
 
 
+class PersonErased(Event, frozen=True, tag="erasure"):
+    """A person's personal data made unreadable on request: their key was destroyed. Names no one:
+    ``key`` is the destroyed key's id (the person's pseudonym ``p-<key>``), ``fields`` how many
+    sealed fields of the log it made unreadable, ``plain`` how many fields of events written
+    before csat sealed personal data still hold that person's data in plain form."""
+
+    key: str
+    fields: int
+    plain: int = 0
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     UnitDeclared, ResponseRecorded, ResponseCorrected, ResponseWithdrawn, ComplaintFiled,
     ComplaintClosed, RectificationRequired, RectificationUpdated, ParametersAdopted,
-    RoundOpened, DealingsDeclined, RoundClosed, ResultsAnnounced,
+    RoundOpened, DealingsDeclined, RoundClosed, ResultsAnnounced, PersonErased,
 )
 TAGS: dict[str, type[Event]] = {cls.__struct_config__.tag: cls for cls in EVENT_TYPES}
 

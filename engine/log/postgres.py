@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from .keys import PgKeyStore
 from .backend import EVENTS, Backend, busy_timeout
 from ..errors import PgIntegrityError, StoreError  # noqa: F401 (PgIntegrityError: re-exported)
 from .pgsql import PREFIXES, WRITE_LOCK, PgConnection, PgDatabase, PgDuplicateObject, StoreLost, is_postgres, redacted
@@ -58,6 +59,9 @@ class PostgresBackend(Backend):
 
     def discard(self) -> None:
         """A database is left as it is: its tables hold nothing."""
+
+    def key_store(self) -> Any:
+        return PgKeyStore(self.target)
 
     def log_continues_after(self, position: int) -> None:
         # a rolled-back ingest used up sequence numbers: positions stay gapless

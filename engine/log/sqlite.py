@@ -16,6 +16,7 @@ from eventsourcing.persistence import InfrastructureFactory, Tracking
 from eventsourcing.sqlite import SQLiteCursor
 from eventsourcing.utils import Environment
 
+from .keys import SQLiteKeyStore, key_store_path
 from .backend import Backend, busy_timeout, BUSY_ENV
 from ..errors import NoStore, StoreError
 
@@ -105,6 +106,9 @@ class SQLiteBackend(Backend):
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(OSError):
                 os.remove(f"{self.target}{suffix}")
+
+    def key_store(self) -> Any:
+        return SQLiteKeyStore(key_store_path(self.target))
 
     def try_begin_write(self) -> bool:
         self.conn.execute("PRAGMA busy_timeout = 0")

@@ -20,7 +20,7 @@ import datetime as _dt
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Union
+from typing import Any, Union
 
 import msgspec
 from eventsourcing.persistence import Mapper, StoredEvent
@@ -149,6 +149,7 @@ class Store:
         #: one-line notes for the user about this store (e.g. its chain was computed on this open)
         self.notices: list[str] = []
         self._sealed_after: int | None = None
+        self._keys: Any = None
         #: what differs between the databases a store can be in (chosen here, once)
         self.backend: Backend = backend_for(self.path)
         self.display = self.backend.display  #: the store as messages name it (a URL without its password)
@@ -191,7 +192,17 @@ class Store:
             raise
         self.conn.execute("COMMIT")
 
+    @property
+    def keys(self) -> Any:
+        """The key store of this store's personal data (:mod:`csat.engine.log.keys`), opened when
+        first used."""
+        if self._keys is None:
+            self._keys = self.backend.key_store()
+        return self._keys
+
     def close(self) -> None:
+        if self._keys is not None:
+            self._keys.close()
         self.backend.close()
 
     # -- reading ---------------------------------------------------------------

@@ -20,7 +20,7 @@ from . import explained
 from .cases import case_months, mark_case_groups, record_case_event
 from ..errors import RuleSetFailed, StoreError
 from ..log.events import (DealingsDeclined, ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn,
-                          ResultsAnnounced, RoundClosed, RoundOpened, UnitDeclared)
+                          PersonErased, ResultsAnnounced, RoundClosed, RoundOpened, UnitDeclared)
 from ..scoring.guard import checked_credits, checked_remedy, guarded
 from .readmodel import Adoptions, Org, count_events, encode_state, load_states
 from ..scoring.ruleset import Amendment, Credit, ResponseState, RuleSet
@@ -150,7 +150,7 @@ class Applier:
                     counts[ruleset] += 1
                     if not self.host.usable(ruleset) and not isinstance(ev, (RoundOpened, ResultsAnnounced)):
                         pending.add(ruleset)
-                elif not isinstance(ev, (DealingsDeclined, RoundClosed)):  # a case for every rule set: those
+                elif not isinstance(ev, (DealingsDeclined, RoundClosed, PersonErased)):  # a case for every rule set: those
                     pending |= self._parked()  # that cannot see it now rescore it when back
                 self._record_case_event(logged, org)
         flush()

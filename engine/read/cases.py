@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from ..log.events import (ComplaintClosed, ComplaintFiled, DealingsDeclined, RectificationRequired,
+from ..log.events import (ComplaintClosed, ComplaintFiled, DealingsDeclined, PersonErased, RectificationRequired,
                           RectificationUpdated, ResultsAnnounced, RoundClosed, RoundOpened)
 from ..scoring.ruleset import CaseEvent
 from ..log.store import Logged
@@ -21,7 +21,8 @@ ROUND_SPEC = msgspec.json.Decoder(RoundOpened)
 
 
 def record_case_event(conn: sqlite3.Connection, logged: Logged) -> None:
-    """Store a complaint, closure, rectification or rectification update."""
+    """Store a complaint, closure, rectification or rectification update; a round's events, an
+    announcement, an erasure."""
     ev, pos = logged.event, logged.position
     if isinstance(ev, ComplaintFiled):
         conn.execute("INSERT OR REPLACE INTO rm_cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -49,6 +50,8 @@ def record_case_event(conn: sqlite3.Connection, logged: Logged) -> None:
     elif isinstance(ev, RoundClosed):
         conn.execute("INSERT OR REPLACE INTO rm_rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                      (ev.round, "closed", f"round_closed:{ev.round}", None, None, ev.date, None, pos))
+    elif isinstance(ev, PersonErased):
+        conn.execute("INSERT OR REPLACE INTO rm_erasures VALUES (?, ?, ?)", (ev.key, ev.id, pos))
 
 
 def month_due(conn: sqlite3.Connection, ruleset: str, month: str) -> str | None:

@@ -24,7 +24,7 @@ SCHEMA_VERSION = 11
 
 TABLES = ("scores", "rm_responses", "rm_credits", "rm_adoptions", "rm_units", "rm_dirty", "rm_cases",
           "rm_closures", "rm_rectifications", "rm_rectification_updates", "rm_rulesets", "rm_explained", "rm_rounds",
-          "rm_announcements", "rm_announced", "rm_meta")
+          "rm_announcements", "rm_announced", "rm_erasures", "rm_meta")
 
 _STATE_ENC = msgspec.json.Encoder()
 _STATE_DEC = msgspec.json.Decoder(ResponseState)
@@ -50,6 +50,12 @@ def _create_rulesets_table(db: sqlite_utils.Database) -> None:
     # per rule set: how many events of the log belong to it, and whether some were applied while it
     # could not be used (not installed, or its plugin failed): those need re-crediting when it is back
     db["rm_rulesets"].create({"ruleset": str, "events": int, "pending": int}, pk="ruleset")
+
+
+def _create_erasures_table(db: sqlite_utils.Database) -> None:
+    """The keys destroyed by erasures (their sealed values show as erased)."""
+    if not db["rm_erasures"].exists():
+        db["rm_erasures"].create({"key": str, "id": str, "position": int}, pk="key")
 
 
 def _create_rounds_table(db: sqlite_utils.Database) -> None:
@@ -109,6 +115,7 @@ def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = (), inde
             if version in (6, 7, 8):
                 explained.create_table(db.conn)  # 8 → 9: stored explanations
             _create_rounds_table(db)  # 9 → 10: assessment rounds
+            _create_erasures_table(db)  # 10 → 11: erasures
             if recorded_at is not None:
                 _backfill_recorded(db, recorded_at)  # 10 → 11: responses' recording times
             db.execute("UPDATE rm_meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
@@ -147,6 +154,7 @@ def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = (), inde
         _create_rulesets_table(db)
         explained.create_table(db.conn)
         _create_rounds_table(db)
+        _create_erasures_table(db)
         if indexes:
             create_indexes(db)
     return True

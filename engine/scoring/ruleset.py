@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Literal, NamedTuple
 import msgspec
 
 from ..log.events import NA, Answer, ResponseRecorded
+from ..log import personal
 from .numbers import dec, mean, plain, publish
 from ..errors import InvalidParams
 from .params import canonical, decode, merge, read_toml, replace_problems
@@ -34,6 +35,10 @@ from .params import canonical, decode, merge, read_toml, replace_problems
 #: the engine excludes late responses (``MonthInput.excluded``, the reason saying so) before the rule
 #: set sees them. A rule set whose parameters have no ``late_answers`` counts every answer.
 LateAnswers = Literal["count", "exclude"]
+
+#: A respondent as a rule set may compare it: the person's stable pseudonym when sealed (respondents
+#: reach rule sets sealed, ``docs/events.md`` §7), else the value as given.
+person_of = personal.person_of
 
 
 class Problem(NamedTuple):
