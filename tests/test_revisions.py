@@ -158,6 +158,7 @@ class ParamsV2(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     scale: dict[str, int]            # v2: lowest/highest moved into a table
     labels: dict[str, int] = {}
     precision: int = 2
+    late_answers: str = "count"      # kept from v1
 
 
 class CallCentreV2(callcentre.CallCentre5):
