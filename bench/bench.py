@@ -24,6 +24,8 @@ Figures (medians over --runs):
 `--data airline` uses airline questionnaires only instead of the mix.
   append         the append alone (`Engine.ingest` in a child, no catch-up), events/s
                  (target: ≥ 0.4× floor-insert)
+  sealing        the same append with personal fields left unsealed, interleaved run by run; the
+                 append's throughput lost to sealing them (target: < 15 %)
 Results print as a table and go to bench/results/<timestamp>.json.
 """
 from __future__ import annotations
@@ -93,6 +95,7 @@ def run_child(cmd: list[str]) -> tuple[float, float, str]:
 def remove_db(path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.with_suffix(".keys").unlink(missing_ok=True)  # its key store too
 
 
 def encoded_rows(data: Path) -> list[tuple[str, int, str, bytes]]:
@@ -212,6 +215,15 @@ from csat.engine import Engine
 with Engine.open(sys.argv[1]) as engine:   # the append alone: validated and chained, no catch-up
     engine.ingest([sys.argv[2]])
 """
+#: the same append with personal fields left unsealed (what csat did before it sealed them)
+APPEND_UNSEALED = """
+import sys
+from csat.engine import Engine
+from csat.engine.app.privacy import IngestPrivacy
+IngestPrivacy.seal = lambda self, ev, target=None, person_unit=False: ev
+with Engine.open(sys.argv[1]) as engine:
+    engine.ingest([sys.argv[2]])
+"""
 
 
 def measure(size: int, runs: int, trials: int, work: Path, only: set[str] | None = None,
@@ -226,12 +238,14 @@ def measure(size: int, runs: int, trials: int, work: Path, only: set[str] | None
                             capture_output=True, text=True, env=ENV, check=True)
     fi, fr = map(float, floors.stdout.split())
     csat = csat_command()
-    ing, ing_rss, reb, reb_rss, app = [], [], [], [], []
+    ing, ing_rss, reb, reb_rss, app, unsealed = [], [], [], [], [], []
     db = work / "csat.db"
     for _ in range(runs):
         if wanted("append"):
             remove_db(db)
             app.append(run_child([sys.executable, "-c", APPEND, str(db), str(data)])[0])
+            remove_db(db)  # interleaved with the sealed append: the machine's drift hits both alike
+            unsealed.append(run_child([sys.executable, "-c", APPEND_UNSEALED, str(db), str(data)])[0])
         remove_db(db)
         dt, rss, _ = run_child([*csat, "--db", str(db), "ingest", str(data)])
         ing.append(dt)
@@ -251,6 +265,8 @@ def measure(size: int, runs: int, trials: int, work: Path, only: set[str] | None
     if app:
         out["append_eps"] = round(events / statistics.median(app))
         out["append_vs_floor_insert"] = round(out["append_eps"] / out["floor_insert_eps"], 3)
+        out["append_unsealed_eps"] = round(events / statistics.median(unsealed))
+        out["sealing_cost_pct"] = round(100 * (1 - out["append_eps"] / out["append_unsealed_eps"]), 1)
     if wanted("rebuild"):
         out["rebuild_eps"] = round(logged / statistics.median(reb))
         out["rebuild_s"] = round(statistics.median(reb), 2)
@@ -283,6 +299,7 @@ TARGETS = {
     "ingest_vs_floor_insert": (">=", 0.4), "rebuild_vs_floor_read": (">=", 0.3), "incremental_p99_ms": ("<", 20),
     "explain_10k_ms": ("<", 50), "ingest_peak_rss_mib": ("<", 300), "rebuild_peak_rss_mib": ("<", 300),
     "verify_vs_floor_read": (">=", 0.5), "append_vs_floor_insert": (">=", 0.4),
+    "sealing_cost_pct": ("<", 15),
 }
 
 

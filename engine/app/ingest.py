@@ -78,6 +78,7 @@ class Ingest:
         self.rulesets = rulesets
         self.projection = projection
         self._labels: dict[tuple[str, str | None], dict[str, str]] = {}  # item labels -> ids, by adoption
+        self.privacy: IngestPrivacy | None = None  # each call's own (its keys end with the call)
 
     def run(self, lines: Iterable[Line], *, dry_run: bool = False,
             progress: Callable[[int], None] | None = None, catching_up: bool = False) -> IngestReport:
@@ -85,10 +86,13 @@ class Ingest:
         try:
             report = self._run(lines, dry_run, progress)
         except BaseException:
+            if self.privacy is not None:
+                self.privacy.rollback()
             self.store.rollback()
             self.projection.forget_state()
             raise
         if self.problems or dry_run:
+            self.privacy.rollback()  # type: ignore[union-attr]  # (set by _run)
             self.store.rollback()
             self.projection.forget_state()
             if self.problems:
@@ -98,6 +102,7 @@ class Ingest:
         else:
             if catching_up and report.appended:
                 self.projection.will_catch_up()
+            self.privacy.commit()  # type: ignore[union-attr]  # the keys first: never an event without its key
             self.store.commit()
         return report
 

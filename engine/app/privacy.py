@@ -106,6 +106,15 @@ class IngestPrivacy:
             self._sealer = Sealer(self.store.keys)
         return self._sealer.seal(ev, target, person_unit)
 
+    def commit(self) -> None:
+        """Commit the keys this call made (before the call's events are committed)."""
+        if self._sealer is not None:
+            self.store.keys.commit()
+
+    def rollback(self) -> None:
+        if self._sealer is not None:
+            self.store.keys.rollback()
+
     def same(self, stored: Event, given: Event) -> bool:
         """Is ``given`` the event the log holds as ``stored`` (sealed or not)?"""
         if same_event(stored, given):

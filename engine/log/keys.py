@@ -49,6 +49,33 @@ class KeyStore(ABC):
 
     def __init__(self) -> None:
         self._secret: bytes | None = None
+        self._open = False  # a transaction of several new keys (one ingest's), committed at once
+
+    # -- one transaction for many keys ------------------------------------------------
+
+    def begin(self) -> None:
+        """Hold the keys made from now on in one transaction, until :meth:`commit` (an ingest
+        commits its keys just before its events: never an event without its key)."""
+        if not self._open:
+            self._create()
+            self._begin()
+            self._open = True
+
+    def commit(self) -> None:
+        if self._open:
+            self._open = False
+            self._end("COMMIT")
+
+    def rollback(self) -> None:
+        if self._open:
+            self._open = False
+            self._end("ROLLBACK")
+
+    @abstractmethod
+    def _begin(self) -> None: ...
+
+    @abstractmethod
+    def _end(self, how: str) -> None: ...
 
     # -- what each backend provides ---------------------------------------------------
 
@@ -181,6 +208,12 @@ class SQLiteKeyStore(KeyStore):
         except sqlite3.Error as e:
             raise StoreError(f"the key store {self.path}: {e}") from None
 
+    def _begin(self) -> None:
+        self._execute("BEGIN IMMEDIATE")
+
+    def _end(self, how: str) -> None:
+        self._execute(how)
+
     def _shred(self) -> None:
         self._execute("VACUUM")  # rewrites the file: no freed page of the old key survives
 
@@ -216,6 +249,12 @@ class PgKeyStore(KeyStore):
     def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         cur = self._connection().execute(sql, args)
         return cur.fetchall() if sql.lstrip().upper().startswith("SELECT") else []
+
+    def _begin(self) -> None:
+        self._connection().raw.execute("BEGIN")
+
+    def _end(self, how: str) -> None:
+        self._connection().raw.execute(how)
 
     def _shred(self) -> None:
         self._connection().raw.execute("VACUUM csat_keys")  # the dead row's bytes leave the table's pages

@@ -72,16 +72,21 @@ class Sealer:
         self._owners: dict[str, str] = {}       # owner -> key id
         self._aeads: dict[str, Any] = {}        # key id -> AESGCM
         self._nonces = b""
+        self._next = 0
+        #: (key id, value) -> its sealed form, this call: a person's name (or a text they repeat) is
+        #: sealed once and the same ciphertext reused — it tells no more than the key id already does
+        self._sealed: dict[tuple[str, str], str] = {}
 
     def _nonce(self) -> bytes:
-        if len(self._nonces) < 12:
-            self._nonces = os.urandom(12 * 256)  # one system call per 256 values
-        nonce, self._nonces = self._nonces[:12], self._nonces[12:]
-        return nonce
+        if self._next + 12 > len(self._nonces):
+            self._nonces, self._next = os.urandom(12 * 256), 0  # one system call per 256 values
+        self._next += 12
+        return self._nonces[self._next - 12:self._next]
 
     def key_for(self, owner: str) -> str:
         key_id = self._owners.get(owner)
         if key_id is None:
+            self.keys.begin()  # the call's new keys in one transaction (committed by the caller)
             key_id, key = self.keys.for_owners([owner])[owner]
             self._owners[owner] = key_id
             self._aeads[key_id] = _aead(key)
@@ -97,6 +102,15 @@ class Sealer:
         return aead
 
     def seal_value(self, value: str, key_id: str) -> str:
+        done = self._sealed.get((key_id, value))
+        if done is not None:
+            return done
+        if len(self._sealed) > 100_000:  # memory stays bounded however long the call
+            self._sealed.clear()
+        done = self._sealed[(key_id, value)] = self._seal(value, key_id)
+        return done
+
+    def _seal(self, value: str, key_id: str) -> str:
         aead = self._aead_of(key_id)
         if aead is None:  # the owner's key was destroyed: nothing of theirs is written again
             return f"{PREFIX}{key_id}:"
@@ -120,8 +134,8 @@ class Sealer:
                      else f"response:{ev.id}")
             key = lambda: self.key_for(owner)  # noqa: E731 — created only when something is sealed
             return msgspec.structs.replace(ev, respondent=self._text(ev.respondent, key),
-                                           reasons={k: self._text(v, key) for k, v in ev.reasons.items()},
-                                           comment=self._text(ev.comment, key))
+                                           reasons={k: self._text(v, key) for k, v in ev.reasons.items()}
+                                           if ev.reasons else ev.reasons, comment=self._text(ev.comment, key))
         if isinstance(ev, ResponseCorrected):
             if not ev.reasons and not ev.comment:
                 return ev
