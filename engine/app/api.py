@@ -28,7 +28,9 @@ from ..errors import CsatError, IngestFailed, InvalidParams, LogDamaged, Unknown
 from ..log.events import Event, ParametersAdopted
 from ..read.explain import explain
 from .ingest import Ingest, IngestReport, dict_lines, file_lines
+from .accounts import Accounts
 from .erasure import PersonalData
+from .links import RaterLinks
 from .listings import Listings
 from .readers import column_map
 from ..scoring.params import read_toml
@@ -57,7 +59,7 @@ def default_target() -> str:
     return os.environ.get(DB_ENV) or DEFAULT_DB
 
 
-class Engine(Listings, PersonalData):
+class Engine(Listings, PersonalData, RaterLinks):
     """An opened csat store with its rule sets.
 
     :param store: the opened :class:`~csat.engine.log.store.Store`.
@@ -83,6 +85,7 @@ class Engine(Listings, PersonalData):
         self.sources = sources or {}
         self.hooks = hooks or {}
         self.projection = Projection(store, self.rulesets)
+        self.accounts = Accounts(store.conn)  #: the web front's accounts and raters' links
 
     @classmethod
     def open(cls, target: str | os.PathLike[str] | None = None, rulesets: Iterable[RuleSet] | None = None, *,
@@ -146,12 +149,13 @@ class Engine(Listings, PersonalData):
                                                                       catching_up=catching_up)
 
     def append(self, events: Iterable[Event | dict[str, Any]], *, dry_run: bool = False,
-               source: str | None = None) -> IngestReport:
+               source: str | None = None, actor: str | None = None) -> IngestReport:
         """Append events given as objects or dicts (ingest format), validated as ingest does; a
         problem names the event by its index (``events[2]: …``), or by ``source`` (a file the
-        events came from) and their number."""
+        events came from) and their number. ``actor``: the account making the change (the web
+        front's), recorded with each event (``csat log``: ``by``)."""
         lines = dict_lines(events, name=source) if source else dict_lines(events)
-        return Ingest(self.store, self.rulesets, self.projection).run(lines, dry_run=dry_run)
+        return Ingest(self.store, self.rulesets, self.projection).run(lines, dry_run=dry_run, actor=actor)
 
     # -- reading -------------------------------------------------------------------
 

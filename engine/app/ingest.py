@@ -81,7 +81,9 @@ class Ingest:
         self.privacy: IngestPrivacy | None = None  # each call's own (its keys end with the call)
 
     def run(self, lines: Iterable[Line], *, dry_run: bool = False,
-            progress: Callable[[int], None] | None = None, catching_up: bool = False) -> IngestReport:
+            progress: Callable[[int], None] | None = None, catching_up: bool = False,
+            actor: str | None = None) -> IngestReport:
+        self.actor = actor  # the web account making the change (recorded with each event), or None
         self._start_transaction()
         try:
             report = self._run(lines, dry_run, progress)
@@ -222,7 +224,7 @@ class Ingest:
         self.known[key] = ev
         target = self._response(ev.response) if isinstance(ev, ResponseCorrected) else None
         person = isinstance(ev, UnitDeclared) and self.org.kinds.get(ev.id) == "person"
-        self.pending.append(Recorded(self.at, self.privacy.seal(ev, target, person)))
+        self.pending.append(Recorded(self.at, self.privacy.seal(ev, target, person), self.actor))
         self.pending_keys.append(key)
         self.report.appended += 1
 
@@ -238,7 +240,7 @@ class Ingest:
         if mine is not None:
             old: ParametersAdopted = mine[0].event
             lowered = msgspec.structs.replace(old, from_=period)
-            recorded = Recorded(self.at, lowered)
+            recorded = Recorded(self.at, lowered, self.actor)
             if mine[0] in self.pending:
                 self.pending[self.pending.index(mine[0])] = recorded  # same key: pending_keys unchanged
             else:
@@ -253,7 +255,7 @@ class Ingest:
         ev = ParametersAdopted(id=id_, ruleset=ruleset, from_=period, params=params,
                                note="implicit adoption of the shipped defaults on first use",
                                params_version=rs.params_version)
-        recorded = Recorded(self.at, ev)
+        recorded = Recorded(self.at, ev, self.actor)
         self.implicit[ruleset] = [recorded]
         self.pending.append(recorded)
         self.pending_keys.append(natural_key(ev))

@@ -262,7 +262,7 @@ class Listings:
                 return {"position": lg.position, "recorded": None, "type": "damaged", "id": None,
                         "event": {"damaged": lg.damaged, "key": lg.key}}
             return {"position": lg.position, "recorded": lg.at, "type": lg.type, "id": lg.event.id,
-                    "event": opener.deep(msgspec.to_builtins(lg.event))}
+                    "event": opener.deep(msgspec.to_builtins(lg.event)), **({"by": lg.by} if lg.by else {})}
 
         if tail is not None:
             last: list[Any] = []

@@ -185,7 +185,7 @@ class SQLiteKeyStore(KeyStore):
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             try:
-                conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+                conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
                 conn.execute("PRAGMA journal_mode=DELETE")  # no WAL keeps an old page
                 conn.execute("PRAGMA secure_delete=ON")  # a deleted row's bytes are overwritten
             except sqlite3.Error as e:

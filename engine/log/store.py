@@ -40,11 +40,14 @@ _TABLE = EVENTS
 AnyEvent = Union[EVENT_TYPES]
 
 
-class Recorded(msgspec.Struct, frozen=True, array_like=True):
-    """What a row's ``state`` holds: when it was recorded, and the event."""
+class Recorded(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):
+    """What a row's ``state`` holds: when it was recorded, the event, and — for a change made
+    through the web front — the account that made it (``by``; absent otherwise, so an event
+    appended without one is stored exactly as before)."""
 
     at: str
     event: AnyEvent  # type: ignore[valid-type]
+    by: str | None = None
 
 
 class Logged(msgspec.Struct, frozen=True):
@@ -56,6 +59,7 @@ class Logged(msgspec.Struct, frozen=True):
     key: str
     event: Event
     damaged: str | None = None
+    by: str | None = None  #: the web account that made the change, if any
 
     @property
     def type(self) -> str:
@@ -95,10 +99,10 @@ def decode_state(state: bytes) -> tuple[str, Event]:
 def _decoded(position: int, key: str, state: bytes) -> Logged:
     """A stored row as an event; a row that does not decode raises LogDamaged naming its position."""
     try:
-        at, event = decode_state(state)
+        r = _STATE_DECODER.decode(state)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, TypeError) as e:
         raise LogDamaged(position, f"the row cannot be decoded ({str(e).splitlines()[0][:120]})") from None
-    return Logged(position, at, key, event)
+    return Logged(position, r.at, key, r.event, by=r.by)
 
 
 def _leniently(rows: Iterable[tuple[int, str, bytes]]) -> list[Logged]:

@@ -1,0 +1,132 @@
+"""``csat serve`` (the web front), ``csat user`` (its accounts) and ``csat round links`` (the
+raters' personal links)."""
+from __future__ import annotations
+
+import click
+
+from ..app import Context, handles_errors
+from ..output import format_option, opened, output_option, render
+from .rounds import round
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="The port to listen on.")
+@click.option("--https", is_flag=True, help="Mark session cookies Secure (serving behind HTTPS, as in production).")
+@click.pass_obj
+@handles_errors
+def serve(c: Context, host: str, port: int, https: bool) -> None:
+    """Serve the web front: raters answer by their links, units see their own figures and how they
+    were derived, the quality office runs the cycle.
+
+    Sign in with an account made by `csat user add`. Sessions are signed with
+    $CSAT_SECRET (set it, or sessions end when the server restarts). Behind a
+    reverse proxy, serve on 127.0.0.1 and pass --https.
+
+    \b
+    Examples:
+      csat user add qo --role office            # asks for a password
+      csat serve --db csat-demo.db              # http://127.0.0.1:8000
+      csat serve --db postgresql://csat@db/csat --host 0.0.0.0 --port 8080 --https
+    """
+    import uvicorn
+
+    from csat.web import create_app
+    c.engine(create=True).close()  # a store that can be opened, or one line saying why
+    click.echo(f"csat: serving {c.db} on http://{host}:{port} (Ctrl-C stops)", err=True)
+    uvicorn.run(create_app(c.db, https=https), host=host, port=port, log_level="warning", server_header=False)
+
+
+@click.group()
+def user() -> None:
+    """Accounts of the web front: the quality office (office), a unit's manager (manager --unit
+    UNIT: that unit and the units below it), the auditor (auditor: reads everything).
+
+    \b
+    Examples:
+      csat user add qo --role office
+      csat user add plant2 --role manager --unit plant-2
+      csat user role plant2 --role auditor
+      csat user disable plant2
+      csat user token qo                     # an API token (Authorization: Bearer …)
+    """
+
+
+def _password(value: str | None) -> str:
+    if value is not None:
+        return value
+    return click.prompt("password", hide_input=True, confirmation_prompt=True, err=True)
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(["office", "manager", "auditor"]))
+@click.option("--unit", help="The unit a manager manages.")
+@click.option("--password-stdin", "stdin", is_flag=True, help="Read the password from standard input.")
+@click.pass_obj
+@handles_errors
+def user_add(c: Context, name: str, role: str, unit: str | None, stdin: bool) -> None:
+    """Add an account NAME."""
+    password = click.get_text_stream("stdin").readline().rstrip("\n") if stdin else _password(None)
+    acct = c.engine(create=True).accounts.add(name, role, password, unit)
+    click.echo(f"added {acct['name']} ({acct['role']}{' of ' + acct['unit'] if acct['unit'] else ''})")
+
+
+@user.command("role")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(["office", "manager", "auditor"]))
+@click.option("--unit", help="The unit a manager manages.")
+@click.pass_obj
+@handles_errors
+def user_role(c: Context, name: str, role: str, unit: str | None) -> None:
+    """Change an account's role (its sessions end)."""
+    acct = c.engine().accounts.set_role(name, role, unit)
+    click.echo(f"{acct['name']} is now {acct['role']}{' of ' + acct['unit'] if acct['unit'] else ''}")
+
+
+@user.command("disable")
+@click.argument("name")
+@click.option("--enable", is_flag=True, help="Enable it again.")
+@click.pass_obj
+@handles_errors
+def user_disable(c: Context, name: str, enable: bool) -> None:
+    """Disable an account (its sessions and API tokens stop working at once)."""
+    acct = c.engine().accounts.set_disabled(name, not enable)
+    click.echo(f"{acct['name']} {'disabled' if acct['disabled'] else 'enabled'}")
+
+
+@user.command("token")
+@click.argument("name")
+@click.pass_obj
+@handles_errors
+def user_token(c: Context, name: str) -> None:
+    """A new API token for NAME (printed once; keep it like a password)."""
+    click.echo(c.engine().accounts.new_token(name))
+
+
+@user.command("list")
+@format_option("table", "json", "csv")
+@output_option
+@click.pass_obj
+@handles_errors
+def user_list(c: Context, fmt: str, output: str | None) -> None:
+    """The accounts."""
+    with opened(output, bom=fmt == "csv") as echo:
+        echo(render(c.engine().accounts.list(), fmt, empty="(no accounts: csat user add NAME --role office)"))
+
+
+@round.command("links")
+@click.argument("round_id", metavar="ID")
+@click.option("--base-url", default="http://127.0.0.1:8000", show_default=True,
+              help="Where the web front is served (the links start with it).")
+@format_option("table", "json", "csv")
+@output_option
+@click.pass_obj
+@handles_errors
+def links(c: Context, round_id: str, base_url: str, fmt: str, output: str | None) -> None:
+    """Make a personal link for every assignment of an open round (shown once: send each to its
+    rater; each opens that rater's questionnaire until the round closes)."""
+    rows = [{"rater": r["rater"], "respondent": r["respondent"], "link": f"{base_url.rstrip('/')}/r/{r['token']}"}
+            for r in c.engine().round_links(round_id)]
+    with opened(output, bom=fmt == "csv") as echo:
+        echo(render(rows, fmt, empty="(nobody is assigned)"))

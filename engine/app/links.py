@@ -1,0 +1,92 @@
+"""Raters' personal links to a round's questionnaire, and what a link opens.
+
+A round's assignments (``round`` event) give each rater — or each respondent a round names for a
+rater — one link: an unguessable token whose SHA-256 alone is kept (:mod:`csat.engine.app.accounts`).
+A link opens its assignment while the round is open and the link not revoked: the rule set and
+month, the due date, the subjects to rate (as of the round's org chart) with their names, and
+whether the round is anonymous. A named respondent is kept as the round stored it (sealed) and
+opened only when a response is recorded.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..read.cases import ROUND_SPEC
+from ..read.readmodel import decode_state
+from .rounds import assignments_of
+
+
+def _round(engine: Any, round_id: str) -> tuple[Any, bool] | None:
+    rows = engine.store.conn.execute("SELECT kind, spec FROM rm_rounds WHERE round = ?", (round_id,)).fetchall()
+    opened = next((spec for kind, spec in rows if kind == "opened"), None)
+    if opened is None:
+        return None
+    return ROUND_SPEC.decode(opened), any(kind == "closed" for kind, _ in rows)
+
+
+def round_links(engine: Any, round_id: str) -> list[dict[str, Any]]:
+    """New links for every assignment of an open round: ``rater``, ``respondent`` (as the round
+    names it, opened) and ``token`` (shown now only)."""
+    engine.catch_up()
+    found = _round(engine, round_id)
+    if found is None or found[1]:
+        from ..errors import NotFound
+        raise NotFound(f"no open round {round_id!r}")
+    spec, _ = found
+    org = engine.projection.state()[1]
+    who: dict[tuple[str, str | None], None] = {}
+    for rater, _subject, respondents in assignments_of(spec, org):
+        for respondent in respondents or [None]:
+            who.setdefault((rater, respondent))
+    opener = engine.opener()
+    return [{"rater": rater, "respondent": opener.text(respondent, "respondent") if respondent else None,
+             "token": engine.accounts.new_link(round_id, rater, respondent)} for rater, respondent in who]
+
+
+def assignment(engine: Any, token: str) -> dict[str, Any] | None:
+    """What a link opens now, or None (unknown, revoked, or its round closed or gone)."""
+    link = engine.accounts.link(token)
+    if link is None:
+        return None
+    engine.catch_up()
+    found = _round(engine, link["round"])
+    if found is None or found[1]:
+        return None
+    spec, _ = found
+    org = engine.projection.state()[1]
+    subjects = [s for r, s, _ in assignments_of(spec, org) if r == link["rater"]]
+    return {"round": spec.id, "ruleset": spec.ruleset, "period": spec.period, "due": spec.due,
+            "anonymous": spec.anonymous, "rater": link["rater"], "respondent": link["respondent"],
+            "subjects": [{"id": s, "name": org.name(s, spec.period)} for s in subjects]}
+
+
+class RaterLinks:
+    """Raters' links and their responses (a part of :class:`~csat.engine.app.api.Engine`)."""
+
+    def round_links(self, round_id: str) -> list[dict[str, Any]]:
+        """New personal links for every assignment of an open round (:func:`round_links`): the
+        tokens are returned now and never again.
+
+        :raises NotFound: no open round of that id.
+        """
+        return round_links(self, round_id)
+
+    def rater_assignment(self, token: str) -> dict[str, Any] | None:
+        """What a rater's link opens (:func:`assignment`), or None: unknown, revoked, round closed."""
+        return assignment(self, token)
+
+    def response(self, response_id: str) -> dict[str, Any] | None:
+        """A response as it stands now (after corrections; personal fields opened), or None:
+        ``id``, ``ruleset``, ``period``, ``subject``, ``rater``, ``respondent``, ``answers``,
+        ``reasons``, ``comment``, ``recorded``, ``corrections`` (their ids), ``withdrawn``."""
+        self._catch_up_to_read()  # type: ignore[attr-defined]
+        row = self.store.conn.execute("SELECT state FROM rm_responses WHERE id = ?",  # type: ignore[attr-defined]
+                                      (response_id,)).fetchone()
+        if row is None:
+            return None
+        s = decode_state(bytes(row[0]))
+        return self.opener().deep({  # type: ignore[attr-defined]
+            "id": s.id, "ruleset": s.ruleset, "period": s.period, "subject": s.subject, "rater": s.rater,
+            "respondent": s.respondent, "answers": dict(s.answers), "reasons": dict(s.reasons), "comment": s.comment,
+            "recorded": s.recorded, "corrections": [a.id for a in s.corrections],
+            "withdrawn": s.withdrawn.id if s.withdrawn else None})

@@ -1,0 +1,248 @@
+"""The web front (issue 24, first part): every route × every role, as specified — and no session,
+a stale session, a forged cookie, another unit's manager, a rater's link on another assignment, a
+closed round's link, CSRF missing or wrong; the rater's questionnaire (a reason left out is refused
+in the page, a double submit records one response, a change before the due date a correction,
+"no dealings", an anonymous round); bad input → a clear 4xx and nothing written. On both backends,
+through the real ASGI application (Starlette's test client)."""
+from __future__ import annotations
+
+import re
+import warnings
+
+import pytest
+
+from csat.engine import Engine
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+from csat.web import create_app
+
+PASSWORD = "correct horse battery"
+SECRET = "test-secret-not-for-production"
+
+
+@pytest.fixture
+def site(db):
+    with Engine.open(db) as e:
+        e.append([{"type": "unit", "id": "plant", "kind": "plant"},
+                  {"type": "unit", "id": "div-a", "kind": "division", "parent": "plant"},
+                  {"type": "unit", "id": "div-b", "kind": "division", "parent": "plant"}]
+                 + [{"type": "unit", "id": f"ws-{i}", "kind": "workshop"} for i in (1, 2)]
+                 + [{"type": "unit", "id": f"dept-{i}", "kind": "department", "name": f"部门{i}",
+                     "parent": "div-a" if i < 2 else "div-b"} for i in range(4)])
+        e.append([{"type": "round", "id": "r1", "ruleset": "plant-50", "period": "2026-03", "due": "2099-03-28",
+                   "rule": {"raters": "workshop", "subjects": "department"}},
+                  {"type": "round", "id": "old", "ruleset": "plant-50", "period": "2026-02", "due": "2026-02-28",
+                   "rule": {"raters": "workshop", "subjects": "department"}}])
+        for name, role, unit in (("qo", "office", None), ("ma", "manager", "div-a"), ("mb", "manager", "div-b"),
+                                 ("au", "auditor", None)):
+            e.accounts.add(name, role, PASSWORD, unit)
+        links = {(r["rater"]): r["token"] for r in e.round_links("r1")}
+        old = {(r["rater"]): r["token"] for r in e.round_links("old")}
+        e.append([{"type": "round_closed", "id": "close-old", "round": "old", "date": "2026-03-01"}])
+    app = create_app(db, secret=SECRET, engines=2)
+    yield app, db, links, old
+
+
+def client(app, who: str | None = None) -> TestClient:
+    c = TestClient(app, follow_redirects=False)
+    if who:
+        r = c.post("/login", data={"name": who, "password": PASSWORD})
+        assert r.status_code == 303, r.text
+    return c
+
+
+def csrf_of(c: TestClient) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', c.get("/scores").text).group(1)
+
+
+def rater_form(c: TestClient, token: str) -> dict[str, str]:
+    page = c.get(f"/r/{token}").text
+    return {k: re.search(rf'name="{k}" value="([^"]+)"', page).group(1) for k in ("csrf", "nonce")}
+
+
+def answers(subjects, response="满意", reason=None) -> dict[str, str]:
+    out = {}
+    for d in subjects:
+        out.update({f"{d}::attitude": "满意", f"{d}::response": response, f"{d}::solution": "满意"})
+        if reason:
+            out[f"{d}::response::reason"] = reason
+    return out
+
+
+def log_size(db: str) -> int:
+    with Engine.open(db) as e:
+        return e.store.max_position()
+
+
+def answer_all(site) -> None:
+    app, _, links, _ = site
+    c = client(app)
+    for rater, token in links.items():
+        assert c.post(f"/r/{token}", data={**rater_form(c, token), **answers(
+            [f"dept-{i}" for i in range(4)])}).status_code == 200
+
+
+# -- who may see what -------------------------------------------------------------------------
+
+PAGES = [  # path, who may (others get 404; no session: to the sign-in page)
+    ("/scores?period=2026-03", {"qo", "ma", "mb", "au"}),
+    ("/explain/plant-50/dept-0/2026-03", {"qo", "ma", "au"}),
+    ("/explain/plant-50/dept-3/2026-03", {"qo", "mb", "au"}),
+    ("/explain/plant-50/nowhere/2026-03", set()),  # does not exist: the same 404 as not yours
+    ("/rounds", {"qo", "au"}),
+    ("/rounds/r1", {"qo", "au"}),
+    ("/rounds/nope", set()),
+    ("/api/scores?period=2026-03", {"qo", "ma", "mb", "au"}),
+    ("/api/explain/plant-50/dept-0/2026-03", {"qo", "ma", "au"}),
+    ("/api/rounds", {"qo", "au"}),
+    ("/api/rounds/r1", {"qo", "au"}),
+]
+
+
+def test_every_page_for_every_role(site):
+    app, db, _, _ = site
+    answer_all(site)
+    clients = {who: client(app, who) for who in ("qo", "ma", "mb", "au")}
+    anonymous = client(app)
+    for path, allowed in PAGES:
+        for who, c in clients.items():
+            r = c.get(path)
+            expected = 200 if who in allowed else 404
+            assert r.status_code == expected, (path, who, r.status_code)
+            if expected == 404:
+                assert "dept-" not in r.text and "部门" not in r.text  # the refusal tells nothing
+        r = anonymous.get(path)
+        assert r.status_code == (401 if path.startswith("/api/") else 303), (path, r.status_code)
+    ma = clients["ma"].get("/api/scores?period=2026-03").json()
+    assert {r["subject"] for r in ma} == {"dept-0", "dept-1"}  # their unit and below it, nothing else
+    assert {r["subject"] for r in clients["mb"].get("/api/scores?period=2026-03&under=div-a").json()} == \
+        {"dept-2", "dept-3"}  # asking for another unit gives one's own
+    x = clients["ma"].get("/api/explain/plant-50/dept-0/2026-03").json()
+    assert not {e["id"] for e in x["events"]} & {"ws-1", "ws-2"} and "ws-1" not in str(x)  # raters redacted
+    assert "ws-1" in str(clients["au"].get("/api/explain/plant-50/dept-0/2026-03").json())
+
+
+def test_sessions_cookies_and_tokens(site):
+    app, db, _, _ = site
+    c = client(app, "ma")
+    cookie = c.cookies.get("csat_session")
+    r = TestClient(app, follow_redirects=False).post("/login", data={"name": "ma", "password": PASSWORD})
+    set_cookie = r.headers["set-cookie"].lower()
+    assert "httponly" in set_cookie and "samesite=strict" in set_cookie
+    forged = TestClient(app, follow_redirects=False)
+    forged.cookies.set("csat_session", cookie[:-4] + ("AAAA" if not cookie.endswith("AAAA") else "BBBB"))
+    assert forged.get("/scores").status_code == 303  # a forged cookie is no session
+    with Engine.open(db) as e:
+        e.accounts.set_role("ma", "manager", "div-b")
+    assert c.get("/explain/plant-50/dept-0/2026-03").status_code == 303  # stale: the role changed
+    c = client(app, "au")
+    with Engine.open(db) as e:
+        e.accounts.set_disabled("au")
+    assert c.get("/scores").status_code == 303
+    with Engine.open(db) as e:
+        token = e.accounts.new_token("qo")
+    api = TestClient(app)
+    assert api.get("/api/rounds", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert api.get("/api/rounds", headers={"Authorization": "Bearer csat_nope"}).status_code == 401
+    spec = api.get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.") and "/api/scores" in spec["paths"]
+
+
+def test_logins_are_limited(site):
+    app, _, _, _ = site
+    c = client(app)
+    codes = [c.post("/login", data={"name": "qo", "password": "wrong password!"}).status_code for _ in range(6)]
+    assert codes == [401] * 5 + [429]
+    assert c.post("/login", data={"name": "qo", "password": PASSWORD}).status_code == 429  # until the window passes
+
+
+def test_every_change_needs_its_csrf_token(site):
+    app, db, links, _ = site
+    c = client(app, "qo")
+    before = log_size(db)
+    for data in ({"csrf": ""}, {"csrf": "forged"}, {"other": "1"}):
+        assert c.post("/rounds/r1/close", data=data).status_code == 403
+        assert c.post("/logout", data=data).status_code == 403
+    rater = client(app)
+    token = links["ws-1"]
+    assert rater.post(f"/r/{token}", data={"csrf": "x", **answers(["dept-0"])}).status_code == 403
+    other = rater_form(rater, links["ws-2"])["csrf"]  # another link's token does not do
+    assert rater.post(f"/r/{token}", data={"csrf": other, **answers(["dept-0"])}).status_code == 403
+    assert log_size(db) == before
+    assert client(app, "au").post("/rounds/r1/close", data={"csrf": "x"}).status_code == 404  # the auditor changes nothing
+    assert c.post("/rounds/r1/close", data={"csrf": csrf_of(c)}).status_code == 303
+    with Engine.open(db) as e:
+        (closed,) = [r for r in e.log(type="round_closed") if r["event"]["round"] == "r1"]
+        assert closed["by"] == "qo"  # who did it is in the log
+
+
+# -- raters -------------------------------------------------------------------------------------
+
+def test_a_rater_answers_changes_and_declines(site):
+    app, db, links, old = site
+    c = client(app)
+    token = links["ws-1"]
+    page = c.get(f"/r/{token}")
+    assert page.status_code == 200 and "部门0" in page.text and "服务态度" in page.text and "不知道/不适用" in page.text
+    form = rater_form(c, token)
+    before = log_size(db)
+    r = c.post(f"/r/{token}", data={**form, **answers(["dept-0"], response="不满意")})
+    assert r.status_code == 422 and "a reason is required for 不满意" in r.text and log_size(db) == before
+    assert 'value="不满意" selected' in r.text  # what was entered is kept
+    sent = {**form, **answers(["dept-0", "dept-1"], response="不满意", reason="三天才到"),
+            "dept-2::none": "yes"}
+    assert "已提交" in c.post(f"/r/{token}", data=sent).text
+    after = log_size(db)
+    assert c.post(f"/r/{token}", data=sent).status_code == 200 and log_size(db) == after  # a double submit: once
+    changed = {**sent, "dept-0::response": "满意", "dept-0::response::reason": ""}
+    assert "已提交" in c.post(f"/r/{token}", data=changed).text
+    with Engine.open(db) as e:
+        status = {(a["rater"], a["subject"]): a["status"] for a in e.round_status("r1")["assignments"]}
+        assert (status[("ws-1", "dept-0")], status[("ws-1", "dept-2")], status[("ws-2", "dept-0")]) == \
+            ("answered", "declined", "missing")
+        (fix,) = list(e.log(type="correction"))
+        assert fix["event"]["answers"]["response"] == "满意" and fix["by"].startswith("rater-link:")
+    assert c.post(f"/r/{token}", data={**form, "dept-9::attitude": "满意"}).status_code == 400  # not theirs: ignored
+    assert c.get(f"/r/{old['ws-1']}").status_code == 404  # a closed round's link
+    assert c.get("/r/not-a-token").status_code == 404
+
+
+def test_an_anonymous_round_through_the_web(site):
+    app, db, _, _ = site
+    with Engine.open(db) as e:
+        e.append([{"type": "round", "id": "anon", "ruleset": "plant-50", "period": "2026-04", "due": "2099-04-28",
+                   "anonymous": True, "assignments": [{"rater": "ws-1", "subjects": ["dept-0"],
+                                                       "respondents": ["张三丰"]}]}])
+        (link,) = e.round_links("anon")
+    c = client(app)
+    form = rater_form(c, link["token"])
+    assert "匿名" in c.get(f"/r/{link['token']}").text
+    assert "已提交" in c.post(f"/r/{link['token']}", data={**form, **answers(["dept-0"])}).text
+    with Engine.open(db) as e:
+        (r,) = [r for r in e.log(type="response") if r["event"]["period"] == "2026-04"]
+    assert "respondent" not in r["event"] and "by" not in r and link["token"][:8] not in r["id"]
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+def test_bad_input_is_a_clear_4xx_and_writes_nothing(site):
+    app, db, links, _ = site
+    c = client(app, "qo")
+    before = log_size(db)
+    token = links["ws-1"]
+    big = c.post(f"/r/{token}", content=b"x" * (2 << 20), headers={"content-type": "application/x-www-form-urlencoded"})
+    assert big.status_code == 413
+    assert c.post(f"/r/{token}", content=b'{"a": 1}', headers={"content-type": "application/json"}).status_code == 415
+    assert c.post("/login", content=b"%%%\xff\xfe", headers={"content-type": "application/x-www-form-urlencoded"}) \
+        .status_code in (400, 401)
+    assert c.get("/static/../../engine/app/accounts.py").status_code == 404
+    assert c.get("/static/%2e%2e/%2e%2e/pyproject.toml").status_code == 404
+    assert log_size(db) == before
+    r = c.get("/scores")
+    for header in ("content-security-policy", "x-frame-options", "x-content-type-options", "referrer-policy"):
+        assert header in r.headers
+    assert "unsafe-inline" not in r.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]

@@ -1,0 +1,278 @@
+"""The HTML pages: sign-in, scores and explanations, rounds, and the raters' questionnaires.
+
+Every handler asks :mod:`csat.web.auth` who is asking first, and answers 404 — never "forbidden"
+— for what is not theirs, exactly as for what does not exist.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from csat.engine import CsatError, IngestFailed
+
+from .auth import (READERS, LoginLimit, account, check_csrf, check_link_csrf, csrf_token, in_scope, link_csrf,
+                   not_found, require)
+
+__all__ = ["ROUTES", "LoginLimit"]
+
+
+def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    acct = context.pop("account", None)
+    return request.app.state.templates.TemplateResponse(
+        request, name, {"account": acct, "csrf": csrf_token(request) if acct else None, **context}, status_code=status)
+
+
+async def form_of(request: Request) -> Any:
+    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    if kind not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        raise HTTPException(415, "send the form as application/x-www-form-urlencoded")
+    try:
+        return await request.form(max_files=0, max_fields=2000)
+    except Exception:  # noqa: BLE001 — a malformed body
+        raise HTTPException(400, "the form could not be read") from None
+
+
+# -- signing in --------------------------------------------------------------------------
+
+async def login(request: Request) -> Response:
+    nxt = request.query_params.get("next", "/")
+    nxt = nxt if nxt.startswith("/") and not nxt.startswith("//") else "/"
+    if request.method == "GET":
+        return render(request, "login.html", {"next": nxt, "error": None})
+    form = await form_of(request)
+    name, password = str(form.get("name", "")), str(form.get("password", ""))
+    who = (request.client.host if request.client else "?", name)
+    limit: LoginLimit = request.app.state.login_limit
+    if limit.blocked(who):
+        return render(request, "login.html", {"next": nxt, "error": "too many attempts: wait a few minutes"}, 429)
+
+    def check() -> dict[str, Any] | None:
+        with request.app.state.engines.borrow() as engine:
+            return engine.accounts.check(name, password)
+
+    acct = await run_in_threadpool(check)
+    if acct is None:
+        limit.failed(who)
+        return render(request, "login.html", {"next": nxt, "error": "wrong name or password"}, 401)
+    request.session.clear()
+    request.session.update({"user": acct["name"], "role": [acct["role"], acct["unit"]],
+                            "csrf": secrets.token_urlsafe(24)})
+    return RedirectResponse(nxt, 303)
+
+
+async def logout(request: Request) -> Response:
+    if account(request) is not None:
+        check_csrf(request, await form_of(request))
+    request.session.clear()
+    return RedirectResponse("/login", 303)
+
+
+# -- figures ------------------------------------------------------------------------------
+
+def _period(request: Request, engine: Any) -> str | None:
+    period = request.query_params.get("period")
+    if period:
+        return period
+    months = sorted({r["period"] for r in engine.scores() if len(r["period"]) == 7})
+    return months[-1] if months else None
+
+
+def home(request: Request) -> Response:
+    acct = account(request)
+    if acct is None:
+        return RedirectResponse("/login", 303)
+    return RedirectResponse("/rounds" if acct["role"] == "office" else "/scores", 303)
+
+
+def scores(request: Request) -> Response:
+    acct = require(request, *READERS)
+    with request.app.state.engines.borrow() as engine:
+        period = _period(request, engine)
+        under = acct["unit"] if acct["role"] == "manager" else None
+        try:
+            rows = engine.scores(period=period, under=under) if period else []
+        except CsatError:
+            raise not_found() from None
+    return render(request, "scores.html", {"account": acct, "rows": rows, "period": period})
+
+
+def explain(request: Request) -> Response:
+    acct = require(request, *READERS)
+    p = request.path_params
+    with request.app.state.engines.borrow() as engine:
+        if not in_scope(engine, acct, p["subject"], p["period"]):
+            raise not_found()
+        try:  # a manager never sees who rated: raters and respondents as pseudonyms
+            x = engine.explain(p["ruleset"], p["subject"], p["period"], request.query_params.get("metric"),
+                               redact=acct["role"] == "manager")
+        except CsatError:
+            raise not_found() from None
+    return render(request, "explain.html", {"account": acct, "x": x})
+
+
+# -- rounds (the quality office; the auditor reads) -------------------------------------------
+
+def rounds(request: Request) -> Response:
+    acct = require(request, "office", "auditor")
+    with request.app.state.engines.borrow() as engine:
+        rows = [{**r, "overall": engine.round_status(r["round"])["overall"]} for r in engine.rounds()]
+    return render(request, "rounds.html", {"account": acct, "rounds": rows})
+
+
+def round_page(request: Request, links: list[dict[str, Any]] | None = None) -> Response:
+    acct = require(request, "office", "auditor")
+    with request.app.state.engines.borrow() as engine:
+        try:
+            status = engine.round_status(request.path_params["round"])
+        except CsatError:
+            raise not_found() from None
+    base = str(request.base_url).rstrip("/")
+    return render(request, "round.html", {"account": acct, "s": status, "links": links, "base": base})
+
+
+async def round_action(request: Request) -> Response:
+    acct = require(request, "office")
+    check_csrf(request, await form_of(request))
+    round_id, action = request.path_params["round"], request.path_params["action"]
+
+    def act() -> list[dict[str, Any]] | None:
+        with request.app.state.engines.borrow() as engine:
+            if round_id not in {r["round"] for r in engine.rounds()}:
+                raise not_found()
+            if action == "links":
+                return engine.round_links(round_id)
+            import datetime as _dt
+            engine.append([{"type": "round_closed", "id": f"close-{round_id}", "round": round_id,
+                            "date": _dt.date.today().isoformat()}], actor=acct["name"])
+            return None
+
+    try:
+        links = await run_in_threadpool(act)
+    except CsatError as e:
+        raise HTTPException(409, str(e)) from None
+    return round_page(request, links) if action == "links" else RedirectResponse(f"/rounds/{round_id}", 303)
+
+
+# -- raters ---------------------------------------------------------------------------------
+
+def _assignment(request: Request, engine: Any) -> dict[str, Any]:
+    a = engine.rater_assignment(request.path_params["token"])
+    if a is None:
+        raise not_found()
+    return a
+
+
+def _response_id(a: dict[str, Any], token: str, subject: str, nonce: str) -> str:
+    if a["anonymous"]:  # nothing of the link in it: the page's one-time nonce keeps a double submit single
+        return f"{a['round']}-{hashlib.sha256(f'{nonce}:{subject}'.encode()).hexdigest()[:16]}"
+    return f"{a['round']}-{a['rater']}-{subject}-{hashlib.sha256(token.encode()).hexdigest()[:8]}"
+
+
+def _questionnaire(engine: Any, a: dict[str, Any]) -> dict[str, Any]:
+    return engine.describe_ruleset(a["ruleset"], a["period"])["questionnaire"]
+
+
+async def rater(request: Request) -> Response:
+    token = request.path_params["token"]
+    if request.method == "GET":
+        def show() -> Response:
+            with request.app.state.engines.borrow() as engine:
+                a = _assignment(request, engine)
+                return _rater_page(request, engine, a, {}, [])
+        return await run_in_threadpool(show)
+    form = await form_of(request)
+    check_link_csrf(request, form, token)
+    return await run_in_threadpool(_submit, request, token, form)
+
+
+def _rater_page(request: Request, engine: Any, a: dict[str, Any], given: dict[str, Any], problems: list[str],
+                done: bool = False, status: int = 200) -> Response:
+    q = _questionnaire(engine, a)
+    answered = {}
+    if not a["anonymous"]:
+        for s in a["subjects"]:
+            r = engine.response(_response_id(a, request.path_params["token"], s["id"], ""))
+            if r is not None:
+                answered[s["id"]] = r
+    return request.app.state.templates.TemplateResponse(request, "rater.html", {
+        "a": a, "q": q, "given": given, "problems": problems, "answered": answered, "done": done,
+        "csrf": link_csrf(request.app.state.secret, request.path_params["token"]),
+        "nonce": given.get("nonce") or secrets.token_urlsafe(12), "account": None}, status_code=status)
+
+
+def _submit(request: Request, token: str, form: Any) -> Response:
+    with request.app.state.engines.borrow() as engine:
+        a = _assignment(request, engine)
+        q = _questionnaire(engine, a)
+        nonce = str(form.get("nonce", ""))[:64]
+        given = {k: str(v) for k, v in form.items()}
+        events: list[dict[str, Any]] = []
+        for s in a["subjects"]:
+            sid = s["id"]
+            if form.get(f"{sid}::none") == "yes":
+                events.append({"type": "no_dealings", "id": f"nd-{a['round']}-{a['rater']}-{sid}", "round": a["round"],
+                               "rater": a["rater"], "subject": sid})
+                continue
+            answers = {i["id"]: _answer(form.get(f"{sid}::{i['id']}"), i) for i in q["items"]}
+            answers = {k: v for k, v in answers.items() if v is not None}
+            if not answers:
+                continue
+            reasons = {i["id"]: str(form.get(f"{sid}::{i['id']}::reason", "")).strip() for i in q["items"]}
+            comment = str(form.get(f"{sid}::comment", "")).strip() or None
+            rid = _response_id(a, token, sid, nonce)
+            before = None if a["anonymous"] else engine.response(rid)
+            body = {"answers": answers, "reasons": {k: v for k, v in reasons.items() if v},
+                    **({"comment": comment} if comment else {})}
+            if before is None:
+                events.append({"type": "response", "id": rid, "ruleset": a["ruleset"], "period": a["period"],
+                               "subject": sid, "rater": a["rater"],
+                               **({"respondent": a["respondent"]} if a["respondent"] and not a["anonymous"] else {}),
+                               **body})
+            elif (before["answers"], before["reasons"], before["comment"]) != (answers, body["reasons"], comment):
+                events.append({"type": "correction", "id": f"{rid}-c{len(before['corrections']) + 1}", "response": rid,
+                               "reason": "changed by the rater before the due date", **body})
+        if not events:  # sent again unchanged (a double click, a retry): nothing more to record
+            done = any(form.get(f"{s['id']}::{i['id']}") for s in a["subjects"] for i in q["items"])
+            return _rater_page(request, engine, a, {} if done else given, [] if done else [
+                "nothing to send: answer at least one subject"], done=done, status=200 if done else 400)
+        by = None if a["anonymous"] else f"rater-link:{hashlib.sha256(token.encode()).hexdigest()[:8]}"
+        try:
+            engine.append(events, actor=by)
+        except IngestFailed as e:
+            names = {f"events[{i}]": ev.get("subject") for i, ev in enumerate(events)}
+            problems = [_problem_line(p, names) for p in e.problems]
+            return _rater_page(request, engine, a, given, problems, status=422)
+        return _rater_page(request, engine, a, {}, [], done=True)
+
+
+def _answer(value: Any, item: dict[str, Any]) -> Any:
+    if value is None or str(value).strip() == "":
+        return None
+    value = str(value).strip()
+    if item.get("kind") == "number":
+        try:
+            return int(value) if value.lstrip("-").isdigit() else float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _problem_line(problem: str, names: dict[str, Any]) -> str:
+    where, _, what = problem.partition(": ")
+    return f"{names.get(where) or where}: {what}"
+
+
+ROUTES = [
+    Route("/", home), Route("/login", login, methods=["GET", "POST"]), Route("/logout", logout, methods=["POST"]),
+    Route("/scores", scores), Route("/explain/{ruleset}/{subject}/{period}", explain),
+    Route("/rounds", rounds), Route("/rounds/{round}", round_page),
+    Route("/rounds/{round}/{action:str}", round_action, methods=["POST"]),
+    Route("/r/{token}", rater, methods=["GET", "POST"]),
+]
