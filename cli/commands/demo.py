@@ -27,9 +27,9 @@ def _is_demo(path: str) -> bool:
 
 
 def _remove(path: str) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(path + suffix):
-            os.remove(path + suffix)
+    for name in (path, path + "-wal", path + "-shm", os.path.splitext(path)[0] + ".keys"):  # its key store too
+        if os.path.exists(name):
+            os.remove(name)
 
 
 def _demo_of(pm) -> tuple[list[str], tuple | None]:

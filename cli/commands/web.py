@@ -2,6 +2,8 @@
 raters' personal links)."""
 from __future__ import annotations
 
+import os
+
 import click
 
 from ..app import Context, handles_errors
@@ -13,9 +15,11 @@ from .rounds import round
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="The port to listen on.")
 @click.option("--https", is_flag=True, help="Mark session cookies Secure (serving behind HTTPS, as in production).")
-@click.pass_obj
-@handles_errors
-def serve(c: Context, host: str, port: int, https: bool) -> None:
+@click.option("--demo", "demo_", is_flag=True,
+              help="Serve the demo store (./csat-demo.db, built if missing) with a first quality-office account "
+                   "and an open round whose raters' links are printed.")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, https: bool, demo_: bool) -> None:
     """Serve the web front: raters answer by their links, units see their own figures and how they
     were derived, the quality office runs the cycle.
 
@@ -25,16 +29,47 @@ def serve(c: Context, host: str, port: int, https: bool) -> None:
 
     \b
     Examples:
+      csat serve --demo                         # the demo store, an office account, raters' links
       csat user add qo --role office            # asks for a password
       csat serve --db csat-demo.db              # http://127.0.0.1:8000
       csat serve --db postgresql://csat@db/csat --host 0.0.0.0 --port 8080 --https
     """
-    import uvicorn
+    c: Context = ctx.obj
 
-    from csat.web import create_app
-    c.engine(create=True).close()  # a store that can be opened, or one line saying why
-    click.echo(f"csat: serving {c.db} on http://{host}:{port} (Ctrl-C stops)", err=True)
-    uvicorn.run(create_app(c.db, https=https), host=host, port=port, log_level="warning", server_header=False)
+    @handles_errors
+    def run() -> None:
+        import uvicorn
+
+        from csat.web import create_app
+        if demo_:
+            _demo(ctx, c, f"http://{host}:{port}")
+        c.engine(create=True).close()  # a store that can be opened, or one line saying why
+        click.echo(f"csat: serving {c.db} on http://{host}:{port} (Ctrl-C stops)", err=True)
+        uvicorn.run(create_app(c.db, https=https), host=host, port=port, log_level="warning", server_header=False)
+    run()
+
+
+def _demo(ctx: click.Context, c: Context, base: str) -> None:
+    """The demo store, built if missing, with an ``office`` account and an open plant-50 round."""
+    import secrets
+
+    from .demo import DEMO_DB, demo
+    if not c.db_given:
+        c.use(DEMO_DB)
+    if not os.path.exists(c.db):
+        ctx.invoke(demo)
+    engine = c.engine()
+    if engine.accounts.get("office") is None:
+        password = secrets.token_urlsafe(12)
+        engine.accounts.add("office", "office", password)
+        click.echo(f"sign in as: office / {password}   (the quality office; shown once)")
+    if "demo-round" not in {r["round"] for r in engine.rounds()}:
+        engine.append([{"type": "round", "id": "demo-round", "ruleset": "plant-50", "period": "2026-04",
+                        "due": "2099-12-31", "assignments": [
+                            {"rater": f"workshop-{i}", "subjects": ["finance", "purchasing", "warehouse"]}
+                            for i in range(1, 5)]}])
+        for link in engine.round_links("demo-round"):
+            click.echo(f"rater {link['rater']}: {base}/r/{link['token']}")
 
 
 @click.group()
