@@ -246,3 +246,46 @@ def test_bad_input_is_a_clear_4xx_and_writes_nothing(site):
         assert header in r.headers
     assert "unsafe-inline" not in r.headers["content-security-policy"]
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+
+
+def test_the_readme_s_web_command_serves_the_demo(tmp_path):
+    """`csat serve --demo` (the README's command): the demo store, an office account whose
+    password is printed once, raters' links that open their questionnaires."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "csat.cli.main", "serve", "--demo", "--port", str(port)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "CSAT_DB": ""})
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while not any(line.startswith("rater workshop-4:") for line in lines):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            lines.append(proc.stdout.readline().strip())
+        password = next(line for line in lines if line.startswith("sign in as: office / ")).split()[5]
+        link = next(line for line in lines if line.startswith("rater workshop-1:")).split()[2]
+        base = f"http://127.0.0.1:{port}"
+        while True:
+            try:
+                httpx.get(f"{base}/login", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        with httpx.Client(base_url=base) as c:
+            assert c.post("/login", data={"name": "office", "password": password}).status_code == 303
+            assert "demo-round" in c.get("/rounds").text
+        page = httpx.get(link)
+        assert page.status_code == 200 and "服务态度" in page.text and "finance" in page.text
+        assert (tmp_path / "csat-demo.db").exists() and (tmp_path / "csat-demo.keys").exists()
+    finally:
+        proc.terminate()
+        proc.wait(30)

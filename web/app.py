@@ -26,6 +26,7 @@ from starlette.templating import Jinja2Templates
 
 from . import api, pages
 from .auth import Engines
+from .writer import Writer
 
 HERE = Path(__file__).parent
 MAX_BODY = 1 << 20
@@ -100,10 +101,12 @@ def create_app(target: str, *, secret: str | None = None, https: bool = False, e
     routes = [*pages.ROUTES, *api.ROUTES, Route("/openapi.json", api.openapi),
               Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
     engines_ = Engines(target, engines)
+    writer = Writer(target, engines_.rulesets)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        writer.close()
         engines_.close()
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error}, lifespan=lifespan,
@@ -111,6 +114,7 @@ def create_app(target: str, *, secret: str | None = None, https: bool = False, e
                                 Middleware(SessionMiddleware, secret_key=secret, session_cookie="csat_session",
                                            max_age=8 * 3600, same_site="strict", https_only=https)])
     app.state.engines = engines_
+    app.state.writer = writer
     app.state.secret = secret
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.state.login_limit = pages.LoginLimit()

@@ -176,7 +176,7 @@ def _response_id(a: dict[str, Any], token: str, subject: str, nonce: str) -> str
 
 
 def _questionnaire(engine: Any, a: dict[str, Any]) -> dict[str, Any]:
-    return engine.describe_ruleset(a["ruleset"], a["period"])["questionnaire"]
+    return engine.describe_ruleset(a["ruleset"], a["period"])["questionnaire"]  # (the adoption in force)
 
 
 async def rater(request: Request) -> Response:
@@ -197,10 +197,8 @@ def _rater_page(request: Request, engine: Any, a: dict[str, Any], given: dict[st
     q = _questionnaire(engine, a)
     answered = {}
     if not a["anonymous"]:
-        for s in a["subjects"]:
-            r = engine.response(_response_id(a, request.path_params["token"], s["id"], ""))
-            if r is not None:
-                answered[s["id"]] = r
+        ids = {_response_id(a, request.path_params["token"], s["id"], ""): s["id"] for s in a["subjects"]}
+        answered = {ids[rid]: r for rid, r in engine.responses(list(ids)).items()}
     return request.app.state.templates.TemplateResponse(request, "rater.html", {
         "a": a, "q": q, "given": given, "problems": problems, "answered": answered, "done": done,
         "csrf": link_csrf(request.app.state.secret, request.path_params["token"]),
@@ -211,45 +209,55 @@ def _submit(request: Request, token: str, form: Any) -> Response:
     with request.app.state.engines.borrow() as engine:
         a = _assignment(request, engine)
         q = _questionnaire(engine, a)
-        nonce = str(form.get("nonce", ""))[:64]
-        given = {k: str(v) for k, v in form.items()}
-        events: list[dict[str, Any]] = []
-        for s in a["subjects"]:
-            sid = s["id"]
-            if form.get(f"{sid}::none") == "yes":
-                events.append({"type": "no_dealings", "id": f"nd-{a['round']}-{a['rater']}-{sid}", "round": a["round"],
-                               "rater": a["rater"], "subject": sid})
-                continue
-            answers = {i["id"]: _answer(form.get(f"{sid}::{i['id']}"), i) for i in q["items"]}
-            answers = {k: v for k, v in answers.items() if v is not None}
-            if not answers:
-                continue
-            reasons = {i["id"]: str(form.get(f"{sid}::{i['id']}::reason", "")).strip() for i in q["items"]}
-            comment = str(form.get(f"{sid}::comment", "")).strip() or None
-            rid = _response_id(a, token, sid, nonce)
-            before = None if a["anonymous"] else engine.response(rid)
-            body = {"answers": answers, "reasons": {k: v for k, v in reasons.items() if v},
-                    **({"comment": comment} if comment else {})}
-            if before is None:
-                events.append({"type": "response", "id": rid, "ruleset": a["ruleset"], "period": a["period"],
-                               "subject": sid, "rater": a["rater"],
-                               **({"respondent": a["respondent"]} if a["respondent"] and not a["anonymous"] else {}),
-                               **body})
-            elif (before["answers"], before["reasons"], before["comment"]) != (answers, body["reasons"], comment):
-                events.append({"type": "correction", "id": f"{rid}-c{len(before['corrections']) + 1}", "response": rid,
-                               "reason": "changed by the rater before the due date", **body})
+        events = _events(engine, a, q, token, form)
         if not events:  # sent again unchanged (a double click, a retry): nothing more to record
             done = any(form.get(f"{s['id']}::{i['id']}") for s in a["subjects"] for i in q["items"])
-            return _rater_page(request, engine, a, {} if done else given, [] if done else [
+            return _rater_page(request, engine, a, {} if done else dict(form), [] if done else [
                 "nothing to send: answer at least one subject"], done=done, status=200 if done else 400)
-        by = None if a["anonymous"] else f"rater-link:{hashlib.sha256(token.encode()).hexdigest()[:8]}"
-        try:
-            engine.append(events, actor=by)
-        except IngestFailed as e:
-            names = {f"events[{i}]": ev.get("subject") for i, ev in enumerate(events)}
-            problems = [_problem_line(p, names) for p in e.problems]
-            return _rater_page(request, engine, a, given, problems, status=422)
+    by = None if a["anonymous"] else f"rater-link:{hashlib.sha256(token.encode()).hexdigest()[:8]}"
+    problems: list[str] = []
+    try:  # appended together with the other submissions waiting now (csat.web.writer)
+        request.app.state.writer.submit(events, by).result(timeout=120)
+    except IngestFailed as e:
+        names = {f"events[{i}]": ev.get("subject") for i, ev in enumerate(events)}
+        problems = [_problem_line(p, names) for p in e.problems]
+    with request.app.state.engines.borrow() as engine:
+        if problems:
+            return _rater_page(request, engine, a, {k: str(v) for k, v in form.items()}, problems, status=422)
         return _rater_page(request, engine, a, {}, [], done=True)
+
+
+def _events(engine: Any, a: dict[str, Any], q: dict[str, Any], token: str, form: Any) -> list[dict[str, Any]]:
+    """The events a rater's form records: a response per subject answered (a correction when
+    it was answered before and changed), a no_dealings per subject so marked."""
+    nonce = str(form.get("nonce", ""))[:64]
+    ids = {s["id"]: _response_id(a, token, s["id"], nonce) for s in a["subjects"]}
+    before_all = {} if a["anonymous"] else engine.responses(list(ids.values()))
+    events: list[dict[str, Any]] = []
+    for s in a["subjects"]:
+        sid = s["id"]
+        if form.get(f"{sid}::none") == "yes":
+            events.append({"type": "no_dealings", "id": f"nd-{a['round']}-{a['rater']}-{sid}", "round": a["round"],
+                           "rater": a["rater"], "subject": sid})
+            continue
+        answers = {i["id"]: _answer(form.get(f"{sid}::{i['id']}"), i) for i in q["items"]}
+        answers = {k: v for k, v in answers.items() if v is not None}
+        if not answers:
+            continue
+        reasons = {i["id"]: str(form.get(f"{sid}::{i['id']}::reason", "")).strip() for i in q["items"]}
+        comment = str(form.get(f"{sid}::comment", "")).strip() or None
+        body = {"answers": answers, "reasons": {k: v for k, v in reasons.items() if v},
+                **({"comment": comment} if comment else {})}
+        rid, before = ids[sid], before_all.get(ids[sid])
+        if before is None:
+            events.append({"type": "response", "id": rid, "ruleset": a["ruleset"], "period": a["period"],
+                           "subject": sid, "rater": a["rater"],
+                           **({"respondent": a["respondent"]} if a["respondent"] and not a["anonymous"] else {}),
+                           **body})
+        elif (before["answers"], before["reasons"], before["comment"]) != (answers, body["reasons"], comment):
+            events.append({"type": "correction", "id": f"{rid}-c{len(before['corrections']) + 1}", "response": rid,
+                           "reason": "changed by the rater before the due date", **body})
+    return events
 
 
 def _answer(value: Any, item: dict[str, Any]) -> Any:

@@ -149,11 +149,11 @@ class Engine(Listings, PersonalData, RaterLinks):
                                                                       catching_up=catching_up)
 
     def append(self, events: Iterable[Event | dict[str, Any]], *, dry_run: bool = False,
-               source: str | None = None, actor: str | None = None) -> IngestReport:
+               source: str | None = None, actor: str | list[str | None] | None = None) -> IngestReport:
         """Append events given as objects or dicts (ingest format), validated as ingest does; a
         problem names the event by its index (``events[2]: …``), or by ``source`` (a file the
         events came from) and their number. ``actor``: the account making the change (the web
-        front's), recorded with each event (``csat log``: ``by``)."""
+        front's), recorded with each event (``csat log``: ``by``) — or a list, one per event."""
         lines = dict_lines(events, name=source) if source else dict_lines(events)
         return Ingest(self.store, self.rulesets, self.projection).run(lines, dry_run=dry_run, actor=actor)
 

@@ -13,7 +13,7 @@ is counted as already present; with a different body it is a conflict.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,8 +82,10 @@ class Ingest:
 
     def run(self, lines: Iterable[Line], *, dry_run: bool = False,
             progress: Callable[[int], None] | None = None, catching_up: bool = False,
-            actor: str | None = None) -> IngestReport:
-        self.actor = actor  # the web account making the change (recorded with each event), or None
+            actor: str | Sequence[str | None] | None = None) -> IngestReport:
+        # the account making the change (recorded with each event), or None; a sequence: one per line
+        self.actors = actor if isinstance(actor, (list, tuple)) else None
+        self.actor = None if self.actors is not None else actor
         self._start_transaction()
         try:
             report = self._run(lines, dry_run, progress)
@@ -165,6 +167,8 @@ class Ingest:
         self.pending_keys: list[str] = []
         sheets = {source for source in {source for source, _, _ in chunk} if is_sheet(source)}
         for (source, number, ev), key in zip(chunk, natural):
+            if self.actors is not None:
+                self.actor = self.actors[number - 1]
             if source in sheets and type(ev).__struct_config__.tag == "response" and ev.ruleset in self.rulesets:
                 ev = self._item_ids(ev)  # a sheet's item columns may be headed by their labels
             if isinstance(ev, ParametersAdopted):

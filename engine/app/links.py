@@ -48,16 +48,17 @@ def assignment(engine: Any, token: str) -> dict[str, Any] | None:
     link = engine.accounts.link(token)
     if link is None:
         return None
-    engine.catch_up()
-    found = _round(engine, link["round"])
+    found = _round(engine, link["round"])  # (a link is made after its round was applied: no catch-up)
     if found is None or found[1]:
         return None
     spec, _ = found
     org = engine.projection.state()[1]
     subjects = [s for r, s, _ in assignments_of(spec, org) if r == link["rater"]]
+    opener = engine.opener()  # the respondent in plain: their response is sealed under their own key
     return {"round": spec.id, "ruleset": spec.ruleset, "period": spec.period, "due": spec.due,
-            "anonymous": spec.anonymous, "rater": link["rater"], "respondent": link["respondent"],
-            "subjects": [{"id": s, "name": org.name(s, spec.period)} for s in subjects]}
+            "anonymous": spec.anonymous, "rater": link["rater"],
+            "respondent": opener.text(link["respondent"], "respondent") if link["respondent"] else None,
+            "subjects": [{"id": s, "name": opener.text(org.name(s, spec.period), "name")} for s in subjects]}
 
 
 class RaterLinks:
@@ -79,14 +80,21 @@ class RaterLinks:
         """A response as it stands now (after corrections; personal fields opened), or None:
         ``id``, ``ruleset``, ``period``, ``subject``, ``rater``, ``respondent``, ``answers``,
         ``reasons``, ``comment``, ``recorded``, ``corrections`` (their ids), ``withdrawn``."""
+        return self.responses([response_id]).get(response_id)
+
+    def responses(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Several responses as :meth:`response` gives each, by id (those in the log)."""
         self._catch_up_to_read()  # type: ignore[attr-defined]
-        row = self.store.conn.execute("SELECT state FROM rm_responses WHERE id = ?",  # type: ignore[attr-defined]
-                                      (response_id,)).fetchone()
-        if row is None:
-            return None
-        s = decode_state(bytes(row[0]))
-        return self.opener().deep({  # type: ignore[attr-defined]
-            "id": s.id, "ruleset": s.ruleset, "period": s.period, "subject": s.subject, "rater": s.rater,
-            "respondent": s.respondent, "answers": dict(s.answers), "reasons": dict(s.reasons), "comment": s.comment,
-            "recorded": s.recorded, "corrections": [a.id for a in s.corrections],
-            "withdrawn": s.withdrawn.id if s.withdrawn else None})
+        marks = ",".join("?" * len(ids))
+        rows = self.store.conn.execute(f"SELECT state FROM rm_responses WHERE id IN ({marks})",  # type: ignore
+                                       tuple(ids)).fetchall() if ids else []
+        opener = self.opener()  # type: ignore[attr-defined]
+        out = {}
+        for (blob,) in rows:
+            s = decode_state(bytes(blob))
+            out[s.id] = opener.deep({
+                "id": s.id, "ruleset": s.ruleset, "period": s.period, "subject": s.subject, "rater": s.rater,
+                "respondent": s.respondent, "answers": dict(s.answers), "reasons": dict(s.reasons),
+                "comment": s.comment, "recorded": s.recorded, "corrections": [a.id for a in s.corrections],
+                "withdrawn": s.withdrawn.id if s.withdrawn else None})
+        return out
