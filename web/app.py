@@ -89,7 +89,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         request, "error.html", {"status": exc.status_code, "detail": exc.detail}, status_code=exc.status_code)
 
 
-def create_app(target: str, *, secret: str | None = None, https: bool = False, engines: int = 4) -> Starlette:
+def create_app(target: str, *, secret: str | None = None, https: bool = False, engines: int = 8) -> Starlette:
     """The web front on the store ``target`` (a SQLite file or a ``postgresql://`` URL).
 
     :param secret: signs the session cookies and the raters' form tokens; default

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -175,8 +176,19 @@ def _response_id(a: dict[str, Any], token: str, subject: str, nonce: str) -> str
     return f"{a['round']}-{a['rater']}-{subject}-{hashlib.sha256(token.encode()).hexdigest()[:8]}"
 
 
+_QUESTIONNAIRES: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+QUESTIONNAIRE_TTL = 10.0  # seconds: a new adoption's questionnaire reaches the raters' pages this soon
+
+
 def _questionnaire(engine: Any, a: dict[str, Any]) -> dict[str, Any]:
-    return engine.describe_ruleset(a["ruleset"], a["period"])["questionnaire"]  # (the adoption in force)
+    """The questionnaire of the adoption in force for the round's month (kept a few seconds: every
+    rater of a round reads the same one; the engine checks each submission against the current)."""
+    key = (a["ruleset"], a["period"])
+    hit = _QUESTIONNAIRES.get(key)
+    if hit is None or hit[0] < time.monotonic():
+        hit = _QUESTIONNAIRES[key] = (time.monotonic() + QUESTIONNAIRE_TTL,
+                                      engine.describe_ruleset(a["ruleset"], a["period"])["questionnaire"])
+    return hit[1]
 
 
 async def rater(request: Request) -> Response:

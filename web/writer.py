@@ -98,4 +98,8 @@ class Writer:
                 return
             for _, _, done in batch:
                 done.set_result(None)
+            try:  # the read models follow at once, here: readers then find nothing to catch up on
+                self.engine.catch_up()
+            except Exception:  # noqa: BLE001 — the next reader catches up instead
+                pass
             return

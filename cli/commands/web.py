@@ -45,7 +45,8 @@ def serve(ctx: click.Context, host: str, port: int, https: bool, demo_: bool) ->
             _demo(ctx, c, f"http://{host}:{port}")
         c.engine(create=True).close()  # a store that can be opened, or one line saying why
         click.echo(f"csat: serving {c.db} on http://{host}:{port} (Ctrl-C stops)", err=True)
-        uvicorn.run(create_app(c.db, https=https), host=host, port=port, log_level="warning", server_header=False)
+        uvicorn.run(create_app(c.db, https=https), host=host, port=port, log_level="warning", server_header=False,
+                    timeout_keep_alive=30)  # a rater between the page and the submit keeps the connection
     run()
 
 
