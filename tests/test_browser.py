@@ -87,6 +87,8 @@ def sign_in(driver, base: str, name: str) -> None:
     driver.find_element(By.NAME, "name").send_keys(name)
     driver.find_element(By.NAME, "password").send_keys(PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "form button").click()
+    from selenium.webdriver.support.ui import WebDriverWait
+    WebDriverWait(driver, 10).until(lambda d: "/login" not in d.current_url)  # signed in before going on
 
 
 def test_a_month_in_the_browser(served):
