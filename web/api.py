@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from csat.engine import CsatError
 
-from .auth import READERS, account, in_scope, not_found
+from .auth import READERS, in_scope, not_found, require
 
 _ENC = msgspec.json.Encoder(decimal_format="string")
 
@@ -26,17 +26,7 @@ def _json(data: Any, status: int = 200) -> Response:
 
 
 def _caller(request: Request, *roles: str) -> dict[str, Any]:
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        with request.app.state.engines.borrow() as engine:
-            acct = engine.accounts.by_token(auth[7:].strip())
-    else:
-        acct = account(request)
-    if acct is None:
-        raise HTTPException(401, "sign in, or send Authorization: Bearer <token>")
-    if acct["role"] not in roles:
-        raise not_found()
-    return acct
+    return require(request, *roles, bearer=True)
 
 
 def scores(request: Request) -> Response:

@@ -101,11 +101,17 @@ def account(request: Request) -> dict[str, Any] | None:
     return acct
 
 
-def require(request: Request, *roles: str) -> dict[str, Any]:
-    """The account, when it has one of ``roles``; otherwise 401 (no session) or 404."""
-    acct = account(request)
+def require(request: Request, *roles: str, bearer: bool = False) -> dict[str, Any]:
+    """The account, when it has one of ``roles``; otherwise 401 (no session) or 404. ``bearer``:
+    an ``Authorization: Bearer`` API token may stand for the session (the JSON API)."""
+    auth = request.headers.get("authorization", "") if bearer else ""
+    if auth.lower().startswith("bearer "):
+        with request.app.state.engines.borrow() as engine:
+            acct = engine.accounts.by_token(auth[7:].strip())
+    else:
+        acct = account(request)
     if acct is None:
-        raise HTTPException(401, "sign in")
+        raise HTTPException(401, "sign in, or send Authorization: Bearer <token>" if bearer else "sign in")
     if acct["role"] not in roles:
         raise not_found()
     return acct
