@@ -95,6 +95,7 @@ PAGES = [  # path, who may (others get 404; no session: to the sign-in page)
     ("/rounds", {"qo", "au"}),
     ("/rounds/r1", {"qo", "au"}),
     ("/rounds/nope", set()),
+    ("/cases", {"qo", "ma", "mb", "au"}),
     ("/api/scores?period=2026-03", {"qo", "ma", "mb", "au"}),
     ("/api/explain/plant-50/dept-0/2026-03", {"qo", "ma", "au"}),
     ("/api/rounds", {"qo", "au"}),
@@ -289,3 +290,27 @@ def test_the_readme_s_web_command_serves_the_demo(tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_a_manager_records_a_rectification_s_progress_in_their_unit_only(site):
+    app, db, _, _ = site
+    with Engine.open(db) as e:
+        e.append([{"type": "complaint", "id": f"c-{d}", "subject": d, "period": "2026-03", "text": f"{d} 态度差"}
+                  for d in ("dept-0", "dept-3")]
+                 + [{"type": "rectification", "id": f"rect-{d}", "subject": d, "period": "2026-03", "issue": "回复慢",
+                     "due": "2026-04-15", "complaint": f"c-{d}"} for d in ("dept-0", "dept-3")])
+    ma = client(app, "ma")
+    page = ma.get("/cases").text
+    assert "rect-dept-0" in page and "rect-dept-3" not in page and "dept-0 态度差" in page
+    nonce = re.search(r'name="nonce" value="([^"]+)"', page).group(1)
+    form = {"csrf": csrf_of(ma), "nonce": nonce, "status": "completed", "date": "2026-04-10", "note": "已改进"}
+    assert ma.post("/rectifications/rect-dept-0/progress", data=form).status_code == 303
+    assert ma.post("/rectifications/rect-dept-0/progress", data=form).status_code == 303  # a double submit: once
+    assert ma.post("/rectifications/rect-dept-3/progress", data={**form, "nonce": "x"}).status_code == 404  # not theirs
+    bad = ma.post("/rectifications/rect-dept-0/progress", data={**form, "nonce": "y", "status": "completed"})
+    assert bad.status_code == 422 and "completed" in bad.text  # the life cycle is the engine's: shown, not written
+    assert client(app, "au").post("/rectifications/rect-dept-0/progress", data=form).status_code == 404
+    with Engine.open(db) as e:
+        (row,) = [r for r in e.rectifications(as_of="2026-04-30") if r["id"] == "rect-dept-0"]
+        updates = list(e.log(type="rectification_update"))
+    assert row["status"] == "completed" and len(updates) == 1 and updates[0]["by"] == "ma"

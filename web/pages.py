@@ -296,3 +296,48 @@ ROUTES = [
     Route("/rounds/{round}/{action:str}", round_action, methods=["POST"]),
     Route("/r/{token}", rater, methods=["GET", "POST"]),
 ]
+
+
+# -- complaints and rectifications ---------------------------------------------------------
+
+STATUSES = ("completed", "verified", "ineffective", "cancelled")
+
+
+def cases(request: Request, problem: str | None = None) -> Response:
+    acct = require(request, *READERS)
+    under = acct["unit"] if acct["role"] == "manager" else None
+    with request.app.state.engines.borrow() as engine:
+        complaints = engine.complaints(under=under)
+        rectifications = engine.rectifications(under=under)
+    return render(request, "cases.html", {"account": acct, "complaints": complaints, "rectifications": rectifications,
+                                          "statuses": STATUSES, "problem": problem, "nonce": secrets.token_hex(8)},
+                  status=422 if problem else 200)
+
+
+async def rectification_progress(request: Request) -> Response:
+    """A manager (of the rectification's unit) or the office records its progress: an event."""
+    acct = require(request, "office", "manager")
+    form = await form_of(request)
+    check_csrf(request, form)
+    rid = request.path_params["id"]
+
+    def record() -> str | None:
+        with request.app.state.engines.borrow() as engine:
+            mine = [r for r in engine.rectifications(under=acct["unit"] if acct["role"] == "manager" else None)
+                    if r["id"] == rid]
+            if not mine:
+                raise not_found()
+            nonce = "".join(ch for ch in str(form.get("nonce", "")) if ch.isalnum())[:16] or secrets.token_hex(8)
+            try:  # the form's nonce in the id: a double submit records once
+                engine.append([{"type": "rectification_update", "id": f"{rid}-{nonce}", "rectification": rid,
+                                "status": str(form.get("status", "")), "date": str(form.get("date", "")),
+                                **({"note": str(form["note"])} if form.get("note") else {})}], actor=acct["name"])
+            except IngestFailed as e:
+                return "; ".join(p.partition(": ")[2] for p in e.problems)
+            return None
+
+    problem = await run_in_threadpool(record)
+    return cases(request, problem) if problem else RedirectResponse("/cases", 303)
+
+
+ROUTES += [Route("/cases", cases), Route("/rectifications/{id}/progress", rectification_progress, methods=["POST"])]
