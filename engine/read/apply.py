@@ -22,7 +22,7 @@ from ..errors import RuleSetFailed, StoreError
 from ..log.events import (DealingsDeclined, ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn,
                           PersonErased, ResultsAnnounced, RoundClosed, RoundOpened, UnitDeclared)
 from ..scoring.guard import checked_credits, checked_remedy, guarded
-from .readmodel import Adoptions, Org, count_events, encode_state, load_states
+from .readmodel import Adoptions, Org, count_events, encode_state, load_states, mark_chart
 from ..scoring.ruleset import Amendment, Credit, ResponseState, RuleSet
 from .settle import exclusion
 from ..log.store import Logged
@@ -155,8 +155,9 @@ class Applier:
                 self._record_case_event(logged, org)
         flush()
         count_events(self.conn, counts, pending)
-        if explanations_stale:
+        if explanations_stale:  # a unit or an adoption: other processes reload their org chart and adoptions
             explained.forget_all(self.conn)
+            mark_chart(self.conn)
 
     def _adopt(self, ev: ParametersAdopted, logged: Logged, adoptions: Adoptions, org: Org,
                pending: set[str]) -> None:

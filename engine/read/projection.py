@@ -31,7 +31,8 @@ from collections.abc import Iterable, Iterator
 from .apply import Applier
 from ..errors import LogDamaged, RuleSetFailed, StoreError
 from ..log.events import ParametersAdopted
-from .readmodel import Adoptions, Org, clear_all, drop_all, ensure_schema, schema_version, SCHEMA_VERSION
+from .readmodel import (Adoptions, Org, chart_mark, clear_all, drop_all, ensure_schema, schema_version,
+                        SCHEMA_VERSION)
 from ..scoring.ruleset import RuleSet
 from .replay import Replay
 from .settle import EXTRAS_DEC, SCORE_COLUMNS, Progress, Scorer, exclusion
@@ -63,6 +64,7 @@ class Projection:
         self.only = set(only) if only is not None else None
         self._state: tuple[Adoptions, Org] | None = None
         self._state_at = -1  # the tracked position the cached state reflects
+        self._chart: str | None = None  # the stored chart's mark it was loaded at (readmodel.chart_mark)
         #: rule set -> why it cannot be used in this process (its plugin raised or its parameters fail)
         self.unusable: dict[str, str] = {}
         #: one line per scoring failure met by this process (rule set, subject-month, what was wrong)
@@ -118,7 +120,12 @@ class Projection:
         """The adoptions and the org chart as of the tracked position, kept in memory and
         updated as events are applied (forgotten after a rollback or a rebuild)."""
         tracked = self.tracked()
-        if self._state is None or tracked != self._state_at:  # another process may have moved the views
+        if self._state is not None and tracked != self._state_at:  # another process moved the views:
+            mark = chart_mark(self.conn)  # the copy in memory stands unless a unit or an adoption came
+            if mark is not None and mark == self._chart:
+                self._state_at = tracked
+        if self._state is None or tracked != self._state_at:
+            self._chart = chart_mark(self.conn)
             adoptions = Adoptions.load(self.conn, self.rulesets)
             for ruleset, why in adoptions.failed.items():
                 self.unusable.setdefault(ruleset, f"rule set {ruleset}: {why}")
@@ -131,7 +138,7 @@ class Projection:
 
     def keep_state(self, adoptions: Adoptions, org: Org) -> None:
         """The adoptions and org chart as of the tracked position, as a replay left them."""
-        self._state, self._state_at = (adoptions, org), self.tracked()
+        self._state, self._state_at, self._chart = (adoptions, org), self.tracked(), chart_mark(self.conn)
 
     # -- the collaborators' paths ---------------------------------------------------
 

@@ -9,6 +9,7 @@ and rebuilt from the log; a schema version change does exactly that.
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -50,6 +51,19 @@ def _create_rulesets_table(db: sqlite_utils.Database) -> None:
     # per rule set: how many events of the log belong to it, and whether some were applied while it
     # could not be used (not installed, or its plugin failed): those need re-crediting when it is back
     db["rm_rulesets"].create({"ruleset": str, "events": int, "pending": int}, pk="ruleset")
+
+
+def chart_mark(conn: Any) -> str | None:
+    """What the stored org chart and adoptions are now: a token changed whenever a ``unit`` or an
+    ``adoption`` is applied (or a rebuild writes them), so a process's copy in memory is reloaded
+    only when it is stale, not whenever the log moves."""
+    row = conn.execute("SELECT value FROM rm_meta WHERE key = 'chart'").fetchone()
+    return row[0] if row else None
+
+
+def mark_chart(conn: Any) -> None:
+    """Inside the write transaction that applied a ``unit`` or an ``adoption``."""
+    conn.execute("INSERT OR REPLACE INTO rm_meta (key, value) VALUES ('chart', ?)", (uuid.uuid4().hex,))
 
 
 def _create_erasures_table(db: sqlite_utils.Database) -> None:

@@ -31,7 +31,8 @@ from .cases import case_subjects, cases_of, record_case_event
 from ..errors import RuleSetFailed
 from ..log.events import ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared
 from ..scoring.guard import checked_figures, guarded
-from .readmodel import Adoptions, Org, count_events, create_indexes, decode_state, encode_state, load_states
+from .readmodel import (Adoptions, Org, count_events, create_indexes, decode_state, encode_state, load_states,
+                        mark_chart)
 from ..scoring.ruleset import Amendment, Counted, Credit, Excluded, MonthInput, ResponseState, RuleSet
 from .settle import Progress, exclusion, late_due, late_exclusion
 from .apply import Applier
@@ -109,6 +110,7 @@ class Replay:
         create_indexes(self.projection.db, ["rm_credits"])
         if end or extra:
             self.projection.store.track(extra[-1].position if extra else end, conn=self.conn)
+        mark_chart(self.conn)  # the org chart and adoptions were written anew
         self.projection.keep_state(adoptions, org)
         return applied
 
