@@ -77,12 +77,12 @@ def log_size(db: str) -> int:
         return e.store.max_position()
 
 
-def answer_all(site) -> None:
+def answer_all(site, response: str = "满意") -> None:
     app, _, links, _ = site
     c = client(app)
     for rater, token in links.items():
         assert c.post(f"/r/{token}", data={**rater_form(c, token), **answers(
-            [f"dept-{i}" for i in range(4)])}).status_code == 200
+            [f"dept-{i}" for i in range(4)], response=response)}).status_code == 200
 
 
 # -- who may see what -------------------------------------------------------------------------
@@ -96,6 +96,7 @@ PAGES = [  # path, who may (others get 404; no session: to the sign-in page)
     ("/rounds/r1", {"qo", "au"}),
     ("/rounds/nope", set()),
     ("/cases", {"qo", "ma", "mb", "au"}),
+    ("/office", {"qo", "au"}),
     ("/api/scores?period=2026-03", {"qo", "ma", "mb", "au"}),
     ("/api/explain/plant-50/dept-0/2026-03", {"qo", "ma", "au"}),
     ("/api/rounds", {"qo", "au"}),
@@ -314,3 +315,38 @@ def test_a_manager_records_a_rectification_s_progress_in_their_unit_only(site):
         (row,) = [r for r in e.rectifications(as_of="2026-04-30") if r["id"] == "rect-dept-0"]
         updates = list(e.log(type="rectification_update"))
     assert row["status"] == "completed" and len(updates) == 1 and updates[0]["by"] == "ma"
+
+
+def test_the_office_verifies_announces_previews_and_adopts(site):
+    app, db, _, _ = site
+    answer_all(site, response="一般")  # 44.44: a figure that one decimal moves
+    qo, au = client(app, "qo"), client(app, "au")
+    r = au.post("/office/verify", data={"csrf": csrf_of(au)})
+    assert r.status_code == 200 and "完整 intact" in r.text  # the auditor may check, and change nothing:
+    for path, data in (("/office/announce", {"ruleset": "plant-50", "period": "2026-03", "date": "2026-04-03"}),
+                       ("/office/whatif", {"ruleset": "plant-50", "from": "2026-03", "toml": "[bonus]\npoints = 2\n"}),
+                       ("/office/adopt", {"ruleset": "plant-50", "from": "2026-03", "toml": "[bonus]\npoints = 2\n"})):
+        assert au.post(path, data={"csrf": csrf_of(au), **data}).status_code == 404
+    before = {r["subject"]: r["score"] for r in qo.get("/api/scores?period=2026-03").json()}
+    r = qo.post("/office/announce", data={"csrf": csrf_of(qo), "ruleset": "plant-50", "period": "2026-03",
+                                          "date": "2026-04-03"})
+    assert "公示 plant-50 2026-03 recorded" in r.text
+    bad = qo.post("/office/whatif", data={"csrf": csrf_of(qo), "ruleset": "plant-50", "from": "2026-03",
+                                          "toml": "points = = 2"})
+    assert bad.status_code == 422 and "TOML" in bad.text
+    revision = "precision = 1\n"  # figures to one decimal from March
+    preview = qo.post("/office/whatif", data={"csrf": csrf_of(qo), "ruleset": "plant-50", "from": "2026-03",
+                                              "toml": revision})
+    assert preview.status_code == 200 and 'id="whatif"' in preview.text and "确认采用" in preview.text
+    assert {r["subject"]: r["score"] for r in qo.get("/api/scores?period=2026-03").json()} == before  # a preview
+    r = qo.post("/office/adopt", data={"csrf": csrf_of(qo), "ruleset": "plant-50", "from": "2026-03",
+                                       "toml": revision})
+    assert r.status_code == 303
+    with Engine.open(db) as e:
+        (adoption,) = [a for a in e.log(type="adoption") if a.get("by") == "qo"]
+        (announced,) = list(e.log(type="announcement"))
+    assert adoption["event"]["from"] == "2026-03" and announced["by"] == "qo"
+    after = {r["subject"]: r for r in qo.get("/api/scores?period=2026-03").json()}
+    moved = [s for s, r in after.items() if r["score"] != before[s]]
+    assert moved and all(after[s]["announced"] == before[s] and after[s]["announced_on"] == "2026-04-03"
+                         for s in moved)  # what moved shows beside what was announced

@@ -12,7 +12,6 @@ models up to date with the log first, so nobody sees a stale score.
 """
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Callable, Iterable
 from decimal import Decimal
@@ -29,29 +28,19 @@ from ..log.events import Event, ParametersAdopted
 from ..read.explain import explain
 from .ingest import Ingest, IngestReport, dict_lines, file_lines
 from .accounts import Accounts
-from .erasure import PersonalData
+from .erasure import PersonalData  # (Engine's parts: personal data, raters' links, listings)
 from .links import RaterLinks
 from .listings import Listings
 from .readers import column_map
 from ..scoring.params import read_toml
 from ..read.projection import EXTRAS_DEC, Progress, Projection
+from ..read.settle import progress_of
 from ..read.readmodel import Org
 from ..read.snapshots import copy_of, snapshot
 from ..scoring.ruleset import RuleSet
 from ..log.store import DEFAULT_DB, Logged, Store, discard_new
 
 DB_ENV = "CSAT_DB"
-
-
-def _progress(progress: Progress | None) -> Progress | None:
-    """Accept the older one-argument progress callables (events only) beside the keyword form."""
-    if progress is None:
-        return None
-    try:
-        inspect.signature(progress).bind(0, scored=0)
-        return progress
-    except (TypeError, ValueError):
-        return lambda events=0, scored=0, lines=0: progress(events) if events else None
 
 
 def default_target() -> str:
@@ -165,7 +154,7 @@ class Engine(Listings, PersonalData, RaterLinks):
         ``progress(events=n, scored=m)`` is called as events are applied and subject-months
         scored (a callable taking one positional count gets the events only).
         """
-        return self.projection.catch_up(_progress(progress))
+        return self.projection.catch_up(progress_of(progress))
 
     def caught_up_done(self) -> None:
         """Withdraw the word given by ``ingest(catching_up=True)`` (the catch-up is over, made or not)."""
@@ -175,7 +164,7 @@ class Engine(Listings, PersonalData, RaterLinks):
         """Drop the read models and rebuild them from the whole log, in one transaction; returns
         events applied. Refuses (StoreError) while the log holds events of rule sets that are
         not installed, rather than drop their published scores."""
-        return self.projection.rebuild(_progress(progress))
+        return self.projection.rebuild(progress_of(progress))
 
     def copy_to(self, target: str | os.PathLike[str], progress: Callable[[int], None] | None = None,
                 rebuild_progress: Progress | None = None) -> dict[str, Any]:
@@ -374,10 +363,11 @@ class Engine(Listings, PersonalData, RaterLinks):
             base = in_force.data if in_force is not None else None
         return rs.complete_params(data, source, base, list(replace))
 
-    def adopt(self, params: dict[str, Any] | str | os.PathLike[str], *, ruleset: str, from_: str,
-              id: str | None = None, note: str | None = None, replace: Iterable[str] = ()) -> IngestReport:
+    def adopt(self, params: dict[str, Any] | str | os.PathLike[str], *, ruleset: str, from_: str, id: str | None = None,
+              note: str | None = None, replace: Iterable[str] = (), actor: str | None = None) -> IngestReport:
         """Append an adoption of ``params`` (a TOML file or a dict) for ``ruleset`` from month ``from_``:
-        merged over the parameters in force at ``from_``, ``replace`` tables taken whole.
+        merged over the parameters in force at ``from_``, ``replace`` tables taken whole (``actor``:
+        as for :meth:`append`).
 
         :raises IngestFailed: every problem on a line of its own, located at the TOML file.
         """
@@ -400,7 +390,7 @@ class Engine(Listings, PersonalData, RaterLinks):
         if note:
             event["note"] = note
         try:
-            return Ingest(self.store, self.rulesets, self.projection).run(dict_lines([event], name=source))
+            return Ingest(self.store, self.rulesets, self.projection).run(dict_lines([event], name=source), actor=actor)
         except IngestFailed as e:
             raise IngestFailed([p.replace(f"{source}:1: ", f"{source}: ", 1) for p in e.problems]) from None
 

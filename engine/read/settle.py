@@ -9,6 +9,7 @@ were and its subject-months marked dirty; every other rule set is scored.
 """
 from __future__ import annotations
 
+import inspect
 import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -30,6 +31,19 @@ from ..scoring.ruleset import Counted, Credit, Excluded, Figure, MonthInput, Res
 
 #: ``progress(events=…, scored=…)``: called with how many events were applied and subject-months scored.
 Progress = Callable[..., None]
+
+
+def progress_of(progress: Progress | None) -> Progress | None:
+    """Accept the older one-argument progress callables (events only) beside the keyword form."""
+    if progress is None:
+        return None
+    try:
+        inspect.signature(progress).bind(0, scored=0)
+        return progress
+    except (TypeError, ValueError):
+        return lambda events=0, scored=0, lines=0: progress(events) if events else None
+
+
 SCORE_COLUMNS = ("ruleset", "period", "subject", "metric", "kind", "adoption", "params_hash", "score", "grade",
                  "grade_label", "responses", "extras", "state")
 
