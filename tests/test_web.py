@@ -350,3 +350,14 @@ def test_the_office_verifies_announces_previews_and_adopts(site):
     moved = [s for s, r in after.items() if r["score"] != before[s]]
     assert moved and all(after[s]["announced"] == before[s] and after[s]["announced_on"] == "2026-04-03"
                          for s in moved)  # what moved shows beside what was announced
+
+
+def test_a_manager_sees_each_figure_against_the_month_before(site):
+    app, db, _, _ = site
+    with Engine.open(db) as e:
+        e.append([{"type": "response", "id": f"{m}-{d}", "ruleset": "plant-50", "period": m, "subject": d,
+                   "rater": "ws-1", "answers": {"attitude": "一般" if m == "2026-03" else "满意",
+                                                "response": "一般" if m == "2026-03" else "满意", "solution": "满意"}}
+                  for m in ("2026-02", "2026-03") for d in ("dept-0", "dept-2")])
+    page = client(app, "ma").get("/scores?period=2026-03").text
+    assert "较2026-02" in page and "-5.56" in page and "部门2" not in page  # 44.44 against 50.00; theirs only

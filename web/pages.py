@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from csat.engine import CsatError, IngestFailed
+from csat.engine import CsatError, IngestFailed, periods
 
 from .auth import (READERS, LoginLimit, account, check_csrf, check_link_csrf, csrf_token, in_scope, link_csrf,
                    not_found, require)
@@ -97,11 +97,12 @@ def scores(request: Request) -> Response:
     with request.app.state.engines.borrow() as engine:
         period = _period(request, engine)
         under = acct["unit"] if acct["role"] == "manager" else None
-        try:
-            rows = engine.scores(period=period, under=under) if period else []
+        try:  # beside each figure its change against the period before (a month's month, a quarter's quarter)
+            rows = engine.scores(period=period, under=under, vs=periods.previous(period)) if period else []
         except CsatError:
             raise not_found() from None
-    return render(request, "scores.html", {"account": acct, "rows": rows, "period": period})
+    return render(request, "scores.html", {"account": acct, "rows": rows, "period": period,
+                                           "previous": periods.previous(period) if period else None})
 
 
 def explain(request: Request) -> Response:
