@@ -3,13 +3,14 @@
 :func:`create_app` wires :mod:`csat.web.pages` (HTML) and :mod:`csat.web.api` (JSON under
 ``/api/``) behind three layers: a body limit (1 MiB; 413), the signed session cookie, and the
 security headers every response carries (a CSP without inline scripts, no framing, no sniffing,
-no referrer).
+no referrer), and ``Server-Timing`` (the time the application spent on it, queueing included).
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -67,9 +68,12 @@ class Guard:
                 raise HTTPException(413, "request body too large (at most 1 MiB)")
             return message
 
+        started = time.perf_counter()
+
         async def with_headers(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *HEADERS]
+            if message["type"] == "http.response.start":  # Server-Timing: the time spent here, in ms
+                spent = f"app;dur={(time.perf_counter() - started) * 1000:.1f}".encode()
+                message["headers"] = [*message.get("headers", []), *HEADERS, (b"server-timing", spent)]
             await send(message)
 
         await self.app(scope, limited, with_headers)
