@@ -42,13 +42,14 @@ def prepare(db: str, raters: int) -> list[str]:
         return [r["token"] for r in e.round_links("load")]
 
 
-def serve(db: str) -> tuple[subprocess.Popen, str]:
+def serve(db: str, workers: int = 1) -> tuple[subprocess.Popen, str]:
     """`csat serve` in a process of its own (the raters' client must not share its interpreter)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "CSAT_SECRET": "bench"}
-    proc = subprocess.Popen([sys.executable, "-m", "csat.cli.main", "--db", db, "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "csat.cli.main", "--db", db, "serve", "--port", str(port),
+                             "--workers", str(workers)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     import httpx
@@ -111,11 +112,11 @@ def pct(values: list[float], q: float) -> float:
     return round(1000 * values[min(len(values) - 1, int(q * len(values)))], 1)
 
 
-def run(db: str | None, raters: int, spread: float = 0.0) -> dict[str, Any]:
+def run(db: str | None, raters: int, spread: float = 0.0, workers: int = 1) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="csat-web-bench-"))
     target = db or str(work / "csat.db")
     tokens = prepare(target, raters)
-    proc, base = serve(target)
+    proc, base = serve(target, workers)
     try:
         got = asyncio.run(drill(base, tokens, spread))
     finally:
@@ -126,7 +127,7 @@ def run(db: str | None, raters: int, spread: float = 0.0) -> dict[str, Any]:
         overall = e.round_status("load")["overall"]
         logged = sum(1 for _ in e.log(type="response"))
     return {"backend": "postgresql" if target.startswith("postgresql") else "sqlite", "raters": raters,
-            "spread_s": spread,
+            "spread_s": spread, "workers": workers,
             "page_p50_ms": pct(got["pages"], 0.5), "page_p99_ms": pct(got["pages"], 0.99),
             "submit_p50_ms": pct(got["submits"], 0.5), "submit_p99_ms": pct(got["submits"], 0.99),
             "server_page_p99_ms": pct(got["server"]["pages"], 0.99),
@@ -141,10 +142,11 @@ def main() -> None:
     ap.add_argument("--raters", type=int, default=200)
     ap.add_argument("--spread", type=float, default=0.0,
                     help="seconds over which the raters arrive (default 0: all at the same instant)")
+    ap.add_argument("--workers", type=int, default=1, help="csat serve's worker processes")
     ap.add_argument("--json", action="store_true", help="one JSON line instead of the table")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    out = run(args.db, args.raters, args.spread)
+    out = run(args.db, args.raters, args.spread, args.workers)
     if args.json:
         print(json.dumps(out))
         return

@@ -123,3 +123,9 @@ def create_app(target: str, *, secret: str | None = None, https: bool = False, e
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.state.login_limit = pages.LoginLimit()
     return app
+
+
+def app_from_env() -> Starlette:
+    """The application of ``$CSAT_DB`` (``csat serve --workers N`` starts one per worker process;
+    they share ``$CSAT_SECRET``, so a session signed by one is good at every other)."""
+    return create_app(os.environ["CSAT_DB"], https=os.environ.get("CSAT_HTTPS") == "1")

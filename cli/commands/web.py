@@ -15,11 +15,13 @@ from .rounds import round
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="The port to listen on.")
 @click.option("--https", is_flag=True, help="Mark session cookies Secure (serving behind HTTPS, as in production).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes (one per core serves a busy month best; they share the store).")
 @click.option("--demo", "demo_", is_flag=True,
               help="Serve the demo store (./csat-demo.db, built if missing) with a first quality-office account "
                    "and an open round whose raters' links are printed.")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, https: bool, demo_: bool) -> None:
+def serve(ctx: click.Context, host: str, port: int, https: bool, workers: int, demo_: bool) -> None:
     """Serve the web front: raters answer by their links, units see their own figures and how they
     were derived, the quality office runs the cycle.
 
@@ -45,8 +47,15 @@ def serve(ctx: click.Context, host: str, port: int, https: bool, demo_: bool) ->
             _demo(ctx, c, f"http://{host}:{port}")
         c.engine(create=True).close()  # a store that can be opened, or one line saying why
         click.echo(f"csat: serving {c.db} on http://{host}:{port} (Ctrl-C stops)", err=True)
-        uvicorn.run(create_app(c.db, https=https), host=host, port=port, log_level="warning", server_header=False,
-                    timeout_keep_alive=30)  # a rater between the page and the submit keeps the connection
+        options: dict = {"host": host, "port": port, "log_level": "warning", "server_header": False,
+                         "timeout_keep_alive": 30}  # a rater between the page and the submit keeps the connection
+        if workers == 1:
+            uvicorn.run(create_app(c.db, https=https), **options)
+            return
+        import secrets  # several processes: one secret for all of them, and the store named in the environment
+        os.environ.setdefault("CSAT_SECRET", secrets.token_urlsafe(32))
+        os.environ.update(CSAT_DB=c.db, CSAT_HTTPS="1" if https else "0")
+        uvicorn.run("csat.web.app:app_from_env", factory=True, workers=workers, **options)
     run()
 
 
