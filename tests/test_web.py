@@ -97,6 +97,8 @@ PAGES = [  # path, who may (others get 404; no session: to the sign-in page)
     ("/rounds/nope", set()),
     ("/cases", {"qo", "ma", "mb", "au"}),
     ("/office", {"qo", "au"}),
+    ("/trend/plant-50/dept-0", {"qo", "ma", "au"}),
+    ("/trend/plant-50/dept-3", {"qo", "mb", "au"}),
     ("/api/scores?period=2026-03", {"qo", "ma", "mb", "au"}),
     ("/api/explain/plant-50/dept-0/2026-03", {"qo", "ma", "au"}),
     ("/api/rounds", {"qo", "au"}),
@@ -359,5 +361,8 @@ def test_a_manager_sees_each_figure_against_the_month_before(site):
                    "rater": "ws-1", "answers": {"attitude": "一般" if m == "2026-03" else "满意",
                                                 "response": "一般" if m == "2026-03" else "满意", "solution": "满意"}}
                   for m in ("2026-02", "2026-03") for d in ("dept-0", "dept-2")])
-    page = client(app, "ma").get("/scores?period=2026-03").text
+    ma = client(app, "ma")
+    page = ma.get("/scores?period=2026-03").text
     assert "较2026-02" in page and "-5.56" in page and "部门2" not in page  # 44.44 against 50.00; theirs only
+    trend = ma.get("/trend/plant-50/dept-0").text  # the month by month chart, drawn on the server
+    assert trend.count("<circle") == 2 and "2026-02: 50.0" in trend and "2026-03: 44.44" in trend

@@ -81,7 +81,7 @@ def _period(request: Request, engine: Any) -> str | None:
     period = request.query_params.get("period")
     if period:
         return period
-    months = sorted({r["period"] for r in engine.scores() if len(r["period"]) == 7})
+    months = sorted({r["period"] for r in engine.scores() if periods.kind(r["period"]) == "month"})
     return months[-1] if months else None
 
 
@@ -342,3 +342,43 @@ async def rectification_progress(request: Request) -> Response:
 
 
 ROUTES += [Route("/cases", cases), Route("/rectifications/{id}/progress", rectification_progress, methods=["POST"])]
+
+
+# -- a subject's trend --------------------------------------------------------------------------
+
+def _chart(points: list[tuple[str, float]], width: int = 640, height: int = 200) -> dict[str, Any]:
+    """A line chart's geometry (the template draws it as inline SVG): the points scaled into the
+    box, with the axis' lowest and highest figures."""
+    values = [v for _, v in points]
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    step = (width - 60) / max(len(points) - 1, 1)
+    xy = [(30 + i * step, height - 25 - (v - low) / span * (height - 50)) for i, v in enumerate(values)]
+    return {"width": width, "height": height, "low": low, "high": high,
+            "line": " ".join(f"{x:.1f},{y:.1f}" for x, y in xy),
+            "dots": [{"x": round(x, 1), "y": round(y, 1), "label": p, "value": v}
+                     for (x, y), (p, v) in zip(xy, points)]}
+
+
+def trend(request: Request) -> Response:
+    acct = require(request, *READERS)
+    p = request.path_params
+    with request.app.state.engines.borrow() as engine:
+        try:
+            rows = [r for r in engine.scores(ruleset=p["ruleset"], subject=p["subject"])
+                    if periods.kind(r["period"]) == "month" and in_scope(engine, acct, r["subject"], r["period"])]
+        except CsatError:
+            raise not_found() from None
+    if not rows:
+        raise not_found()
+    by_metric: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_metric.setdefault(r["metric"], []).append(r)
+    charts = [{"metric": m, "rows": rs[-12:], "chart": _chart([(r["period"], float(r["score"])) for r in rs[-12:]
+                                                               if r["score"] is not None])}
+              for m, rs in by_metric.items() if any(r["score"] is not None for r in rs)]
+    return render(request, "trend.html", {"account": acct, "ruleset": p["ruleset"], "subject": p["subject"],
+                                          "name": rows[-1].get("subject_name"), "charts": charts})
+
+
+ROUTES += [Route("/trend/{ruleset}/{subject}", trend)]
