@@ -366,3 +366,28 @@ def test_a_manager_sees_each_figure_against_the_month_before(site):
     assert "较2026-02" in page and "-5.56" in page and "部门2" not in page  # 44.44 against 50.00; theirs only
     trend = ma.get("/trend/plant-50/dept-0").text  # the month by month chart, drawn on the server
     assert trend.count("<circle") == 2 and "2026-02: 50.0" in trend and "2026-03: 44.44" in trend
+
+
+def test_the_office_opens_a_round_and_manages_accounts_from_the_web(site):
+    app, db, _, _ = site
+    qo = client(app, "qo")
+    spec = ('id = "r-apr"\nruleset = "plant-50"\nperiod = "2026-04"\ndue = "2026-04-28"\n'
+            '[rule]\nraters = "workshop"\nsubjects = "department"\n')
+    bad = qo.post("/office/rounds", data={"csrf": csrf_of(qo), "toml": spec.replace("2026-04-28", "2026-04-31")})
+    assert bad.status_code == 422 and "due" in bad.text
+    assert qo.post("/office/rounds", data={"csrf": csrf_of(qo), "toml": spec}).status_code == 303
+    assert "r-apr" in qo.get("/rounds").text
+    r = qo.post("/office/accounts/add", data={"csrf": csrf_of(qo), "name": "mc", "role": "manager", "unit": "div-b",
+                                              "password": PASSWORD})
+    assert r.status_code == 200 and "mc: add done" in r.text
+    assert {r["subject"] for r in client(app, "mc").get("/api/scores").json()} <= {"dept-2", "dept-3"}
+    short = qo.post("/office/accounts/add", data={"csrf": csrf_of(qo), "name": "md", "role": "auditor",
+                                                  "password": "short"})
+    assert short.status_code == 422 and "at least 10 characters" in short.text
+    assert qo.post("/office/accounts/disable", data={"csrf": csrf_of(qo), "name": "mc"}).status_code == 200
+    assert TestClient(app, follow_redirects=False).post("/login", data={"name": "mc", "password": PASSWORD}) \
+        .status_code == 401
+    assert client(app, "au").post("/office/accounts/enable", data={"csrf": "x", "name": "mc"}).status_code == 404
+    with Engine.open(db) as e:
+        (opened,) = [r for r in e.log(type="round") if r["id"] == "r-apr"]
+    assert opened["by"] == "qo"

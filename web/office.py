@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from csat.engine import CsatError, IngestFailed
 
-from .auth import check_csrf, require
+from .auth import check_csrf, not_found, require
 from .pages import form_of, render
 
 
@@ -112,6 +112,58 @@ async def adopt(request: Request) -> Response:
     return RedirectResponse("/office?adopted=1", 303)
 
 
-ROUTES = [Route("/office", office), Route("/office/verify", verify, methods=["POST"]),
+async def open_round(request: Request) -> Response:
+    """A round opened from its TOML (as `csat round open` reads it), an event carrying the account."""
+    acct = require(request, "office")
+    form = await form_of(request)
+    check_csrf(request, form)
+
+    def run() -> str | None:
+        try:
+            spec = tomllib.loads(str(form.get("toml", "")))
+            with request.app.state.engines.borrow() as engine:
+                engine.append([{"type": "round", **spec}], actor=acct["name"], source="round")
+        except tomllib.TOMLDecodeError as e:
+            return f"the TOML does not read: {e}"
+        except (CsatError, IngestFailed) as e:
+            return "; ".join(getattr(e, "problems", None) or [str(e)])
+        return None
+
+    problem = await run_in_threadpool(run)
+    if problem:
+        return _page(request, acct, 422, problem=problem, round_toml=str(form.get("toml", "")))
+    return RedirectResponse("/rounds", 303)
+
+
+async def account_change(request: Request) -> Response:
+    """An account added, or enabled and disabled, by the office (as `csat user add` / `disable`)."""
+    acct = require(request, "office")
+    form = await form_of(request)
+    check_csrf(request, form)
+    action, name = request.path_params["action"], str(form.get("name", ""))
+
+    def run() -> str | None:
+        with request.app.state.engines.borrow() as engine:
+            try:
+                if action == "add":
+                    engine.accounts.add(name, str(form.get("role", "")), str(form.get("password", "")),
+                                        str(form.get("unit", "")).strip() or None)
+                elif action in ("disable", "enable"):
+                    if name == acct["name"]:
+                        return "you cannot disable your own account here"
+                    engine.accounts.set_disabled(name, action == "disable")
+                else:
+                    raise not_found()
+            except CsatError as e:
+                return str(e)
+        return None
+
+    problem = await run_in_threadpool(run)
+    return _page(request, acct, 422 if problem else 200, problem=problem,
+                 done=None if problem else f"{name}: {action} done")
+
+
+ROUTES = [Route("/office", office), Route("/office/rounds", open_round, methods=["POST"]),
+          Route("/office/accounts/{action}", account_change, methods=["POST"]), Route("/office/verify", verify, methods=["POST"]),
           Route("/office/announce", announce, methods=["POST"]), Route("/office/whatif", whatif, methods=["POST"]),
           Route("/office/adopt", adopt, methods=["POST"])]
