@@ -391,3 +391,19 @@ def test_the_office_opens_a_round_and_manages_accounts_from_the_web(site):
     with Engine.open(db) as e:
         (opened,) = [r for r in e.log(type="round") if r["id"] == "r-apr"]
     assert opened["by"] == "qo"
+
+
+def test_the_office_revokes_a_rater_s_link_and_changes_a_role(site):
+    app, db, links, _ = site
+    qo = client(app, "qo")
+    assert client(app).get(f"/r/{links['ws-2']}").status_code == 200
+    assert qo.post("/rounds/r1/revoke", data={"csrf": csrf_of(qo), "rater": "ws-2"}).status_code == 303
+    assert client(app).get(f"/r/{links['ws-2']}").status_code == 404  # a revoked link opens nothing
+    assert client(app).get(f"/r/{links['ws-1']}").status_code == 200
+    assert qo.post("/rounds/r1/revoke", data={"csrf": csrf_of(qo), "rater": "ws-2"}).status_code == 409
+    assert qo.post("/rounds/r1/explode", data={"csrf": csrf_of(qo)}).status_code == 404
+    ma = client(app, "ma")
+    assert ma.get("/explain/plant-50/dept-3/2026-03").status_code == 404
+    r = qo.post("/office/accounts/role", data={"csrf": csrf_of(qo), "name": "ma", "role": "auditor", "unit": ""})
+    assert r.status_code == 200 and "ma: role done" in r.text
+    assert ma.get("/scores").status_code == 303  # the old session ends with the old role

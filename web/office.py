@@ -148,6 +148,8 @@ async def account_change(request: Request) -> Response:
                 if action == "add":
                     engine.accounts.add(name, str(form.get("role", "")), str(form.get("password", "")),
                                         str(form.get("unit", "")).strip() or None)
+                elif action == "role":
+                    engine.accounts.set_role(name, str(form.get("role", "")), str(form.get("unit", "")).strip() or None)
                 elif action in ("disable", "enable"):
                     if name == acct["name"]:
                         return "you cannot disable your own account here"

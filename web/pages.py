@@ -141,8 +141,11 @@ def round_page(request: Request, links: list[dict[str, Any]] | None = None) -> R
 
 async def round_action(request: Request) -> Response:
     acct = require(request, "office")
-    check_csrf(request, await form_of(request))
+    form = await form_of(request)
+    check_csrf(request, form)
     round_id, action = request.path_params["round"], request.path_params["action"]
+    if action not in ("links", "close", "revoke"):
+        raise not_found()
 
     def act() -> list[dict[str, Any]] | None:
         with request.app.state.engines.borrow() as engine:
@@ -150,6 +153,11 @@ async def round_action(request: Request) -> Response:
                 raise not_found()
             if action == "links":
                 return engine.round_links(round_id)
+            if action == "revoke":  # a rater's links (a lost or forwarded one); a new one can be made
+                n = engine.accounts.revoke(round_id, str(form.get("rater", "")), str(form.get("respondent", "")) or None)
+                if n == 0:
+                    raise HTTPException(409, "no live link of that rater in this round")
+                return None
             import datetime as _dt
             engine.append([{"type": "round_closed", "id": f"close-{round_id}", "round": round_id,
                             "date": _dt.date.today().isoformat()}], actor=acct["name"])
