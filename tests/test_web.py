@@ -407,3 +407,13 @@ def test_the_office_revokes_a_rater_s_link_and_changes_a_role(site):
     r = qo.post("/office/accounts/role", data={"csrf": csrf_of(qo), "name": "ma", "role": "auditor", "unit": ""})
     assert r.status_code == 200 and "ma: role done" in r.text
     assert ma.get("/scores").status_code == 303  # the old session ends with the old role
+
+
+def test_the_web_front_uses_nothing_but_the_embedding_api():
+    """web/ is an outside application: of csat it imports `csat.engine` (the embedding API, with
+    its error types and periods) and itself — never the engine's insides, the CLI or the plugins."""
+    from pathlib import Path
+    found = set()
+    for path in (Path(__file__).resolve().parents[1] / "web").glob("*.py"):
+        found |= set(re.findall(r"^\s*(?:from|import)\s+(csat(?:\.\w+)*)", path.read_text("utf-8"), re.M))
+    assert found and found <= {"csat.engine", "csat.web"}, found
