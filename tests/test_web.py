@@ -361,7 +361,9 @@ def test_a_manager_sees_each_figure_against_the_month_before(site):
                    "rater": "ws-1", "answers": {"attitude": "一般" if m == "2026-03" else "满意",
                                                 "response": "一般" if m == "2026-03" else "满意", "solution": "满意"}}
                   for m in ("2026-02", "2026-03") for d in ("dept-0", "dept-2")])
+        assert e.months() == ["2026-02", "2026-03"] and e.months("airline-1000") == []
     ma = client(app, "ma")
+    assert "得分 Scores 2026-03" in ma.get("/scores").text  # the latest month by default
     page = ma.get("/scores?period=2026-03").text
     assert "较2026-02" in page and "-5.56" in page and "部门2" not in page  # 44.44 against 50.00; theirs only
     trend = ma.get("/trend/plant-50/dept-0").text  # the month by month chart, drawn on the server

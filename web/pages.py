@@ -81,7 +81,7 @@ def _period(request: Request, engine: Any) -> str | None:
     period = request.query_params.get("period")
     if period:
         return period
-    months = sorted({r["period"] for r in engine.scores() if periods.kind(r["period"]) == "month"})
+    months = engine.months()
     return months[-1] if months else None
 
 

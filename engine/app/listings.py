@@ -182,6 +182,12 @@ class Listings:
         adoption = self.projection.state()[0].in_force(ruleset, month)
         return describe(rs, adoption, self.sources.get(ruleset, "given"), month)
 
+    def months(self, ruleset: str | None = None) -> list[str]:
+        """The months that have published figures (of one rule set, or of any), oldest first."""
+        self._catch_up_to_read()
+        sql = "SELECT DISTINCT period FROM scores WHERE kind = 'month'" + (" AND ruleset = ?" if ruleset else "")
+        return sorted(p for (p,) in self.store.conn.execute(sql, (ruleset,) if ruleset else ()))
+
     def rounds(self) -> list[dict[str, Any]]:
         """The assessment rounds of the log, in the order they were opened: ``round``, ``ruleset``,
         ``period``, ``due`` and ``closed`` (the date, or None)."""
