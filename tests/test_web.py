@@ -419,3 +419,19 @@ def test_the_web_front_uses_nothing_but_the_embedding_api():
     for path in (Path(__file__).resolve().parents[1] / "web").glob("*.py"):
         found |= set(re.findall(r"^\s*(?:from|import)\s+(csat(?:\.\w+)*)", path.read_text("utf-8"), re.M))
     assert found and found <= {"csat.engine", "csat.web"}, found
+
+
+def test_after_the_due_date_a_return_is_late_and_a_sent_answer_cannot_change(site):
+    app, db, _, _ = site
+    with Engine.open(db) as e:
+        e.append([{"type": "round", "id": "past", "ruleset": "plant-50", "period": "2026-01", "due": "2026-01-28",
+                   "assignments": [{"rater": "ws-1", "subjects": ["dept-0"]}]}])
+        (link,) = e.round_links("past")
+    c = client(app)
+    token = link["token"]
+    assert "已提交" in c.post(f"/r/{token}", data={**rater_form(c, token), **answers(["dept-0"])}).text
+    changed = c.post(f"/r/{token}", data={**rater_form(c, token), **answers(["dept-0"], response="一般")})
+    assert changed.status_code == 422 and "was due on 2026-01-28" in changed.text
+    with Engine.open(db) as e:
+        assert list(e.log(type="correction")) == []
+        assert e.round_status("past")["overall"]["late"] == 1  # the return came, late

@@ -5,6 +5,7 @@ Every handler asks :mod:`csat.web.auth` who is asking first, and answers 404 —
 """
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import secrets
 import time
@@ -230,7 +231,10 @@ def _submit(request: Request, token: str, form: Any) -> Response:
     with request.app.state.engines.borrow() as engine:
         a = _assignment(request, engine)
         q = _questionnaire(engine, a)
-        events = _events(engine, a, q, token, form)
+        try:
+            events = _events(engine, a, q, token, form)
+        except _Refused as e:
+            return _rater_page(request, engine, a, {k: str(v) for k, v in form.items()}, [str(e)], status=422)
         if not events:  # sent again unchanged (a double click, a retry): nothing more to record
             done = any(form.get(f"{s['id']}::{i['id']}") for s in a["subjects"] for i in q["items"])
             return _rater_page(request, engine, a, {} if done else dict(form), [] if done else [
@@ -276,9 +280,16 @@ def _events(engine: Any, a: dict[str, Any], q: dict[str, Any], token: str, form:
                            **({"respondent": a["respondent"]} if a["respondent"] and not a["anonymous"] else {}),
                            **body})
         elif (before["answers"], before["reasons"], before["comment"]) != (answers, body["reasons"], comment):
+            if _dt.date.today().isoformat() > a["due"]:  # a return may come late; a change may not
+                raise _Refused(f"{s['name'] or sid}: the round was due on {a['due']}: answers sent can no longer "
+                               "change (ask the quality office)")
             events.append({"type": "correction", "id": f"{rid}-c{len(before['corrections']) + 1}", "response": rid,
                            "reason": "changed by the rater before the due date", **body})
     return events
+
+
+class _Refused(Exception):
+    """A submission the page refuses before the engine sees it (one line)."""
 
 
 def _answer(value: Any, item: dict[str, Any]) -> Any:
