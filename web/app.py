@@ -122,6 +122,7 @@ def create_app(target: str, *, secret: str | None = None, https: bool = False, e
     app.state.secret = secret
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.state.login_limit = pages.LoginLimit()
+    app.state.questionnaires = {}  # (rule set, month) -> (until, questionnaire): raters' pages share one
     return app
 
 

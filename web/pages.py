@@ -159,7 +159,6 @@ async def round_action(request: Request) -> Response:
                 if n == 0:
                     raise HTTPException(409, "no live link of that rater in this round")
                 return None
-            import datetime as _dt
             engine.append([{"type": "round_closed", "id": f"close-{round_id}", "round": round_id,
                             "date": _dt.date.today().isoformat()}], actor=acct["name"])
             return None
@@ -186,18 +185,18 @@ def _response_id(a: dict[str, Any], token: str, subject: str, nonce: str) -> str
     return f"{a['round']}-{a['rater']}-{subject}-{hashlib.sha256(token.encode()).hexdigest()[:8]}"
 
 
-_QUESTIONNAIRES: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 QUESTIONNAIRE_TTL = 10.0  # seconds: a new adoption's questionnaire reaches the raters' pages this soon
 
 
-def _questionnaire(engine: Any, a: dict[str, Any]) -> dict[str, Any]:
-    """The questionnaire of the adoption in force for the round's month (kept a few seconds: every
-    rater of a round reads the same one; the engine checks each submission against the current)."""
+def _questionnaire(request: Request, engine: Any, a: dict[str, Any]) -> dict[str, Any]:
+    """The questionnaire of the adoption in force for the round's month (kept a few seconds by the
+    application: every rater of a round reads the same one; the engine checks each submission)."""
+    kept = request.app.state.questionnaires
     key = (a["ruleset"], a["period"])
-    hit = _QUESTIONNAIRES.get(key)
+    hit = kept.get(key)
     if hit is None or hit[0] < time.monotonic():
-        hit = _QUESTIONNAIRES[key] = (time.monotonic() + QUESTIONNAIRE_TTL,
-                                      engine.describe_ruleset(a["ruleset"], a["period"])["questionnaire"])
+        hit = kept[key] = (time.monotonic() + QUESTIONNAIRE_TTL,
+                           engine.describe_ruleset(a["ruleset"], a["period"])["questionnaire"])
     return hit[1]
 
 
@@ -216,7 +215,7 @@ async def rater(request: Request) -> Response:
 
 def _rater_page(request: Request, engine: Any, a: dict[str, Any], given: dict[str, Any], problems: list[str],
                 done: bool = False, status: int = 200) -> Response:
-    q = _questionnaire(engine, a)
+    q = _questionnaire(request, engine, a)
     answered = {}
     if not a["anonymous"]:
         ids = {_response_id(a, request.path_params["token"], s["id"], ""): s["id"] for s in a["subjects"]}
@@ -230,7 +229,7 @@ def _rater_page(request: Request, engine: Any, a: dict[str, Any], given: dict[st
 def _submit(request: Request, token: str, form: Any) -> Response:
     with request.app.state.engines.borrow() as engine:
         a = _assignment(request, engine)
-        q = _questionnaire(engine, a)
+        q = _questionnaire(request, engine, a)
         try:
             events = _events(engine, a, q, token, form)
         except _Refused as e:
