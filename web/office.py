@@ -17,7 +17,7 @@ from starlette.routing import Route
 from csat.engine import CsatError, IngestFailed
 
 from .auth import check_csrf, not_found, require
-from .pages import form_of, render
+from .pages import form_of, render, said
 
 
 def _page(request: Request, acct: dict[str, Any], status: int = 200, **extra: Any) -> Response:
@@ -55,7 +55,7 @@ async def announce(request: Request) -> Response:
                 engine.append([{"type": "announcement", "id": f"{ruleset}-{period}-{day}", "ruleset": ruleset,
                                 "period": period, "date": day}], actor=acct["name"])
             except IngestFailed as e:
-                return "; ".join(p.partition(": ")[2] for p in e.problems)
+                return said(e)
             return None
 
     problem = await run_in_threadpool(run)
@@ -83,7 +83,7 @@ async def whatif(request: Request) -> Response:
             with request.app.state.engines.borrow() as engine:
                 return engine.whatif(ruleset, data, from_=from_ or None), None
         except (CsatError, IngestFailed) as e:
-            return [], "; ".join(getattr(e, "problems", None) or [str(e)])
+            return [], said(e)
 
     rows, problem = await run_in_threadpool(run)
     return _page(request, acct, 422 if problem else 200, problem=problem, whatif=rows,
@@ -103,7 +103,7 @@ async def adopt(request: Request) -> Response:
                 engine.adopt(data, ruleset=ruleset, from_=from_, note=f"adopted through the web by {acct['name']}",
                              actor=acct["name"], id=f"web-{from_}-{_dt.datetime.now():%Y%m%d%H%M%S}")
         except (CsatError, IngestFailed) as e:
-            return "; ".join(getattr(e, "problems", None) or [str(e)])
+            return said(e)
         return None
 
     problem = await run_in_threadpool(run)
@@ -126,7 +126,7 @@ async def open_round(request: Request) -> Response:
         except tomllib.TOMLDecodeError as e:
             return f"the TOML does not read: {e}"
         except (CsatError, IngestFailed) as e:
-            return "; ".join(getattr(e, "problems", None) or [str(e)])
+            return said(e)
         return None
 
     problem = await run_in_threadpool(run)

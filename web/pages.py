@@ -303,6 +303,13 @@ def _answer(value: Any, item: dict[str, Any]) -> Any:
     return value
 
 
+def said(e: Exception) -> str:
+    """What the engine refused, in one line for the page (the events' own ``events[i]: `` dropped)."""
+    problems = getattr(e, "problems", None)
+    return "; ".join(p.partition(": ")[2] if p.startswith("events[") else p for p in problems) if problems \
+        else str(e)
+
+
 def _problem_line(problem: str, names: dict[str, Any]) -> str:
     where, _, what = problem.partition(": ")
     return f"{names.get(where) or where}: {what}"
@@ -352,7 +359,7 @@ async def rectification_progress(request: Request) -> Response:
                                 "status": str(form.get("status", "")), "date": str(form.get("date", "")),
                                 **({"note": str(form["note"])} if form.get("note") else {})}], actor=acct["name"])
             except IngestFailed as e:
-                return "; ".join(p.partition(": ")[2] for p in e.problems)
+                return said(e)
             return None
 
     problem = await run_in_threadpool(record)

@@ -205,8 +205,9 @@ class Ingest:
                 self.privacy.warn(f"{EVENTS}[{number - 1}]" if source == EVENTS else f"{source}:{number}", ev)
             self._accept(ev, key)
         if self.pending:
-            self.privacy.shuffle(self.pending, self.pending_keys, [
-                i for i, r in enumerate(self.pending) if self.privacy.is_anonymous(r.event)])
+            if self.privacy.anonymous:  # (the bulk of every ingest: no anonymous round open, no scan)
+                self.privacy.shuffle(self.pending, self.pending_keys, [
+                    i for i, r in enumerate(self.pending) if self.privacy.is_anonymous(r.event)])
             self.store.append(self.pending, self.pending_keys)
 
     def _problem(self, source: str, number: int, message: str) -> None:

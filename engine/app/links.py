@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import NotFound
 from ..read.cases import ROUND_SPEC
 from ..read.readmodel import decode_state
 from .rounds import assignments_of
@@ -30,7 +31,6 @@ def round_links(engine: Any, round_id: str) -> list[dict[str, Any]]:
     engine.catch_up()
     found = _round(engine, round_id)
     if found is None or found[1]:
-        from ..errors import NotFound
         raise NotFound(f"no open round {round_id!r}")
     spec, _ = found
     org = engine.projection.state()[1]
