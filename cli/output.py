@@ -16,7 +16,7 @@ from typing import Any
 import click
 import msgspec
 
-from .spreadsheet import flat, write_xlsx
+from csat.engine.render.sheets import flat, write_xlsx
 
 FORMATS = ("table", "json", "csv")
 _JSON = msgspec.json.Encoder(decimal_format="number")

@@ -317,7 +317,7 @@ def test_a_pdf_is_a_pdf_and_other_extensions_are_refused(cli, tmp_path, browser)
 
 
 def test_nice_axes():
-    from csat.cli.charts import nice_axis
+    from csat.engine.render.charts import nice_axis
     axis = nice_axis([Decimal("83.4"), Decimal("85.8")])
     assert axis[0] <= Decimal("83.4") and axis[-1] >= Decimal("85.8") and axis[-1] - axis[0] >= Decimal("8.58")
     assert nice_axis([Decimal(0), Decimal(2)], whole=True) == [0, 1, 2]

@@ -103,6 +103,11 @@ PAGES = [  # path, who may (others get 404; no session: to the sign-in page)
     ("/api/explain/plant-50/dept-0/2026-03", {"qo", "ma", "au"}),
     ("/api/rounds", {"qo", "au"}),
     ("/api/rounds/r1", {"qo", "au"}),
+    ("/office/report?period=2026-03", {"qo", "au"}),
+    ("/rounds/r1/forms", {"qo"}),
+    ("/rounds/r1/forms/ws-1", {"qo"}),
+    ("/rounds/r1/forms/dept-0", set()),  # no such assignment: the same 404
+    ("/rounds/nope/forms", set()),
 ]
 
 
@@ -435,3 +440,45 @@ def test_after_the_due_date_a_return_is_late_and_a_sent_answer_cannot_change(sit
     with Engine.open(db) as e:
         assert list(e.log(type="correction")) == []
         assert e.round_status("past")["overall"]["late"] == 1  # the return came, late
+
+
+def test_the_office_downloads_the_report_and_the_workbooks(site):
+    """The downloads are what the CLI writes: the report page (the same bytes as `csat report`
+    would give for the same log), each rater's workbook (it reads back with its subjects), all of
+    them zipped; a name that is not the round's is a 404 whatever it holds, and nothing is written."""
+    import io
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    app, db, _, _ = site
+    answer_all(site)
+    c = client(app, "qo")
+    before = log_size(db)
+    r = c.get("/office/report?period=2026-03&ruleset=plant-50")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert r.headers["content-disposition"].startswith('attachment; filename="csat-report-2026-03-plant-50.html"')
+    with Engine.open(db) as e:
+        assert r.text == e.report("2026-03", "plant-50")
+        expected = {row["subject"]: row["score"] for row in e.scores(ruleset="plant-50", period="2026-03")}
+    assert "部门1" in r.text and "ws-1" not in r.text  # the figures by name, no rater named
+    assert expected and all(str(v) in r.text for v in expected.values())
+    assert c.get("/office/report?period=March").status_code == 400
+    assert c.get("/office/report?period=2026-03&min_responses=x").status_code == 400
+    one = c.get("/rounds/r1/forms/ws-2")
+    assert one.status_code == 200 and "r1-ws-2.xlsx" in one.headers["content-disposition"]
+    sheet = load_workbook(io.BytesIO(one.content)).active
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][:3] == ("编号", "轮次", "规则") and "被考核单位" in rows[0] and "评价单位" in rows[0]
+    assert sorted(r[rows[0].index("被考核单位")] for r in rows[1:]) == [f"dept-{i}" for i in range(4)]
+    assert {r[rows[0].index("评价单位")] for r in rows[1:]} == {"ws-2"}
+    z = zipfile.ZipFile(io.BytesIO(c.get("/rounds/r1/forms").content))
+    assert sorted(z.namelist()) == ["ws-1.xlsx", "ws-2.xlsx"]
+    assert z.read("ws-2.xlsx")[:2] == b"PK"
+    for path in ("/rounds/r1/forms/..%2F..%2Fpyproject.toml", "/rounds/r1/forms/../../pyproject.toml",
+                 "/rounds/..%2Fr1/forms", "/rounds/r1/forms/%2Fetc%2Fpasswd"):
+        assert c.get(path).status_code == 404, path
+    assert log_size(db) == before
+    page = c.get("/rounds/r1").text
+    assert 'href="/rounds/r1/forms"' in page and 'href="/rounds/r1/forms/ws-1"' in page
+    assert 'href="/rounds/r1/forms' not in client(app, "au").get("/rounds/r1").text

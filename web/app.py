@@ -25,7 +25,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from . import api, office, pages
+from . import api, downloads, office, pages
 from .auth import Engines
 from .writer import Writer
 
@@ -102,7 +102,7 @@ def create_app(target: str, *, secret: str | None = None, https: bool = False, e
     :param engines: how many engines serve requests at once.
     """
     secret = secret or os.environ.get("CSAT_SECRET") or secrets.token_urlsafe(32)
-    routes = [*pages.ROUTES, *office.ROUTES, *api.ROUTES, Route("/openapi.json", api.openapi),
+    routes = [*pages.ROUTES, *office.ROUTES, *downloads.ROUTES, *api.ROUTES, Route("/openapi.json", api.openapi),
               Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
     engines_ = Engines(target, engines)
     writer = Writer(target, engines_.rulesets)

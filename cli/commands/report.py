@@ -1,38 +1,20 @@
-"""``csat report``: the monthly report as one self-contained HTML file (Jinja2 template, charts
-inlined as SVG by :mod:`csat.cli.charts`; no script, font or style from the network), printable on
-A4 — or as that page printed to PDF by headless Chromium."""
+"""``csat report``: the monthly report as one self-contained HTML file (rendered by
+:mod:`csat.engine.render.report`; no script, font or style from the network), printable on A4 — or
+as that page printed to PDF by headless Chromium."""
 from __future__ import annotations
 
 import shutil
 import subprocess
 import tempfile
-from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import click
-import jinja2
 
 from csat.engine import CsatError
-from csat.engine.app.report import report_data
 
-from .. import charts
 from ..app import Context, handles_errors
 from ..options import PERIOD
 from ..output import columns_of, emit, file_options, format_option, render
-
-
-def render_report(data: dict[str, Any]) -> str:
-    """The report as one HTML page: the same data give the same bytes (no time, no random id)."""
-    for section in data["sections"]:
-        section["trend_svgs"] = [charts.trend(f"{section['ruleset']} · {title}: trend (best and worst {len(lines)})",
-                                              section["months"], lines)
-                                 for title, lines in section["trends"].items() if lines]
-        section["grades_svg"] = charts.grades(f"{section['ruleset']}: grade distribution",
-                                              section["grades"]) if section["grades"] else None
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    template = env.from_string(resources.files("csat.cli").joinpath("templates/report.html").read_text("utf-8"))
-    return template.render(r=data)
 
 
 def chromium() -> str | None:
@@ -100,7 +82,7 @@ def report(c: Context, period: str, ruleset: str | None, under: str | None, min_
       csat report --period 2026-03 -o 2026-03.pdf      # needs chromium
       csat report --period 2026-Q1 --ruleset plant-50 --min-responses 3 -o plant-q1.html
     """
-    html = render_report(report_data(c.engine(), period, ruleset, under, min_responses))
+    html = c.engine().report(period, ruleset, under, min_responses)
     if Path(output).suffix.lower() == ".pdf":
         write_pdf(html, output)
     else:

@@ -3,6 +3,7 @@ rectifications, the org chart and the log itself, each read after catching up.""
 from __future__ import annotations
 
 import datetime as _dt
+import io
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,9 @@ from ..read.items import item_rows
 from .redact import Pseudonyms
 from ..read.cases import ROUND_SPEC
 from .rounds import round_status
+from .report import report_data
+from ..render.forms import write_form
+from ..render.report import render_report
 
 
 class _Who(msgspec.Struct):
@@ -215,6 +219,34 @@ class Listings:
         org = self.projection.state()[1]
         return self._opened(round_status(self.store.conn, org, lambda ps: {
             p: lg.at for p, lg in self.store.at_positions(ps).items()}, round_id, as_of))
+
+    def forms(self, round_id: str, rater: str | None = None) -> dict[str, bytes]:
+        """A round's questionnaires as Excel workbooks (:mod:`csat.engine.render.forms`), one per
+        rater, in the order of the round's assignments: ``{rater: the .xlsx file's bytes}``.
+
+        :raises NotFound: no such round, or ``rater`` has no assignment in it.
+        :raises CsatError: the rule set has no questionnaire items for the round's month.
+        """
+        status = self.round_status(round_id)
+        described = self.describe_ruleset(status["ruleset"], status["period"])
+        raters = list(dict.fromkeys(r["rater"] for r in status["assignments"]))
+        if rater is not None:
+            if rater not in raters:
+                raise NotFound(f"rater {rater!r} has no assignment in round {round_id}")
+            raters = [rater]
+        out = {}
+        for who in raters:
+            buffer = io.BytesIO()
+            write_form(buffer, who, [r for r in status["assignments"] if r["rater"] == who], status, described)
+            out[who] = buffer.getvalue()
+        return out
+
+    def report(self, period: str, ruleset: str | None = None, under: str | None = None,
+               min_responses: int = 0) -> str:
+        """The period's report for management as one self-contained HTML page (``csat report``;
+        :func:`csat.engine.app.report.report_data` holds what it shows). No rater or respondent
+        is named; a figure from fewer than ``min_responses`` responses is shown as "—"."""
+        return render_report(report_data(self, period, ruleset, under, min_responses))
 
     def ruleset_list(self) -> list[dict[str, Any]]:
         """The rule sets in use: id, version, title, source and the hooks their plugin implements."""

@@ -1,6 +1,6 @@
 """Rows as an Excel workbook (``--format xlsx -o FILE.xlsx``): a header row, frozen panes, numbers
 as numbers (exact decimals are written as numbers, not text), nested values as JSON text. A writer:
-it depends on nothing of the renderer (:mod:`csat.cli.output` calls it)."""
+it depends on no shell (the CLI's renderer calls it)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from csat.engine import CsatError
+from ..errors import CsatError
 
 _JSON = msgspec.json.Encoder(decimal_format="number")
 
