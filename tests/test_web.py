@@ -482,3 +482,49 @@ def test_the_office_downloads_the_report_and_the_workbooks(site):
     page = c.get("/rounds/r1").text
     assert 'href="/rounds/r1/forms"' in page and 'href="/rounds/r1/forms/ws-1"' in page
     assert 'href="/rounds/r1/forms' not in client(app, "au").get("/rounds/r1").text
+
+
+def test_a_rule_set_of_several_forms_is_answered_form_by_form(site):
+    """A dealership's sales and service callbacks, a supplier's four dimensions: each form of a
+    subject is a section of the page and a response of its own (its ``form`` set); a form left
+    blank records nothing; the rule set's own check refuses in the page, one line, nothing written."""
+    app, db, _, _ = site
+    with Engine.open(db) as e:
+        e.append([{"type": "unit", "id": "dealer-1", "kind": "dealer", "name": "广州店"},
+                  {"type": "unit", "id": "purchasing", "kind": "department"},
+                  {"type": "unit", "id": "sup-1", "kind": "supplier", "name": "甲供应商"},
+                  {"type": "round", "id": "cs", "ruleset": "dealership-cs", "period": "2026-03", "due": "2099-03-28",
+                   "assignments": [{"rater": "callcentre", "subjects": ["dealer-1"]}]},
+                  {"type": "round", "id": "sup", "ruleset": "supplier-400", "period": "2026-03", "due": "2099-03-28",
+                   "assignments": [{"rater": "purchasing", "subjects": ["sup-1"]}]}])
+        (cs,) = e.round_links("cs")
+        (sup,) = e.round_links("sup")
+    c = client(app)
+    page = c.get(f"/r/{cs['token']}").text
+    assert 'name="dealer-1::sales::q1"' in page and 'name="dealer-1::service::q6"' in page
+    form = rater_form(c, cs["token"])
+    sales = {f"dealer-1::sales::q{k}": "很好" for k in range(1, 5)}
+    assert "已提交" in c.post(f"/r/{cs['token']}", data={**form, **sales}).text
+    service = {f"dealer-1::service::q{k}": "一般" for k in range(1, 7)}
+    assert "已提交" in c.post(f"/r/{cs['token']}", data={**form, **sales, **service}).text  # sales unchanged
+    with Engine.open(db) as e:
+        rows = [r["event"] for r in e.log(type="response") if r["event"]["ruleset"] == "dealership-cs"]
+        assert sorted((r["form"], r["subject"], r["rater"]) for r in rows) == [
+            ("sales", "dealer-1", "callcentre"), ("service", "dealer-1", "callcentre")]
+        assert {r["form"]: set(r["answers"].values()) for r in rows} == {"sales": {"很好"}, "service": {"一般"}}
+        assert not list(e.log(type="correction"))
+        assert e.round_status("cs")["overall"]["answered"] == 1
+    page = c.get(f"/r/{cs['token']}").text
+    assert page.count("已答 answered") == 2  # each form shows its own answers again
+    form = rater_form(c, sup["token"])
+    before = log_size(db)
+    bad = {"sup-1::quality::lots_total": "10", "sup-1::quality::lots_passed": "12", "sup-1::quality::concessions": "0",
+           "sup-1::quality::defect_rate": "0", "sup-1::quality::defect_limit": "1"}
+    r = c.post(f"/r/{sup['token']}", data={**form, **bad})
+    assert r.status_code == 422 and "lots_passed" in r.text and log_size(db) == before
+    good = {**bad, "sup-1::quality::lots_passed": "9", "sup-1::delivery::late_deliveries": "1"}
+    assert "已提交" in c.post(f"/r/{sup['token']}", data={**form, **good}).text
+    with Engine.open(db) as e:
+        rows = [r["event"] for r in e.log(type="response") if r["event"]["ruleset"] == "supplier-400"]
+    assert sorted(r["form"] for r in rows) == ["delivery", "quality"]
+    assert [r["answers"] for r in rows if r["form"] == "delivery"] == [{"late_deliveries": 1}]

@@ -179,10 +179,11 @@ def _assignment(request: Request, engine: Any) -> dict[str, Any]:
     return a
 
 
-def _response_id(a: dict[str, Any], token: str, subject: str, nonce: str) -> str:
+def _response_id(a: dict[str, Any], token: str, subject: str, nonce: str, form: str | None = None) -> str:
+    tail = f"-{form}" if form else ""
     if a["anonymous"]:  # nothing of the link in it: the page's one-time nonce keeps a double submit single
-        return f"{a['round']}-{hashlib.sha256(f'{nonce}:{subject}'.encode()).hexdigest()[:16]}"
-    return f"{a['round']}-{a['rater']}-{subject}-{hashlib.sha256(token.encode()).hexdigest()[:8]}"
+        return f"{a['round']}-{hashlib.sha256(f'{nonce}:{subject}'.encode()).hexdigest()[:16]}{tail}"
+    return f"{a['round']}-{a['rater']}-{subject}-{hashlib.sha256(token.encode()).hexdigest()[:8]}{tail}"
 
 
 QUESTIONNAIRE_TTL = 10.0  # seconds: a new adoption's questionnaire reaches the raters' pages this soon
@@ -216,12 +217,13 @@ async def rater(request: Request) -> Response:
 def _rater_page(request: Request, engine: Any, a: dict[str, Any], given: dict[str, Any], problems: list[str],
                 done: bool = False, status: int = 200) -> Response:
     q = _questionnaire(request, engine, a)
-    answered = {}
+    answered, forms = {}, parts(q)
     if not a["anonymous"]:
-        ids = {_response_id(a, request.path_params["token"], s["id"], ""): s["id"] for s in a["subjects"]}
+        ids = {_response_id(a, request.path_params["token"], s["id"], "", f): field(s["id"], f)
+               for s in a["subjects"] for f, _ in forms}
         answered = {ids[rid]: r for rid, r in engine.responses(list(ids)).items()}
     return request.app.state.templates.TemplateResponse(request, "rater.html", {
-        "a": a, "q": q, "given": given, "problems": problems, "answered": answered, "done": done,
+        "a": a, "q": q, "forms": forms, "field": field, "given": given, "problems": problems, "answered": answered, "done": done,
         "csrf": link_csrf(request.app.state.secret, request.path_params["token"]),
         "nonce": given.get("nonce") or secrets.token_urlsafe(12), "account": None}, status_code=status)
 
@@ -235,7 +237,8 @@ def _submit(request: Request, token: str, form: Any) -> Response:
         except _Refused as e:
             return _rater_page(request, engine, a, {k: str(v) for k, v in form.items()}, [str(e)], status=422)
         if not events:  # sent again unchanged (a double click, a retry): nothing more to record
-            done = any(form.get(f"{s['id']}::{i['id']}") for s in a["subjects"] for i in q["items"])
+            done = any(form.get(f"{field(s['id'], f)}::{i['id']}") for s in a["subjects"] for f, items in parts(q)
+                       for i in items)
             return _rater_page(request, engine, a, {} if done else dict(form), [] if done else [
                 "nothing to send: answer at least one subject"], done=done, status=200 if done else 400)
     by = None if a["anonymous"] else f"rater-link:{hashlib.sha256(token.encode()).hexdigest()[:8]}"
@@ -251,11 +254,26 @@ def _submit(request: Request, token: str, form: Any) -> Response:
         return _rater_page(request, engine, a, {}, [], done=True)
 
 
+def parts(q: dict[str, Any]) -> list[tuple[str | None, list[dict[str, Any]]]]:
+    """The questionnaire's forms with their items: ``[(None, items)]`` for a rule set of one form;
+    for one of several (a dealership's sales and service, a supplier's four dimensions) each form,
+    answered as a response of its own."""
+    if not q["forms"]:
+        return [(None, list(q["items"]))]
+    return [(f, [i for i in q["items"] if i.get("form") == f]) for f in q["forms"]]
+
+
+def field(subject: str, form: str | None) -> str:
+    """The prefix of a subject's (and form's) fields in the page: ``dept-1::`` or ``dealer-1::sales::``."""
+    return f"{subject}::{form}" if form else subject
+
+
 def _events(engine: Any, a: dict[str, Any], q: dict[str, Any], token: str, form: Any) -> list[dict[str, Any]]:
-    """The events a rater's form records: a response per subject answered (a correction when
-    it was answered before and changed), a no_dealings per subject so marked."""
+    """The events a rater's form records: a response per subject (and form) answered (a
+    correction when it was answered before and changed), a no_dealings per subject so marked."""
     nonce = str(form.get("nonce", ""))[:64]
-    ids = {s["id"]: _response_id(a, token, s["id"], nonce) for s in a["subjects"]}
+    forms = parts(q)
+    ids = {(s["id"], f): _response_id(a, token, s["id"], nonce, f) for s in a["subjects"] for f, _ in forms}
     before_all = {} if a["anonymous"] else engine.responses(list(ids.values()))
     events: list[dict[str, Any]] = []
     for s in a["subjects"]:
@@ -264,26 +282,28 @@ def _events(engine: Any, a: dict[str, Any], q: dict[str, Any], token: str, form:
             events.append({"type": "no_dealings", "id": f"nd-{a['round']}-{a['rater']}-{sid}", "round": a["round"],
                            "rater": a["rater"], "subject": sid})
             continue
-        answers = {i["id"]: _answer(form.get(f"{sid}::{i['id']}"), i) for i in q["items"]}
-        answers = {k: v for k, v in answers.items() if v is not None}
-        if not answers:
-            continue
-        reasons = {i["id"]: str(form.get(f"{sid}::{i['id']}::reason", "")).strip() for i in q["items"]}
-        comment = str(form.get(f"{sid}::comment", "")).strip() or None
-        body = {"answers": answers, "reasons": {k: v for k, v in reasons.items() if v},
-                **({"comment": comment} if comment else {})}
-        rid, before = ids[sid], before_all.get(ids[sid])
-        if before is None:
-            events.append({"type": "response", "id": rid, "ruleset": a["ruleset"], "period": a["period"],
-                           "subject": sid, "rater": a["rater"],
-                           **({"respondent": a["respondent"]} if a["respondent"] and not a["anonymous"] else {}),
-                           **body})
-        elif (before["answers"], before["reasons"], before["comment"]) != (answers, body["reasons"], comment):
-            if _dt.date.today().isoformat() > a["due"]:  # a return may come late; a change may not
-                raise _Refused(f"{s['name'] or sid}: the round was due on {a['due']}: answers sent can no longer "
-                               "change (ask the quality office)")
-            events.append({"type": "correction", "id": f"{rid}-c{len(before['corrections']) + 1}", "response": rid,
-                           "reason": "changed by the rater before the due date", **body})
+        for f, items in forms:
+            key = field(sid, f)
+            answers = {i["id"]: _answer(form.get(f"{key}::{i['id']}"), i) for i in items}
+            answers = {k: v for k, v in answers.items() if v is not None}
+            if not answers:
+                continue
+            reasons = {i["id"]: str(form.get(f"{key}::{i['id']}::reason", "")).strip() for i in items}
+            comment = str(form.get(f"{key}::comment", "")).strip() or None
+            body = {"answers": answers, "reasons": {k: v for k, v in reasons.items() if v},
+                    **({"comment": comment} if comment else {})}
+            rid, before = ids[sid, f], before_all.get(ids[sid, f])
+            if before is None:
+                events.append({"type": "response", "id": rid, "ruleset": a["ruleset"], "period": a["period"],
+                               "subject": sid, "rater": a["rater"], **({"form": f} if f else {}),
+                               **({"respondent": a["respondent"]} if a["respondent"] and not a["anonymous"] else {}),
+                               **body})
+            elif (before["answers"], before["reasons"], before["comment"]) != (answers, body["reasons"], comment):
+                if _dt.date.today().isoformat() > a["due"]:  # a return may come late; a change may not
+                    raise _Refused(f"{s['name'] or sid}: the round was due on {a['due']}: answers sent can no longer "
+                                   "change (ask the quality office)")
+                events.append({"type": "correction", "id": f"{rid}-c{len(before['corrections']) + 1}", "response": rid,
+                               "reason": "changed by the rater before the due date", **body})
     return events
 
 
