@@ -227,12 +227,24 @@ def test_an_anonymous_round_through_the_web(site):
                                                        "respondents": ["张三丰"]}]}])
         (link,) = e.round_links("anon")
     c = client(app)
-    form = rater_form(c, link["token"])
-    assert "匿名" in c.get(f"/r/{link['token']}").text
-    assert "已提交" in c.post(f"/r/{link['token']}", data={**form, **answers(["dept-0"])}).text
+    url = f"/r/{link['token']}"
+    first = rater_form(c, link["token"])
+    assert "匿名" in c.get(url).text
+    refused = c.post(url, data={**first, **answers(["dept-0"], response="不满意")})  # its reason left out
+    assert refused.status_code == 422 and 'id="questionnaire"' in refused.text  # refused: may send again
+    assert "已提交" in c.post(url, data={**first, **answers(["dept-0"])}).text
+    assert c.post(url, data={**first, **answers(["dept-0"])}).status_code == 200  # a retry of that page
+    again = rater_form(c, link["token"]) if 'name="nonce"' in c.get(url).text else None
+    assert again is None and "只能提交一次" in c.get(url).text  # a fresh page offers no form
+    second = c.post(url, data={**first, "nonce": "another-page", **answers(["dept-0"], response="一般")})
+    assert second.status_code == 409 and "只能提交一次" in second.text
     with Engine.open(db) as e:
         (r,) = [r for r in e.log(type="response") if r["event"]["period"] == "2026-04"]
+        assert e.accounts.returned(link["token"])
+        marks = e.store.conn.execute("SELECT hash, mark FROM csat_link_returns").fetchall()
     assert "respondent" not in r["event"] and "by" not in r and link["token"][:8] not in r["id"]
+    assert r["event"]["answers"]["response"] == "满意"  # one response, the first page's
+    assert not any(h in r["id"] or m in r["id"] or r["id"].split("-")[-1] in h + m for h, m in marks)
 
 
 # -- bad input ----------------------------------------------------------------------------------

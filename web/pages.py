@@ -218,24 +218,34 @@ def _rater_page(request: Request, engine: Any, a: dict[str, Any], given: dict[st
                 done: bool = False, status: int = 200) -> Response:
     q = _questionnaire(request, engine, a)
     answered, forms = {}, parts(q)
-    if not a["anonymous"]:
+    if a["anonymous"]:
+        done = done or engine.accounts.returned(request.path_params["token"])
+    else:
         ids = {_response_id(a, request.path_params["token"], s["id"], "", f): field(s["id"], f)
                for s in a["subjects"] for f, _ in forms}
         answered = {ids[rid]: r for rid, r in engine.responses(list(ids)).items()}
     return request.app.state.templates.TemplateResponse(request, "rater.html", {
-        "a": a, "q": q, "forms": forms, "field": field, "given": given, "problems": problems, "answered": answered, "done": done,
+        "a": a, "q": q, "forms": forms, "field": field, "given": given,
+        "sealed": a["anonymous"] and done, "problems": problems, "answered": answered, "done": done,
         "csrf": link_csrf(request.app.state.secret, request.path_params["token"]),
         "nonce": given.get("nonce") or secrets.token_urlsafe(12), "account": None}, status_code=status)
 
 
 def _submit(request: Request, token: str, form: Any) -> Response:
+    nonce = str(form.get("nonce", ""))[:64]
     with request.app.state.engines.borrow() as engine:
         a = _assignment(request, engine)
         q = _questionnaire(request, engine, a)
+        if a["anonymous"] and not engine.accounts.claim_return(token, nonce):  # one return per link
+            return _rater_page(request, engine, a, {}, [], done=True, status=409)
         try:
             events = _events(engine, a, q, token, form)
         except _Refused as e:
+            if a["anonymous"]:
+                engine.accounts.release_return(token, nonce)
             return _rater_page(request, engine, a, {k: str(v) for k, v in form.items()}, [str(e)], status=422)
+        if not events and a["anonymous"]:
+            engine.accounts.release_return(token, nonce)
         if not events:  # sent again unchanged (a double click, a retry): nothing more to record
             done = any(form.get(f"{field(s['id'], f)}::{i['id']}") for s in a["subjects"] for f, items in parts(q)
                        for i in items)
@@ -250,6 +260,8 @@ def _submit(request: Request, token: str, form: Any) -> Response:
         problems = [_problem_line(p, names) for p in e.problems]
     with request.app.state.engines.borrow() as engine:
         if problems:
+            if a["anonymous"]:
+                engine.accounts.release_return(token, nonce)
             return _rater_page(request, engine, a, {k: str(v) for k, v in form.items()}, problems, status=422)
         return _rater_page(request, engine, a, {}, [], done=True)
 

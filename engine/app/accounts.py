@@ -9,6 +9,10 @@ touches (they are not read models):
 - ``csat_links``: a rater's personal link to a round's questionnaire — only the SHA-256 of its
   token is kept (the token itself is shown once), with the assignment it opens (round, rater,
   respondent) and whether it was revoked. A link opens only while its round is open.
+- ``csat_link_returns``: an anonymous round's links that have returned their questionnaire (one
+  return per link). It holds the link's hash and a digest of the submitting page's one-time
+  nonce — never the response: the response's id is another one-way digest of that nonce, so
+  neither table leads to the other without the nonce, which is kept nowhere.
 
 Roles: ``office`` (the quality office: everything), ``manager`` of a unit (that unit and the
 units below it in the org chart as of each period), ``auditor`` (reads everything, changes nothing).
@@ -53,6 +57,7 @@ class Accounts:
         self.conn.execute("CREATE TABLE IF NOT EXISTS csat_links (hash TEXT PRIMARY KEY, round TEXT NOT NULL, "
                           "rater TEXT NOT NULL, respondent TEXT, revoked INTEGER NOT NULL DEFAULT 0)")
         self.conn.execute("CREATE TABLE IF NOT EXISTS csat_api_tokens (hash TEXT PRIMARY KEY, name TEXT NOT NULL)")
+        self.conn.execute("CREATE TABLE IF NOT EXISTS csat_link_returns (hash TEXT PRIMARY KEY, mark TEXT NOT NULL)")
         self._ready = True
 
     # -- accounts -------------------------------------------------------------------
@@ -169,6 +174,35 @@ class Accounts:
         for (h,) in rows:
             self.conn.execute("UPDATE csat_links SET revoked = 1 WHERE hash = ?", (h,))
         return len(rows)
+
+
+    # -- an anonymous link's one return ---------------------------------------------------
+
+    def claim_return(self, token: str, nonce: str) -> bool:
+        """Claim an anonymous link's one return for the page sent with ``nonce``: True when it is
+        this page's (claimed now, or by this same page before: a retry or a double click), False
+        when the link has returned another page already. Two pages sent at once: one wins."""
+        self._tables()
+        h, mark = token_hash(token), _return_mark(nonce)
+        self.conn.execute("INSERT OR IGNORE INTO csat_link_returns (hash, mark) VALUES (?, ?)", (h, mark))
+        row = self.conn.execute("SELECT mark FROM csat_link_returns WHERE hash = ?", (h,)).fetchone()
+        return row is not None and row[0] == mark
+
+    def release_return(self, token: str, nonce: str) -> None:
+        """Give the claim back (what it would have sent was refused: nothing was recorded)."""
+        self._tables()
+        self.conn.execute("DELETE FROM csat_link_returns WHERE hash = ? AND mark = ?",
+                          (token_hash(token), _return_mark(nonce)))
+
+    def returned(self, token: str) -> bool:
+        """Whether an anonymous link has returned its questionnaire."""
+        self._tables()
+        return self.conn.execute("SELECT 1 FROM csat_link_returns WHERE hash = ?",
+                                 (token_hash(token),)).fetchone() is not None
+
+
+def _return_mark(nonce: str) -> str:
+    return hashlib.sha256(f"return:{nonce}".encode("utf-8")).hexdigest()
 
 
 _DUMMY: list[str | None] = [None]
