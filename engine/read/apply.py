@@ -252,8 +252,11 @@ class Applier:
             if not self.host.usable(st.ruleset):
                 continue  # derived again when the rule set is back (see _resume)
             rs = self.rulesets[st.ruleset]
-            adoption = adoptions.in_force(st.ruleset, st.period)
             why = None
+            if type(rs).remedy is RuleSet.remedy:  # the default opens none: no plugin code to call
+                adoption = None
+            else:
+                adoption = adoptions.in_force(st.ruleset, st.period)
             if adoption is not None and exclusion(st) is None:
                 where = f"remedy of response {st.id}"
                 try:

@@ -39,6 +39,7 @@ def decode_state(blob: bytes) -> ResponseState:
     return _STATE_DEC.decode(blob)
 
 
+
 def schema_version(db: sqlite_utils.Database) -> int | None:
     """The read models' schema version (None: none yet). Reads only; takes no lock."""
     if not db["rm_meta"].exists():

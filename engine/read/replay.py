@@ -21,8 +21,10 @@ next incremental update continues from an exact state.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 import msgspec
@@ -38,6 +40,22 @@ from .settle import Progress, exclusion, late_due, late_exclusion
 from .apply import Applier
 from .settle import Scorer
 from ..log.store import Logged, Store
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while a replay runs, and resumed after (whatever
+    it was). A replay makes millions of short-lived objects with no reference cycles among them —
+    states, credits, inputs, figures — which reference counting frees; the collector would
+    otherwise walk the growing heap again and again (a third of a what-if's time). Cycles made
+    meanwhile (by a plugin, say) wait for the next collection; none is lost."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Host(Protocol):
@@ -83,6 +101,10 @@ class Replay:
         """Fill the empty read models (created without indexes, inside the caller's write
         transaction) from the log up to ``upto``, and the adoptions ``then`` as if appended
         after it; returns how many events were read."""
+        with collector_paused():
+            return self._run(progress, upto, then)
+
+    def _run(self, progress: Progress | None, upto: int | None, then: Iterable[ParametersAdopted]) -> int:
         adoptions, org = Adoptions(self.rulesets), Org()
         end = self.projection.store.max_position() if upto is None else min(upto, self.projection.store.max_position())
         applied = 0
@@ -117,17 +139,25 @@ class Replay:
     def rescore_from(self, ruleset: str, month: str) -> None:
         """Score one rule set's months from ``month`` on again, each once, and roll up the
         subjects they touch (inside the caller's transaction): what a what-if does on its
-        private copy after adding its adoption, instead of the incremental path's rescoring."""
+        private copy after adding its adoption, instead of the incremental path's rescoring.
+
+        The copy holds no credits (:func:`~csat.engine.read.snapshots.copy_of`) and none are
+        written: a what-if compares scores, and its roll-ups read the month figures. A subject
+        whose figures may change had a month figure before (in the copy) or is credited now."""
+        with collector_paused():
+            self._rescore_from(ruleset, month)
+
+    def _rescore_from(self, ruleset: str, month: str) -> None:
         adoptions, org = self.projection.state()
         touched: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for subject, period in self.conn.execute("SELECT DISTINCT subject, period FROM rm_credits WHERE ruleset = ? "
-                                                 "AND period >= ?", (ruleset, month)):
+        for subject, period in self.conn.execute("SELECT DISTINCT subject, period FROM scores WHERE ruleset = ? "
+                                                 "AND kind = 'month' AND period >= ?", (ruleset, month)):
             touched[(ruleset, subject)].add(period)
         for table, kind in (("rm_credits", ""), ("scores", " AND kind = 'month'"), ("rm_dirty", "")):
             self.conn.execute(f"DELETE FROM {table} WHERE ruleset = ? AND period >= ?{kind}", (ruleset, month))
         for (period,) in self.conn.execute("SELECT DISTINCT period FROM rm_responses WHERE ruleset = ? AND period >= ? "
                                            "ORDER BY period", (ruleset, month)).fetchall():
-            self._score_replayed_month(ruleset, period, adoptions, org, touched)
+            self._score_replayed_month(ruleset, period, adoptions, org, touched, keep_credits=False)
         self._roll_up_replayed(touched, adoptions)
 
     # -- 1. folding the log ---------------------------------------------------------
@@ -192,7 +222,7 @@ class Replay:
     # -- 2. scoring each rule-set month once -------------------------------------------
 
     def _score_replayed_month(self, ruleset: str, month: str, adoptions: Adoptions, org: Org,
-                              touched: dict[tuple[str, str], set[str]]) -> int:
+                              touched: dict[tuple[str, str], set[str]], keep_credits: bool = True) -> int:
         rs = self.rulesets[ruleset]
         adoption = adoptions.in_force(ruleset, month)
         states = [decode_state(blob) for (blob,) in self.conn.execute(
@@ -201,15 +231,19 @@ class Replay:
         inputs: dict[str, MonthInput] = {}
         with_cases: list[str] | None = None  # the units with cases this month, read once
         due = late_due(self.conn, adoption, month)
+        own_subject = type(rs).credits is RuleSet.credits  # the default: each response its subject's alone
         for state in states:
-            try:
-                credits = self.applier.credits_of(state, adoptions, org)
-            except RuleSetFailed as e:  # the rule set is parked; it is re-credited when it works again
-                self.projection.give_up(e)
-                self.conn.execute("UPDATE rm_rulesets SET pending = 1 WHERE ruleset = ?", (ruleset,))
-                return 0
+            if own_subject:
+                credits: Iterable[Credit] = (Credit(state.subject),)
+            else:
+                try:
+                    credits = sorted(set(self.applier.credits_of(state, adoptions, org)), key=lambda c: (c.role, c.via))
+                except RuleSetFailed as e:  # the rule set is parked; it is re-credited when it works again
+                    self.projection.give_up(e)
+                    self.conn.execute("UPDATE rm_rulesets SET pending = 1 WHERE ruleset = ?", (ruleset,))
+                    return 0
             why = exclusion(state) or late_exclusion(state, due)
-            for c in sorted(set(credits), key=lambda c: (c.role, c.via)):
+            for c in credits:
                 credit_rows.append((ruleset, c.subject, month, state.id, c.role, c.via))
                 touched[(ruleset, c.subject)].add(month)
                 if adoption is None:
@@ -228,7 +262,8 @@ class Replay:
                     inp.withdrawn.append(Excluded(state, why, credit))
                 else:
                     inp.excluded.append(Excluded(state, why, credit))
-        self.conn.executemany("INSERT OR IGNORE INTO rm_credits VALUES (?, ?, ?, ?, ?, ?)", credit_rows)
+        if keep_credits:
+            self.conn.executemany("INSERT OR IGNORE INTO rm_credits VALUES (?, ?, ?, ?, ?, ?)", credit_rows)
         self.applier.remedies(states, adoptions)
         for subject, inp in inputs.items():
             if not (inp.counted or inp.excluded):

@@ -36,8 +36,9 @@ def snapshot(projection: Projection, upto: int, only: Iterable[str] | None = Non
         yield private
 
 
-#: what a what-if copies: the rule set's own rows, and the tables every rule set reads
-_COPIED = (("scores", True), ("rm_responses", True), ("rm_credits", True), ("rm_adoptions", True),
+#: what a what-if copies: the rule set's own rows, and the tables every rule set reads (not its
+#: credits: the rescoring credits each response again and compares scores, which need none stored)
+_COPIED = (("scores", True), ("rm_responses", True), ("rm_adoptions", True),
            ("rm_dirty", True), ("rm_rulesets", True), ("rm_units", False), ("rm_cases", False),
            ("rm_closures", False), ("rm_rectifications", False), ("rm_rectification_updates", False))
 
