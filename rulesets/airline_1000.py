@@ -22,6 +22,10 @@ from csat.engine.ruleset import (Choice, Figure, ItemPoints, LateAnswers, MonthI
 from csat.plugins import hookimpl
 
 
+#: the distinct answer sets remembered per parameters (a few hundred in a real month)
+MEMO_LIMIT = 20_000
+
+
 class Grade(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     points: Decimal
     label: str
@@ -128,22 +132,24 @@ class Airline1000(RuleSet):
         dept = params.departments.get(month.subject)
         weights = dept.indicators if dept and dept.indicators else None
         by_rater: dict[str, list[Decimal]] = defaultdict(list)
+        # a questionnaire's score depends on its answers (and its department's weights) alone:
+        # each distinct set of answers is scored once per parameters — a month repeats a few
+        # hundred patterns over thousands of questionnaires
+        memo = self.per_params("questionnaires", params, lambda p: {})
+        department = month.subject if weights is not None else None
         for counted in month.counted:
             r = counted.response
-            terms: list[tuple[str, Decimal, Decimal]] = []
-            for item, answer in r.answers.items():
-                if answer == NA:
-                    continue
-                letter = grade_of.get(answer) if isinstance(answer, str) else None
-                w = weights.get(item) if weights is not None else ONE
-                if letter is None or w is None:
-                    continue
-                terms.append((item, w, params.grades[letter].points))
-            if not terms:
+            key = (department, tuple(r.answers.items()))
+            hit = memo.get(key)
+            if hit is None:
+                if len(memo) >= MEMO_LIMIT:  # (free numbers or odd answers: keep memory bounded)
+                    memo.clear()
+                hit = memo[key] = self._questionnaire_score(r.answers, grade_of, weights, params)
+            terms, score = hit
+            if score is None:
                 if trace:
                     trace.exclude(r, "no indicator answered with a grade of the parameters in force")
                 continue
-            score = div(total(mul(w, p) for _, w, p in terms), total(w for _, w, _ in terms))
             by_rater[r.rater or ""].append(score)
             if trace:
                 trace.step(f"questionnaire {r.id} ({r.rater})",
@@ -168,6 +174,23 @@ class Airline1000(RuleSet):
                        extras={"final": publish(final, params.precision), "weight": weight,
                                "raters": len(unit_scores)},
                        state={"score": score, "final": final})]
+
+    @staticmethod
+    def _questionnaire_score(answers: dict, grade_of: dict[str, str], weights: dict[str, Decimal] | None,
+                             params: Params) -> tuple[list[tuple[str, Decimal, Decimal]], Decimal | None]:
+        """A questionnaire's terms (indicator, weight, points) and Σ wᵢ·pointsᵢ / Σ wᵢ (None: no term)."""
+        terms: list[tuple[str, Decimal, Decimal]] = []
+        for item, answer in answers.items():
+            if answer == NA:
+                continue
+            letter = grade_of.get(answer) if isinstance(answer, str) else None
+            w = weights.get(item) if weights is not None else ONE
+            if letter is None or w is None:
+                continue
+            terms.append((item, w, params.grades[letter].points))
+        if not terms:
+            return terms, None
+        return terms, div(total(mul(w, p) for _, w, p in terms), total(w for _, w, _ in terms))
 
     def roll_up(self, period: str, metric: str, months: list[tuple[str, Figure]], params: Params,
                 trace: Trace | None) -> Figure | None:
