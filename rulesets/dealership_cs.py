@@ -195,6 +195,18 @@ class DealershipCS(RuleSet):
         hit = cache.get(id(r))
         if hit is not None and hit[0] is r and hit[1] is params:
             return hit[2]
+        # the values depend on the form and the answers alone: each distinct pattern once per parameters
+        patterns = self.per_params("patterns", params, lambda p: {})
+        key = (r.form, tuple(r.answers.items()))
+        out = patterns.get(key)
+        if out is None:
+            if len(patterns) >= 20_000:  # (free point answers: keep memory bounded)
+                patterns.clear()
+            out = patterns[key] = self._pattern_values(r, form, params)
+        cache[id(r)] = (r, params, out)
+        return out
+
+    def _pattern_values(self, r: ResponseState, form: Form, params: Params) -> dict[str, tuple[list, Decimal | None]]:
         level_of = self._level_of(params)
         points: dict[str, Decimal | None] = {}
         for item, answer in r.answers.items():
@@ -208,7 +220,6 @@ class DealershipCS(RuleSet):
             pts = [(item, w, points.get(item)) for item, w in m.weights.items()]
             value = None if any(p is None for _, _, p in pts) else div(total(mul(w, p) for _, w, p in pts), HUNDRED)
             out[metric] = (pts, value)
-        cache[id(r)] = (r, params, out)
         return out
 
     def score_month(self, month: MonthInput, trace: Trace | None) -> list[Figure]:

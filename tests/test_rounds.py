@@ -252,3 +252,31 @@ def test_a_store_of_schema_10_learns_its_responses_recording_times(plant_round):
         states = {i: decode_state(bytes(b)) for i, b in e.store.conn.execute("SELECT id, state FROM rm_responses")}
     assert states["r-ws-4-dept-0"].recorded == "2026-03-30T09:00:00.000000Z"
     assert states["r-ws-1-dept-0"].recorded == "2026-03-20T10:00:00.000000Z"
+
+
+def test_a_store_of_schema_11_reads_a_subject_s_months_by_one_index(plant_round):
+    """Schema 11 → 12 is a migration: the index a subject's month figures are read by (roll-ups,
+    sequences) is replaced by one the planner always uses — the published rows stay as they are."""
+    with Engine.open(plant_round) as e:
+        e.catch_up()
+        before = e.scores()
+    with connect(plant_round) as conn:
+        conn.execute("DROP INDEX idx_scores_subject_kind_period")
+        conn.execute("CREATE INDEX idx_scores_ruleset_subject_kind ON scores (ruleset, subject, kind)")
+        conn.execute("UPDATE rm_meta SET value = '11' WHERE key = 'schema'")
+        conn.execute("UPDATE scores SET grade_label = 'kept' WHERE subject = 'dept-0'")  # a rebuild would lose it
+    with Engine.open(plant_round) as e:
+        e.catch_up()
+        conn = e.store.conn
+        assert conn.execute("SELECT value FROM rm_meta WHERE key = 'schema'").fetchone()[0] == "12"
+        assert conn.execute("SELECT grade_label FROM scores WHERE subject = 'dept-0'").fetchone()[0] == "kept"
+        postgres = plant_round.startswith("postgresql")
+        indexes = {n for (n,) in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'scores' AND schemaname = current_schema()" if postgres
+            else "SELECT name FROM sqlite_master WHERE tbl_name = 'scores'")}
+        if not postgres:  # (PostgreSQL's planner has statistics of its own)
+            plan = str(conn.execute("EXPLAIN QUERY PLAN SELECT period FROM scores WHERE ruleset = 'plant-50' AND "
+                                    "subject = 'dept-1' AND kind = 'month' ORDER BY period").fetchall())
+            assert "idx_scores_subject_kind_period" in plan and "TEMP B-TREE" not in plan
+        assert [r for r in e.scores() if r["subject"] != "dept-0"] == [r for r in before if r["subject"] != "dept-0"]
+    assert "idx_scores_subject_kind_period" in indexes and "idx_scores_ruleset_subject_kind" not in indexes

@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from ..collector import collector_paused
 from ..errors import IngestFailed, InvalidParams, RuleSetFailed
 from ..log.events import (ComplaintClosed, ComplaintFiled, DealingsDeclined, Event, ParametersAdopted,
                           RectificationRequired, RectificationUpdated, ResponseCorrected, ResponseRecorded,
@@ -88,7 +89,8 @@ class Ingest:
         self.actor = None if self.actors is not None else actor
         self._start_transaction()
         try:
-            report = self._run(lines, dry_run, progress)
+            with collector_paused():
+                report = self._run(lines, dry_run, progress)
         except BaseException:
             if self.privacy is not None:
                 self.privacy.rollback()

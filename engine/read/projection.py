@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 
 from .apply import Applier
+from ..collector import collector_paused
 from ..errors import LogDamaged, RuleSetFailed, StoreError
 from ..log.events import ParametersAdopted
 from .readmodel import (Adoptions, Org, chart_mark, clear_all, drop_all, ensure_schema, schema_version,
@@ -202,6 +203,10 @@ class Projection:
         """Apply every event after the tracked position (up to ``upto``); returns how many were applied."""
         if not self.conn.in_transaction and not self.behind(upto):
             return 0
+        with collector_paused():
+            return self._catch_up(progress, settle, upto)
+
+    def _catch_up(self, progress: Progress | None, settle: bool, upto: int | None) -> int:
         if upto is None and settle and not self.conn.in_transaction:
             replayed = self._replay_backlog(progress)
             if replayed is not None:

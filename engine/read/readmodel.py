@@ -21,7 +21,7 @@ from ..errors import InvalidParams
 from ..scoring.params import params_hash
 from ..scoring.ruleset import Adoption, ResponseState, RuleSet
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 TABLES = ("scores", "rm_responses", "rm_credits", "rm_adoptions", "rm_units", "rm_dirty", "rm_cases",
           "rm_closures", "rm_rectifications", "rm_rectification_updates", "rm_rulesets", "rm_explained", "rm_rounds",
@@ -114,7 +114,7 @@ def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = (), inde
     version = schema_version(db)
     if version == SCHEMA_VERSION:
         return False
-    if version in (6, 7, 8, 9, 10):
+    if version in (6, 7, 8, 9, 10, 11):
         with db.atomic():
             if version == 6:
                 _create_rulesets_table(db)
@@ -131,8 +131,10 @@ def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = (), inde
                 explained.create_table(db.conn)  # 8 → 9: stored explanations
             _create_rounds_table(db)  # 9 → 10: assessment rounds
             _create_erasures_table(db)  # 10 → 11: erasures
-            if recorded_at is not None:
+            if recorded_at is not None and version <= 10:
                 _backfill_recorded(db, recorded_at)  # 10 → 11: responses' recording times
+            db.execute("DROP INDEX IF EXISTS idx_scores_ruleset_subject_kind")  # 11 → 12: a subject's months
+            create_indexes(db, ["scores"])  # read in order by one index (was: every row of the rule set)
             db.execute("UPDATE rm_meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
         return False
     drop_all(db)
@@ -178,7 +180,9 @@ def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = (), inde
 #: The read models' secondary indexes, by table. A replay (rebuild, snapshot) creates its tables
 #: without them, writes the rows in bulk and builds each table's indexes once its rows are in.
 INDEXES = {
-    "scores": ["CREATE INDEX IF NOT EXISTS idx_scores_ruleset_subject_kind ON scores (ruleset, subject, kind)"],
+    # a subject's month figures in month order (roll-ups, sequences): equality on three columns and
+    # the order from the fourth, so the planner never prefers the primary key's (ruleset, period …)
+    "scores": ["CREATE INDEX IF NOT EXISTS idx_scores_subject_kind_period ON scores (ruleset, subject, kind, period)"],
     "rm_responses": ["CREATE INDEX IF NOT EXISTS idx_rm_responses_ruleset_period ON rm_responses (ruleset, period)"],
     "rm_credits": [
         "CREATE INDEX IF NOT EXISTS idx_rm_credits_response ON rm_credits (response)",

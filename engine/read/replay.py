@@ -21,14 +21,13 @@ next incremental update continues from an exact state.
 """
 from __future__ import annotations
 
-import contextlib
-import gc
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import msgspec
 
+from ..collector import collector_paused
 from .cases import case_subjects, cases_of, record_case_event
 from ..errors import RuleSetFailed
 from ..log.events import ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared
@@ -40,22 +39,6 @@ from .settle import Progress, exclusion, late_due, late_exclusion
 from .apply import Applier
 from .settle import Scorer
 from ..log.store import Logged, Store
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused while a replay runs, and resumed after (whatever
-    it was). A replay makes millions of short-lived objects with no reference cycles among them —
-    states, credits, inputs, figures — which reference counting frees; the collector would
-    otherwise walk the growing heap again and again (a third of a what-if's time). Cycles made
-    meanwhile (by a plugin, say) wait for the next collection; none is lost."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class Host(Protocol):
