@@ -70,6 +70,9 @@ class RuleSetFailed(CsatError, RuntimeError):
         self.ruleset, self.where, self.problem = ruleset, where, problem
         super().__init__(f"rule set {ruleset}: {where}: {problem}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:  # (from a scoring process, intact)
+        return type(self), (self.ruleset, self.where, self.problem)
+
 
 class RuleSetUnavailable(CsatError, LookupError):
     """A command needs a rule set whose events are in the log but which is not installed (or is broken)."""

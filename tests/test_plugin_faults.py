@@ -229,8 +229,10 @@ def test_demo_leaves_out_a_plugin_whose_demo_hook_fails(tmp_path, site):
     assert "callcentre-5" in r.stdout and "airline-1000" in r.stdout
 
 
-def test_a_rebuild_refuses_while_a_rule_set_fails_scoring(tmp_path):
-    """A rebuild would drop the published rows of a subject-month its rule set cannot score now."""
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_rebuild_refuses_while_a_rule_set_fails_scoring(tmp_path, jobs):
+    """A rebuild would drop the published rows of a subject-month its rule set cannot score now —
+    in this process or in a scoring process (``jobs``), the same one line."""
     from csat.engine import Engine
     from csat.engine.errors import StoreError
     from csat.plugins import installed_rulesets, make_plugin_manager
@@ -249,7 +251,7 @@ def test_a_rebuild_refuses_while_a_rule_set_fails_scoring(tmp_path):
         with Engine.open(db, rulesets=builtins + [Failing()]) as bad:
             with pytest.raises(StoreError, match=r"rebuild refused: rule set callcentre-5: scoring agent-\d+ "
                                                  r"2026-\d\d: raised ZeroDivisionError: licence server unreachable"):
-                bad.rebuild()
+                bad.rebuild(jobs=jobs)
             assert bad.scores() == published
     finally:
         sys.path.remove(str(CALLCENTRE))

@@ -6,6 +6,8 @@ import time
 
 import click
 
+from csat.engine.read.months import default_jobs
+
 from ..app import Context, fail, handles_errors
 from ..output import format_option, to_json
 from ..progress import ProgressLine
@@ -64,23 +66,28 @@ def verify(c: Context, published: tuple[int, str] | None, fmt: str) -> None:
 
 
 @click.command()
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=default_jobs, show_default="the machine's cores",
+              help="Processes scoring rule-set months at once (the same scores as one).")
 @click.pass_obj
 @handles_errors
-def rebuild(c: Context) -> None:
+def rebuild(c: Context, jobs: int) -> None:
     """Drop the read models and rebuild them from the whole log.
 
     The rebuild runs in one transaction: another process reading meanwhile
-    sees the previous read models until the new ones are complete.
+    sees the previous read models until the new ones are complete. Once the
+    log is folded, rule-set months are scored by --jobs processes; the rows
+    written are the same, in the same order, whatever the number.
 
     \b
-    Example:
+    Examples:
       csat rebuild
+      csat rebuild --jobs 1      # one process
     """
     engine = c.engine()
     show = ProgressLine("rebuild", events_total=engine.store.max_position())
     t0 = time.perf_counter()
     try:
-        n = engine.rebuild(progress=show)
+        n = engine.rebuild(progress=show, jobs=jobs)
     finally:
         show.done()
     dt = time.perf_counter() - t0

@@ -160,11 +160,13 @@ class Engine(Listings, PersonalData, RaterLinks):
         """Withdraw the word given by ``ingest(catching_up=True)`` (the catch-up is over, made or not)."""
         self.projection.caught_up_done()
 
-    def rebuild(self, progress: Progress | None = None) -> int:
+    def rebuild(self, progress: Progress | None = None, jobs: int = 1) -> int:
         """Drop the read models and rebuild them from the whole log, in one transaction; returns
         events applied. Refuses (StoreError) while the log holds events of rule sets that are
-        not installed, rather than drop their published scores."""
-        return self.projection.rebuild(progress_of(progress))
+        not installed, rather than drop their published scores. ``jobs`` > 1: rule-set months
+        are scored by that many forked processes — the same rows as one; call it from a process
+        with no other threads running (forking one is unsafe)."""
+        return self.projection.rebuild(progress_of(progress), jobs)
 
     def copy_to(self, target: str | os.PathLike[str], progress: Callable[[int], None] | None = None,
                 rebuild_progress: Progress | None = None) -> dict[str, Any]:

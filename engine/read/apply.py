@@ -11,7 +11,7 @@ rule set that is usable again (:meth:`Applier.resume`). It reads the projection 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import msgspec
@@ -59,13 +59,7 @@ class Applier:
         self.rulesets = host.rulesets
 
     def credits_of(self, state: ResponseState, adoptions: Adoptions, org: Org) -> list[Credit]:
-        rs = self.rulesets[state.ruleset]
-        if type(rs).credits is RuleSet.credits:  # the default: its subject (no plugin code to guard)
-            return [Credit(state.subject)]
-        adoption = adoptions.in_force(state.ruleset, state.period)
-        where = f"crediting response {state.id}"
-        return checked_credits(rs, where, guarded(rs, where, rs.credits, state,
-                                                  adoption.params if adoption else None, org.chain))
+        return credits_of(self.rulesets[state.ruleset], state, adoptions, org)
 
     def unusable_event(self, ruleset: str, logged: Logged) -> None:
         if self.host.strict:
@@ -247,29 +241,14 @@ class Applier:
 
     def remedies(self, states: Iterable[ResponseState], adoptions: Adoptions) -> None:
         """Open or drop the remedy cases of changed responses (derived, never logged)."""
-        upsert, drop = [], []
-        for st in states:
-            if not self.host.usable(st.ruleset):
-                continue  # derived again when the rule set is back (see _resume)
-            rs = self.rulesets[st.ruleset]
-            why = None
-            if type(rs).remedy is RuleSet.remedy:  # the default opens none: no plugin code to call
-                adoption = None
-            else:
-                adoption = adoptions.in_force(st.ruleset, st.period)
-            if adoption is not None and exclusion(st) is None:
-                where = f"remedy of response {st.id}"
-                try:
-                    why = checked_remedy(rs, where, guarded(rs, where, rs.remedy, st, adoption.params))
-                except RuleSetFailed as e:
-                    self.host.give_up(e)
-                    self.conn.execute("UPDATE rm_rulesets SET pending = 1 WHERE ruleset = ?", (st.ruleset,))
-                    continue
-            if why:
-                upsert.append((f"remedy:{st.id}", "remedy", st.subject, st.period, st.ruleset, None, "callback",
-                               None, st.id, why, None, st.position))
-            elif st.corrections or st.withdrawn is not None:  # only an amended response can lose its case
-                drop.append((f"remedy:{st.id}",))
+        self.write_remedies(*remedy_rows(self.rulesets, self.host.usable, states, adoptions))
+
+    def write_remedies(self, upsert: list[tuple[Any, ...]], drop: list[tuple[str]],
+                       failures: list[RuleSetFailed]) -> None:
+        """Write what :func:`remedy_rows` found; park the rule sets whose ``remedy`` failed."""
+        for e in failures:
+            self.host.give_up(e)
+            self.conn.execute("UPDATE rm_rulesets SET pending = 1 WHERE ruleset = ?", (e.ruleset,))
         if upsert:
             self.conn.executemany("INSERT OR REPLACE INTO rm_cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", upsert)
         if drop:
@@ -315,3 +294,47 @@ class Applier:
             self.conn.execute("UPDATE rm_rulesets SET pending = 0 WHERE ruleset = ?", (ruleset,))
             explained.forget_all(self.conn)
             self.conn.execute("RELEASE csat_resume")
+
+
+def remedy_rows(rulesets: dict[str, RuleSet], usable: Callable[[str], bool], states: Iterable[ResponseState],
+                adoptions: Adoptions) -> tuple[list[tuple[Any, ...]], list[tuple[str]], list[RuleSetFailed]]:
+    """The remedy cases of changed responses: rows to upsert into ``rm_cases``, ids to drop, and
+    the failures of rule sets whose ``remedy`` raised (their later responses are skipped, as a
+    parked rule set's are). Reads nothing of the store."""
+    upsert: list[tuple[Any, ...]] = []
+    drop: list[tuple[str]] = []
+    failures: list[RuleSetFailed] = []
+    failed: set[str] = set()
+    for st in states:
+        if st.ruleset in failed or not usable(st.ruleset):
+            continue  # derived again when the rule set is back (see _resume)
+        rs = rulesets[st.ruleset]
+        why = None
+        if type(rs).remedy is RuleSet.remedy:  # the default opens none: no plugin code to call
+            adoption = None
+        else:
+            adoption = adoptions.in_force(st.ruleset, st.period)
+        if adoption is not None and exclusion(st) is None:
+            where = f"remedy of response {st.id}"
+            try:
+                why = checked_remedy(rs, where, guarded(rs, where, rs.remedy, st, adoption.params))
+            except RuleSetFailed as e:
+                failures.append(e)
+                failed.add(st.ruleset)
+                continue
+        if why:
+            upsert.append((f"remedy:{st.id}", "remedy", st.subject, st.period, st.ruleset, None, "callback",
+                           None, st.id, why, None, st.position))
+        elif st.corrections or st.withdrawn is not None:  # only an amended response can lose its case
+            drop.append((f"remedy:{st.id}",))
+    return upsert, drop, failures
+
+
+def credits_of(rs: RuleSet, state: ResponseState, adoptions: Adoptions, org: Org) -> list[Credit]:
+    """The subjects a response is credited to, under the adoption in force for its month."""
+    if type(rs).credits is RuleSet.credits:  # the default: its subject (no plugin code to guard)
+        return [Credit(state.subject)]
+    adoption = adoptions.in_force(state.ruleset, state.period)
+    where = f"crediting response {state.id}"
+    return checked_credits(rs, where, guarded(rs, where, rs.credits, state,
+                                              adoption.params if adoption else None, org.chain))

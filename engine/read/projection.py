@@ -144,10 +144,11 @@ class Projection:
     # -- the collaborators' paths ---------------------------------------------------
 
     def replay(self, progress: Progress | None = None, upto: int | None = None,
-               then: Iterable[ParametersAdopted] = ()) -> int:
+               then: Iterable[ParametersAdopted] = (), jobs: int = 1) -> int:
         """Fill the empty read models from the log up to ``upto`` (:class:`~csat.engine.read.replay.Replay`),
-        inside the caller's write transaction; returns how many events were read."""
-        return Replay(self).run(progress, upto, then)
+        inside the caller's write transaction; returns how many events were read. ``jobs`` > 1:
+        rule-set months are scored by that many forked processes (the same rows, in the same order)."""
+        return Replay(self).run(progress, upto, then, jobs)
 
     def rescore_from(self, ruleset: str, month: str) -> None:
         """Score one rule set's months from ``month`` on again (what a what-if does on its copy)."""
@@ -321,9 +322,10 @@ class Projection:
         self.store.forget_tracking(conn=self.conn)
         self.forget_state()
 
-    def rebuild(self, progress: Progress | None = None) -> int:
+    def rebuild(self, progress: Progress | None = None, jobs: int = 1) -> int:
         """Drop every read model and rebuild it from position 0, in one transaction: a reader
-        in another process sees the old read models until the new ones are complete.
+        in another process sees the old read models until the new ones are complete. ``jobs``:
+        the processes scoring rule-set months (:meth:`replay`).
 
         :raises StoreError: when the log holds events of rule sets that cannot be used here
             (a rebuild would drop their published scores); nothing changes then.
@@ -337,7 +339,7 @@ class Projection:
         try:
             with self.transaction():
                 self._reset(indexes=False)
-                applied = self.replay(progress)
+                applied = self.replay(progress, jobs=jobs)
                 if len(self.failures) > failures:
                     raise StoreError("rebuild refused: " + "; ".join(list(self.failures)[failures:failures + 3])
                                      + "; nothing was changed (the published scores stay)")

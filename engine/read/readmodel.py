@@ -438,4 +438,4 @@ def count_events(conn: sqlite3.Connection, counts: dict[str, int], pending: set[
             "INSERT INTO rm_rulesets (ruleset, events, pending) VALUES (?, ?, ?) ON CONFLICT (ruleset) "
             "DO UPDATE SET events = rm_rulesets.events + excluded.events, pending = CASE WHEN "
             "rm_rulesets.pending > excluded.pending THEN rm_rulesets.pending ELSE excluded.pending END",
-            [(r, counts.get(r, 0), int(r in pending)) for r in counts.keys() | pending])
+            [(r, counts.get(r, 0), int(r in pending)) for r in sorted(counts.keys() | pending)])  # (one order)

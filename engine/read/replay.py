@@ -22,7 +22,7 @@ next incremental update continues from an exact state.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 import msgspec
@@ -31,11 +31,11 @@ from ..collector import collector_paused
 from .cases import case_subjects, cases_of, record_case_event
 from ..errors import RuleSetFailed
 from ..log.events import ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared
-from ..scoring.guard import checked_figures, guarded
+from .months import MonthPool, MonthScored, can_fork, score_month
 from .readmodel import (Adoptions, Org, count_events, create_indexes, decode_state, encode_state, load_states,
                         mark_chart)
-from ..scoring.ruleset import Amendment, Counted, Credit, Excluded, MonthInput, ResponseState, RuleSet
-from .settle import Progress, exclusion, late_due, late_exclusion
+from ..scoring.ruleset import Amendment, ResponseState, RuleSet
+from .settle import Progress, late_due
 from .apply import Applier
 from .settle import Scorer
 from ..log.store import Logged, Store
@@ -80,14 +80,15 @@ class Replay:
         self.page = projection.REPLAY_PAGE
 
     def run(self, progress: Progress | None = None, upto: int | None = None,
-            then: Iterable[ParametersAdopted] = ()) -> int:
+            then: Iterable[ParametersAdopted] = (), jobs: int = 1) -> int:
         """Fill the empty read models (created without indexes, inside the caller's write
         transaction) from the log up to ``upto``, and the adoptions ``then`` as if appended
         after it; returns how many events were read."""
         with collector_paused():
-            return self._run(progress, upto, then)
+            return self._run(progress, upto, then, jobs)
 
-    def _run(self, progress: Progress | None, upto: int | None, then: Iterable[ParametersAdopted]) -> int:
+    def _run(self, progress: Progress | None, upto: int | None, then: Iterable[ParametersAdopted],
+             jobs: int) -> int:
         adoptions, org = Adoptions(self.rulesets), Org()
         end = self.projection.store.max_position() if upto is None else min(upto, self.projection.store.max_position())
         applied = 0
@@ -102,14 +103,24 @@ class Replay:
         create_indexes(self.projection.db, ["rm_responses", "rm_cases", "rm_closures", "rm_rectifications",
                                  "rm_rectification_updates"])
         touched: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for ruleset in sorted(self.rulesets):
-            if not self.projection.usable(ruleset) or (self.only is not None and ruleset not in self.only):
-                continue
-            for (month,) in self.conn.execute("SELECT DISTINCT period FROM rm_responses WHERE ruleset = ? "
-                                              "ORDER BY period", (ruleset,)).fetchall():
-                scored = self._score_replayed_month(ruleset, month, adoptions, org, touched)
-                if progress:
-                    progress(scored=scored)
+        pool = MonthPool(jobs, self.rulesets, adoptions, org) if jobs > 1 and can_fork() else None
+        try:
+            for ruleset in sorted(self.rulesets):
+                if not self.projection.usable(ruleset) or (self.only is not None and ruleset not in self.only):
+                    continue
+                months = [m for (m,) in self.conn.execute("SELECT DISTINCT period FROM rm_responses WHERE "
+                                                          "ruleset = ? ORDER BY period", (ruleset,)).fetchall()]
+                if pool is not None and not self.rulesets[ruleset].uses_cases and len(months) > 1:
+                    counts = (self._write_month(m, touched) for m in pool.scored(self._month_tasks(ruleset, months,
+                                                                                                   adoptions)))
+                else:  # (a rule set reading cases reads them in the open transaction: here)
+                    counts = (self._score_replayed_month(ruleset, m, adoptions, org, touched) for m in months)
+                for scored in counts:
+                    if progress:
+                        progress(scored=scored)
+        finally:
+            if pool is not None:
+                pool.close()
         create_indexes(self.projection.db, ["scores"])
         self._roll_up_replayed(touched, adoptions)
         create_indexes(self.projection.db, ["rm_credits"])
@@ -206,62 +217,50 @@ class Replay:
 
     def _score_replayed_month(self, ruleset: str, month: str, adoptions: Adoptions, org: Org,
                               touched: dict[tuple[str, str], set[str]], keep_credits: bool = True) -> int:
+        """Score a rule-set month in this process (:func:`~csat.engine.read.months.score_month`) and write it."""
         rs = self.rulesets[ruleset]
-        adoption = adoptions.in_force(ruleset, month)
         states = [decode_state(blob) for (blob,) in self.conn.execute(
             "SELECT state FROM rm_responses WHERE ruleset = ? AND period = ? ORDER BY position", (ruleset, month))]
-        credit_rows: list[tuple[str, str, str, str, str, str]] = []
-        inputs: dict[str, MonthInput] = {}
-        with_cases: list[str] | None = None  # the units with cases this month, read once
-        due = late_due(self.conn, adoption, month)
-        own_subject = type(rs).credits is RuleSet.credits  # the default: each response its subject's alone
-        for state in states:
-            if own_subject:
-                credits: Iterable[Credit] = (Credit(state.subject),)
-            else:
-                try:
-                    credits = sorted(set(self.applier.credits_of(state, adoptions, org)), key=lambda c: (c.role, c.via))
-                except RuleSetFailed as e:  # the rule set is parked; it is re-credited when it works again
-                    self.projection.give_up(e)
-                    self.conn.execute("UPDATE rm_rulesets SET pending = 1 WHERE ruleset = ?", (ruleset,))
-                    return 0
-            why = exclusion(state) or late_exclusion(state, due)
-            for c in credits:
-                credit_rows.append((ruleset, c.subject, month, state.id, c.role, c.via))
-                touched[(ruleset, c.subject)].add(month)
-                if adoption is None:
-                    continue
-                inp = inputs.get(c.subject)
-                if inp is None:
-                    if with_cases is None and rs.uses_cases:
-                        with_cases = case_subjects(self.conn, month)
-                    cases, below = cases_of(self.conn, org, rs, c.subject, month, with_cases)
-                    inp = inputs[c.subject] = MonthInput(ruleset, c.subject, month, adoption, [], [],
-                                                         org.kinds.get(c.subject), cases, below=below)
-                credit = Credit(c.subject, c.role, c.via)
-                if why is None:
-                    inp.counted.append(Counted(state, credit))
-                elif state.withdrawn is not None:
-                    inp.withdrawn.append(Excluded(state, why, credit))
-                else:
-                    inp.excluded.append(Excluded(state, why, credit))
+        with_cases: list[list[str]] = []  # the units with cases this month, read once
+
+        def cases(subject: str) -> tuple[list[Any], list[Any]]:
+            if rs.uses_cases and not with_cases:
+                with_cases.append(case_subjects(self.conn, month))
+            return cases_of(self.conn, org, rs, subject, month, with_cases[0] if with_cases else None)
+
+        due = late_due(self.conn, adoptions.in_force(ruleset, month), month)
+        return self._write_month(score_month(rs, month, states, adoptions, org, due, cases, self.projection.usable),
+                                 touched, keep_credits)
+
+    def _month_tasks(self, ruleset: str, months: list[str], adoptions: Adoptions) -> Iterator[tuple[str, str, list[bytes], str | None]]:
+        """What a scoring process needs of each month: the stored states (bytes) and the due date."""
+        for month in months:
+            blobs = [bytes(blob) for (blob,) in self.conn.execute(
+                "SELECT state FROM rm_responses WHERE ruleset = ? AND period = ? ORDER BY position", (ruleset, month))]
+            yield ruleset, month, blobs, late_due(self.conn, adoptions.in_force(ruleset, month), month)
+
+    def _write_month(self, scored: MonthScored, touched: dict[tuple[str, str], set[str]],
+                     keep_credits: bool = True) -> int:
+        """Write what scoring a rule-set month yielded, as the one process would have, in its order."""
+        ruleset, month = scored.ruleset, scored.month
+        if scored.parked is not None:
+            self.projection.give_up(scored.parked)
+            self.conn.execute("UPDATE rm_rulesets SET pending = 1 WHERE ruleset = ?", (ruleset,))
+            return 0
+        for subject in scored.subjects:
+            touched[(ruleset, subject)].add(month)
         if keep_credits:
-            self.conn.executemany("INSERT OR IGNORE INTO rm_credits VALUES (?, ?, ?, ?, ?, ?)", credit_rows)
-        self.applier.remedies(states, adoptions)
-        for subject, inp in inputs.items():
-            if not (inp.counted or inp.excluded):
-                continue
-            where = f"scoring {subject} {month}"
-            queued = self.scorer.queued()
-            try:
-                figures = checked_figures(rs, where, guarded(rs, where, rs.score_month, inp, None), inp.params)
-                self.scorer.write(rs, month, subject, "month", inp.adoption, figures)
-            except RuleSetFailed as e:  # left dirty: the next catch-up tries again
-                self.scorer.unqueue(queued)
-                self.scorer.failed(e)
+            self.conn.executemany("INSERT OR IGNORE INTO rm_credits VALUES (?, ?, ?, ?, ?, ?)", scored.credits)
+        if self.projection.usable(ruleset):  # (a remedy that failed in an earlier month parked it: none now)
+            self.applier.write_remedies(*scored.remedies)
+        for subject, rows in scored.groups:
+            if isinstance(rows, RuleSetFailed):  # left dirty: the next catch-up tries again
+                self.scorer.failed(rows)
                 self.conn.execute("INSERT OR IGNORE INTO rm_dirty VALUES (?, ?, ?)", (ruleset, subject, month))
+            else:
+                self.scorer.queue(ruleset, month, subject, rows)
         self.scorer.flush()
-        return len(inputs)
+        return scored.scored
 
     # -- 3. sequences, quarters and years -------------------------------------------------
 

@@ -68,6 +68,29 @@ def exclusion(state: ResponseState) -> str | None:
     return None
 
 
+def score_rows(rs: RuleSet, period: str, subject: str, kind: str, adoption: Any,
+               figures: list[Figure]) -> list[tuple[Any, ...]]:
+    """A group's ``scores`` rows (in :data:`SCORE_COLUMNS` order), as written.
+
+    :raises RuleSetFailed: a figure's state cannot be stored as JSON."""
+    if not figures:
+        return []
+    precision = getattr(adoption.params, "precision", 2)
+    rows = []
+    for f in figures:
+        state = dict(f.state)
+        state.setdefault("score", f.score)
+        try:
+            encoded_state = _STATE_ENC.encode(state).decode()
+        except (TypeError, msgspec.EncodeError) as e:
+            raise RuleSetFailed(rs.id, f"scoring {subject} {period}",
+                                f"figure {f.metric}: state: cannot be stored as JSON ({e})") from None
+        rows.append((rs.id, period, subject, f.metric, kind, adoption.id, adoption.hash,
+                     str(publish(f.score, precision)) if f.score is not None else None,
+                     f.grade, f.grade_label, f.responses, _EXTRAS_ENC.encode(f.extras).decode(), encoded_state))
+    return rows
+
+
 def late_due(conn: Any, adoption: Any, month: str) -> str | None:
     """The day after which a response of this rule-set month counts for nothing: when the parameters
     in force say ``late_answers = "exclude"``, the latest due date of the month's rounds (None when
@@ -292,23 +315,14 @@ class Scorer:
     def write(self, rs: RuleSet, period: str, subject: str, kind: str, adoption: Any,
                figures: list[Figure], only_metric: str | None = None) -> None:
         """Queue a group's rows; :meth:`flush` replaces the group's old rows with them."""
-        if only_metric is None:
-            self._deletes.append((rs.id, period, subject))
-        if not figures:
-            return
-        precision = getattr(adoption.params, "precision", 2)
-        for f in figures:
-            state = dict(f.state)
-            state.setdefault("score", f.score)
-            try:
-                encoded_state = _STATE_ENC.encode(state).decode()
-            except (TypeError, msgspec.EncodeError) as e:
-                raise RuleSetFailed(rs.id, f"scoring {subject} {period}",
-                                    f"figure {f.metric}: state: cannot be stored as JSON ({e})") from None
-            self._rows.append((
-                rs.id, period, subject, f.metric, kind, adoption.id, adoption.hash,
-                str(publish(f.score, precision)) if f.score is not None else None,
-                f.grade, f.grade_label, f.responses, _EXTRAS_ENC.encode(f.extras).decode(), encoded_state))
+        self.queue(rs.id, period, subject, score_rows(rs, period, subject, kind, adoption, figures),
+                   only_metric is None)
+
+    def queue(self, ruleset: str, period: str, subject: str, rows: list[tuple[Any, ...]], replace: bool = True) -> None:
+        """Queue a group's rows made already (:func:`score_rows`); ``replace``: its old rows go."""
+        if replace:
+            self._deletes.append((ruleset, period, subject))
+        self._rows.extend(rows)
 
     def flush(self) -> None:
         # plain executemany: sqlite-utils' per-value conversion costs ~2 s per 100k events on a rebuild
