@@ -13,7 +13,9 @@ Figures (medians over --runs):
                  the event store's, one transaction, WAL
   floor-read     plain SELECT of those rows in order + msgspec decode into Structs
   ingest         `csat ingest` of the JSONL file (validated, appended), events/s, peak RSS
-  rebuild        `csat rebuild` of every projection, events/s, peak RSS
+  rebuild        `csat rebuild` of every projection (rule-set months scored by --jobs = the machine's
+                 cores), events/s, peak RSS of the main process; and `--jobs 1` (one process), run
+                 by run after it
   whatif         `csat whatif` of every rule set over the whole store, total seconds
   incremental    append one response and read its updated score: p50 / p99 over --trials
   explain        `Engine.explain` of a subject-month with 10,000 responses: the first (computed and
@@ -238,7 +240,7 @@ def measure(size: int, runs: int, trials: int, work: Path, only: set[str] | None
                             capture_output=True, text=True, env=ENV, check=True)
     fi, fr = map(float, floors.stdout.split())
     csat = csat_command()
-    ing, ing_rss, reb, reb_rss, app, unsealed = [], [], [], [], [], []
+    ing, ing_rss, reb, reb_rss, app, unsealed, reb1 = [], [], [], [], [], [], []
     db = work / "csat.db"
     for _ in range(runs):
         if wanted("append"):
@@ -254,6 +256,7 @@ def measure(size: int, runs: int, trials: int, work: Path, only: set[str] | None
             dt, rss, _ = run_child([*csat, "--db", str(db), "rebuild"])
             reb.append(dt)
             reb_rss.append(rss)
+            reb1.append(run_child([*csat, "--db", str(db), "rebuild", "--jobs", "1"])[0])  # interleaved
     logged = sqlite3.connect(db).execute("SELECT MAX(rowid) FROM stored_events").fetchone()[0]
     out = {
         "size": size, "events": events, "logged": logged, "runs": runs,
@@ -271,6 +274,7 @@ def measure(size: int, runs: int, trials: int, work: Path, only: set[str] | None
         out["rebuild_eps"] = round(logged / statistics.median(reb))
         out["rebuild_s"] = round(statistics.median(reb), 2)
         out["rebuild_peak_rss_mib"] = round(max(reb_rss), 1)
+        out["rebuild_1_process_s"] = round(statistics.median(reb1), 2)
         out["rebuild_vs_floor_read"] = round(out["rebuild_eps"] / out["floor_read_eps"], 3)
     if wanted("verify"):
         vt = verify_time(db, runs)
