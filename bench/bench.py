@@ -16,7 +16,8 @@ Figures (medians over --runs):
   rebuild        `csat rebuild` of every projection (rule-set months scored by --jobs = the machine's
                  cores), events/s, peak RSS of the main process; and `--jobs 1` (one process), run
                  by run after it
-  whatif         `csat whatif` of every rule set over the whole store, total seconds
+  whatif         `csat whatif` of every rule set over the whole store (its months scored by --jobs =
+                 the machine's cores), total seconds
   incremental    append one response and read its updated score: p50 / p99 over --trials
   explain        `Engine.explain` of a subject-month with 10,000 responses: the first (computed and
                  stored), a later one (read back; target < 50 ms), and the CLI command (JSON)

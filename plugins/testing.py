@@ -227,7 +227,8 @@ def _rows(engine: Engine, ids: set[str]) -> list[dict[str, Any]]:
 def check_scoring(rulesets: list[RuleSet], examples: Sequence[str | os.PathLike[str]],
                   tmp_path: str | os.PathLike[str]) -> None:
     """The examples ingest and score (scores are Decimal, figures well-formed); every row explains
-    to itself; item points (where the rule set gives them) are well-formed; a rebuild and an event-by-event ingest give the same rows as one ingest."""
+    to itself; item points (where the rule set gives them) are well-formed; a rebuild (in one process and
+    in several) and an event-by-event ingest give the same rows as one ingest."""
     builtins = [i.ruleset for i in installed_rulesets(make_plugin_manager(entry_points=False))]
     everything = builtins + [rs for rs in rulesets if rs.id not in {b.id for b in builtins}]
     ids = {rs.id for rs in rulesets}
@@ -260,6 +261,9 @@ def check_scoring(rulesets: list[RuleSet], examples: Sequence[str | os.PathLike[
                 assert 0 <= item["attainment"] <= 100 and item["responses"] > 0, f"{rid} {period}: {item}"
         engine.rebuild()
         assert _rows(engine, ids) == rows, f"{named}: a rebuild from the log gives other rows than the incremental path"
+        engine.rebuild(jobs=2)  # months scored in forked processes, as `csat rebuild` does by default
+        assert _rows(engine, ids) == rows, (f"{named}: a rebuild scoring months in several processes gives other "
+                                            "rows (does a result depend on state kept from an earlier call?)")
     with Engine.open(tmp / "conformance-stepwise.db", rulesets=everything) as engine:
         for event in _events(examples):
             engine.append([event])

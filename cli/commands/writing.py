@@ -9,6 +9,7 @@ import sys
 import click
 
 from csat.engine import CsatError
+from csat.engine.read.months import default_jobs
 
 from ..app import Context, handles_errors
 from ..options import MONTH, PERIOD
@@ -122,12 +123,14 @@ def adopt(c: Context, file: str, ruleset: str, from_: str, replace: tuple[str, .
 @click.option("--replace", "replace", multiple=True, metavar="KEY", help="As csat adopt --replace; repeatable.")
 @click.option("--period", "-p", type=PERIOD, help="Only this month, quarter or year.")
 @click.option("--all", "all_", is_flag=True, help="Every row, not only those that change.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=default_jobs, show_default="the machine's cores",
+              help="Processes scoring the rule set's months at once (the same figures as one).")
 @format_option()
 @output_option
 @click.pass_obj
 @handles_errors
 def whatif(c: Context, ruleset: str, params: str, from_: str | None, replace: tuple[str, ...], period: str | None,
-           all_: bool, fmt: str, output: str | None) -> None:
+           all_: bool, jobs: int, fmt: str, output: str | None) -> None:
     """Preview an adoption: the scores as `csat adopt` with the same arguments would publish them.
 
     Nothing is written and nothing is locked. Rows show before, after and
@@ -141,7 +144,7 @@ def whatif(c: Context, ruleset: str, params: str, from_: str | None, replace: tu
       csat whatif -r iso-100 --params items.toml --replace items --format json
     """
     from csat.engine.read.scoreviews import whatif_summary
-    rows = c.engine().whatif(ruleset, params, period=period, all=all_, from_=from_, replace=replace)
+    rows = c.engine().whatif(ruleset, params, period=period, all=all_, from_=from_, replace=replace, jobs=jobs)
     summary = whatif_summary(rows)
     with opened(output, bom=fmt == "csv") as echo:
         if fmt == "json":

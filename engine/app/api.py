@@ -397,11 +397,14 @@ class Engine(Listings, PersonalData, RaterLinks):
             raise IngestFailed([p.replace(f"{source}:1: ", f"{source}: ", 1) for p in e.problems]) from None
 
     def whatif(self, ruleset: str, params: dict[str, Any] | str | os.PathLike[str], period: str | None = None,
-               all: bool = False, from_: str | None = None, replace: Iterable[str] = ()) -> list[dict[str, Any]]:
+               all: bool = False, from_: str | None = None, replace: Iterable[str] = (),
+               jobs: int = 1) -> list[dict[str, Any]]:
         """Every score of ``ruleset`` (or of ``period``) recomputed as if ``params`` had been adopted
         from ``from_`` (default: the rule set's first month) exactly as :meth:`adopt` with the same
         arguments would, beside the current ones; rows where something differs (all with ``all``).
-        Nothing is written and nothing is locked: the replay runs on a private snapshot."""
+        Nothing is written and nothing is locked: the replay runs on a private snapshot. ``jobs``
+        > 1: its months are scored by forked processes, as :meth:`rebuild`'s (from a process with
+        no other threads running)."""
         rs = self._ruleset(ruleset)
         if from_ is not None and (why := periods.month_problem(from_)):
             raise CsatError(f"--from: {why}")
@@ -409,7 +412,8 @@ class Engine(Listings, PersonalData, RaterLinks):
             periods.kind(period)
         self.catch_up()
         with copy_of(self.projection, ruleset) as private:  # one read snapshot of the published read models
-            first = private.conn.execute("SELECT MIN(period) FROM rm_responses").fetchone()[0]
+            first = private.conn.execute("SELECT MIN(period) FROM rm_responses WHERE ruleset = ?",
+                                         (ruleset,)).fetchone()[0]
             month = from_ or first
             if month is None:
                 return []
@@ -422,7 +426,7 @@ class Engine(Listings, PersonalData, RaterLinks):
             with private.transaction():  # as if appended right after the position the copy reflects
                 private.applier.apply([Logged(private.tracked() + 1, "", f"adoption:{ruleset}:what-if", adoption)],
                                adoptions, org)
-                private.rescore_from(ruleset, month)
+                private.rescore_from(ruleset, month, jobs)
             after = {(r["period"], r["subject"], r["metric"]): r
                      for r in self._score_rows(ruleset, period, None, None, private.conn)}
         out = []

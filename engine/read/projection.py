@@ -150,9 +150,9 @@ class Projection:
         rule-set months are scored by that many forked processes (the same rows, in the same order)."""
         return Replay(self).run(progress, upto, then, jobs)
 
-    def rescore_from(self, ruleset: str, month: str) -> None:
+    def rescore_from(self, ruleset: str, month: str, jobs: int = 1) -> None:
         """Score one rule set's months from ``month`` on again (what a what-if does on its copy)."""
-        Replay(self).rescore_from(ruleset, month)
+        Replay(self).rescore_from(ruleset, month, jobs)
 
     def settle(self, progress: Progress | None = None) -> int:
         """Rescore every dirty subject-month and what stands above it; returns groups rescored.

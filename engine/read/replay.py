@@ -110,12 +110,7 @@ class Replay:
                     continue
                 months = [m for (m,) in self.conn.execute("SELECT DISTINCT period FROM rm_responses WHERE "
                                                           "ruleset = ? ORDER BY period", (ruleset,)).fetchall()]
-                if pool is not None and not self.rulesets[ruleset].uses_cases and len(months) > 1:
-                    counts = (self._write_month(m, touched) for m in pool.scored(self._month_tasks(ruleset, months,
-                                                                                                   adoptions)))
-                else:  # (a rule set reading cases reads them in the open transaction: here)
-                    counts = (self._score_replayed_month(ruleset, m, adoptions, org, touched) for m in months)
-                for scored in counts:
+                for scored in self._score_months(ruleset, months, adoptions, org, touched, pool):
                     if progress:
                         progress(scored=scored)
         finally:
@@ -130,18 +125,19 @@ class Replay:
         self.projection.keep_state(adoptions, org)
         return applied
 
-    def rescore_from(self, ruleset: str, month: str) -> None:
+    def rescore_from(self, ruleset: str, month: str, jobs: int = 1) -> None:
         """Score one rule set's months from ``month`` on again, each once, and roll up the
         subjects they touch (inside the caller's transaction): what a what-if does on its
         private copy after adding its adoption, instead of the incremental path's rescoring.
 
         The copy holds no credits (:func:`~csat.engine.read.snapshots.copy_of`) and none are
         written: a what-if compares scores, and its roll-ups read the month figures. A subject
-        whose figures may change had a month figure before (in the copy) or is credited now."""
+        whose figures may change had a month figure before (in the copy) or is credited now.
+        ``jobs`` > 1: the months are scored by that many forked processes (as :meth:`run`)."""
         with collector_paused():
-            self._rescore_from(ruleset, month)
+            self._rescore_from(ruleset, month, jobs)
 
-    def _rescore_from(self, ruleset: str, month: str) -> None:
+    def _rescore_from(self, ruleset: str, month: str, jobs: int) -> None:
         adoptions, org = self.projection.state()
         touched: dict[tuple[str, str], set[str]] = defaultdict(set)
         for subject, period in self.conn.execute("SELECT DISTINCT subject, period FROM scores WHERE ruleset = ? "
@@ -149,9 +145,15 @@ class Replay:
             touched[(ruleset, subject)].add(period)
         for table, kind in (("rm_credits", ""), ("scores", " AND kind = 'month'"), ("rm_dirty", "")):
             self.conn.execute(f"DELETE FROM {table} WHERE ruleset = ? AND period >= ?{kind}", (ruleset, month))
-        for (period,) in self.conn.execute("SELECT DISTINCT period FROM rm_responses WHERE ruleset = ? AND period >= ? "
-                                           "ORDER BY period", (ruleset, month)).fetchall():
-            self._score_replayed_month(ruleset, period, adoptions, org, touched, keep_credits=False)
+        months = [p for (p,) in self.conn.execute("SELECT DISTINCT period FROM rm_responses WHERE ruleset = ? AND "
+                                                  "period >= ? ORDER BY period", (ruleset, month)).fetchall()]
+        pool = MonthPool(jobs, self.rulesets, adoptions, org) if jobs > 1 and can_fork() else None
+        try:
+            for _ in self._score_months(ruleset, months, adoptions, org, touched, pool, keep_credits=False):
+                pass
+        finally:
+            if pool is not None:
+                pool.close()
         self._roll_up_replayed(touched, adoptions)
 
     # -- 1. folding the log ---------------------------------------------------------
@@ -231,6 +233,19 @@ class Replay:
         due = late_due(self.conn, adoptions.in_force(ruleset, month), month)
         return self._write_month(score_month(rs, month, states, adoptions, org, due, cases, self.projection.usable),
                                  touched, keep_credits)
+
+    def _score_months(self, ruleset: str, months: list[str], adoptions: Adoptions, org: Org,
+                      touched: dict[tuple[str, str], set[str]], pool: MonthPool | None,
+                      keep_credits: bool = True) -> Iterator[int]:
+        """Score and write a rule set's months in order — in the pool's processes when there is one
+        and the rule set reads no cases (those are in the open transaction: here) — yielding each
+        month's subjects scored."""
+        if pool is not None and not self.rulesets[ruleset].uses_cases and len(months) > 1:
+            for scored in pool.scored(self._month_tasks(ruleset, months, adoptions)):
+                yield self._write_month(scored, touched, keep_credits)
+        else:
+            for month in months:
+                yield self._score_replayed_month(ruleset, month, adoptions, org, touched, keep_credits)
 
     def _month_tasks(self, ruleset: str, months: list[str], adoptions: Adoptions) -> Iterator[tuple[str, str, list[bytes], str | None]]:
         """What a scoring process needs of each month: the stored states (bytes) and the due date."""
