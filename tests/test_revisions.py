@@ -250,3 +250,34 @@ def test_the_kit_checks_old_example_adoptions_still_decode(tmp_path):
     with pytest.raises(AssertionError, match=r"^callcentre-5: adoption 'old' of version 1 does not decode after "
                                              r"upgrade_params"):
         check_examples([Broken()], [path])
+
+
+def test_a_whatif_reads_one_snapshot_while_another_process_appends(db, tmp_path, monkeypatch):
+    """A what-if reads the published responses in place, in one read snapshot: what another
+    connection appends and scores while it runs (a response in a month the what-if has not reached
+    yet, another in a new month) is in none of its rows, before or after."""
+    from csat.engine.read.replay import Replay
+    path = toml(tmp_path, "change.toml", CHANGE_OF["plant-50"])
+    with Engine.open(db) as e, Engine.open(db) as other:
+        e.ingest([EXAMPLE_OF["plant-50"]])
+        expected = e.whatif("plant-50", path, all=True)
+        score_month = Replay._score_replayed_month
+        appended: list[str] = []
+
+        def meanwhile(self, ruleset, month, *args, **kwargs):
+            if not appended:  # the first month of the what-if: the others come later
+                appended.append(month)
+                other.append([{"type": "response", "id": f"late-{p}", "ruleset": "plant-50", "period": p,
+                               "subject": "purchasing", "rater": "workshop-9",
+                               "answers": {"attitude": "很不满意", "response": "很不满意", "solution": "很不满意"},
+                               "reasons": {k: "meanwhile" for k in ("attitude", "response", "solution")}}
+                              for p in ("2026-03", "2026-06")])
+                other.catch_up()
+            return score_month(self, ruleset, month, *args, **kwargs)
+
+        monkeypatch.setattr(Replay, "_score_replayed_month", meanwhile)
+        rows = e.whatif("plant-50", path, all=True)
+        monkeypatch.undo()
+        assert appended == ["2026-01"]
+        assert rows == expected  # as if nothing had been appended
+        assert e.whatif("plant-50", path, all=True) != expected  # (and the next one sees it all)

@@ -102,11 +102,13 @@ class PostgresBackend(Backend):
 
     @contextlib.contextmanager
     def private_views(self, prefix: str) -> Iterator[Any]:
-        """A schema of one transaction, never committed: it and all in it go with the rollback."""
+        """A schema of one transaction, never committed: it and all in it go with the rollback.
+        The transaction is one read snapshot (repeatable read): what it reads of the published
+        tables holds still while others write."""
         conn = PgConnection(self.target, 0)
         try:
             schema = prefix.strip("-").replace("-", "_") + f"_{os.getpid()}"
-            conn.raw.execute("BEGIN")
+            conn.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
             conn.raw.execute(f"CREATE SCHEMA {schema}")
             conn.raw.execute(f"SET LOCAL search_path TO {schema}, public")
             yield conn

@@ -37,8 +37,9 @@ def snapshot(projection: Projection, upto: int, only: Iterable[str] | None = Non
 
 
 #: what a what-if copies: the rule set's own rows, and the tables every rule set reads (not its
-#: credits: the rescoring credits each response again and compares scores, which need none stored)
-_COPIED = (("scores", True), ("rm_responses", True), ("rm_adoptions", True),
+#: credits: the rescoring credits each response again and compares scores, which need none stored;
+#: nor its responses: those are read where they are published, in the same read snapshot)
+_COPIED = (("scores", True), ("rm_adoptions", True),
            ("rm_dirty", True), ("rm_rulesets", True), ("rm_units", False), ("rm_cases", False),
            ("rm_closures", False), ("rm_rectifications", False), ("rm_rectification_updates", False))
 
@@ -46,11 +47,15 @@ _COPIED = (("scores", True), ("rm_responses", True), ("rm_adoptions", True),
 @contextlib.contextmanager
 def copy_of(projection: Projection, ruleset: str) -> Iterator[Projection]:
     """One rule set's published read models (with the org chart and the complaint tables),
-    copied in one read snapshot of the store: a what-if applies its adoption there and rescores
-    only from its month."""
+    copied in one read snapshot of the store — a what-if applies its adoption there and rescores
+    only from its month. Its responses, which a what-if only reads, are not copied: the private
+    views have no ``rm_responses`` of their own, so the name finds the published table (SQLite
+    looks in the attached store after the private one; PostgreSQL's search path goes on to the
+    public schema), read in the same snapshot, which lasts until the what-if is done."""
     backend = projection.store.backend
     with _private(projection, "csat-whatif-", [ruleset]) as private:
         conn = private.conn
+        conn.execute("DROP TABLE rm_responses")
         with backend.published(conn) as (live, tracking):
             for table, own in _COPIED:
                 columns = ", ".join(backend.columns(conn, table))
@@ -60,4 +65,4 @@ def copy_of(projection: Projection, ruleset: str) -> Iterator[Projection]:
                                     (VIEWS,)).fetchone()
             if position and position[0]:
                 projection.store.track(position[0], conn=conn)
-        yield private
+            yield private  # (inside the snapshot: the responses are read there)
