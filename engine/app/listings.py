@@ -19,9 +19,6 @@ from ..read.items import item_rows
 from .redact import Pseudonyms
 from ..read.cases import ROUND_SPEC
 from .rounds import round_status
-from .report import report_data
-from ..render.forms import write_form
-from ..render.report import render_report
 
 
 class _Who(msgspec.Struct):
@@ -234,6 +231,7 @@ class Listings:
             if rater not in raters:
                 raise NotFound(f"rater {rater!r} has no assignment in round {round_id}")
             raters = [rater]
+        from ..render.forms import write_form  # (openpyxl: loaded when a form is made)
         out = {}
         for who in raters:
             buffer = io.BytesIO()
@@ -246,6 +244,8 @@ class Listings:
         """The period's report for management as one self-contained HTML page (``csat report``;
         :func:`csat.engine.app.report.report_data` holds what it shows). No rater or respondent
         is named; a figure from fewer than ``min_responses`` responses is shown as "—"."""
+        from ..render.report import render_report  # (Jinja2: loaded when a report is made)
+        from .report import report_data
         return render_report(report_data(self, period, ruleset, under, min_responses))
 
     def ruleset_list(self) -> list[dict[str, Any]]:
