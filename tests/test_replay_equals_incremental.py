@@ -118,7 +118,7 @@ def test_a_rebuild_in_several_processes_writes_the_same_rows_in_the_same_order(d
             yield result
 
     monkeypatch.setattr(months.MonthPool, "scored", counting)
-    events = list(synth.mixed(12000, seed=5))
+    events = list(synth.mixed(6000, seed=5))  # two months and more of three rule sets
 
     def dump() -> dict[str, list[tuple]]:
         if db.startswith("postgresql"):
@@ -134,5 +134,5 @@ def test_a_rebuild_in_several_processes_writes_the_same_rows_in_the_same_order(d
         assert not pooled
         e.rebuild(jobs=2)
         two = dump()
-    assert {p.split()[0] for p in pooled} >= {"airline-1000", "dealership-cs", "iso-100", "plant-50"}  # (supplier
-    assert one == two and len(one["scores"]) > 1000                                # reads cases: this process)
+    assert {p.split()[0] for p in pooled} == {"airline-1000", "dealership-cs", "plant-50"}  # (one month: here)
+    assert one == two and len(one["scores"]) > 500
