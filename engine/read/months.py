@@ -15,6 +15,7 @@ write transaction, which another process cannot see.
 from __future__ import annotations
 
 import collections
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -179,6 +180,20 @@ class MonthPool:
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
         _INHERITED.clear()
+
+
+@contextlib.contextmanager
+def month_pool(jobs: int, rulesets: dict[str, RuleSet], adoptions: Adoptions, org: Org) -> Iterator[MonthPool | None]:
+    """A :class:`MonthPool` of ``jobs`` processes for the block — or None (one process: ``jobs``
+    is 1, or this platform does not fork) — closed afterwards."""
+    if jobs <= 1 or not can_fork():
+        yield None
+        return
+    pool = MonthPool(jobs, rulesets, adoptions, org)
+    try:
+        yield pool
+    finally:
+        pool.close()
 
 
 def default_jobs() -> int:

@@ -31,7 +31,7 @@ from ..collector import collector_paused
 from .cases import case_subjects, cases_of, record_case_event
 from ..errors import RuleSetFailed
 from ..log.events import ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn, UnitDeclared
-from .months import MonthPool, MonthScored, can_fork, score_month
+from .months import MonthPool, MonthScored, month_pool, score_month
 from .readmodel import (Adoptions, Org, count_events, create_indexes, decode_state, encode_state, load_states,
                         mark_chart)
 from ..scoring.ruleset import Amendment, ResponseState, RuleSet
@@ -103,8 +103,7 @@ class Replay:
         create_indexes(self.projection.db, ["rm_responses", "rm_cases", "rm_closures", "rm_rectifications",
                                  "rm_rectification_updates"])
         touched: dict[tuple[str, str], set[str]] = defaultdict(set)
-        pool = MonthPool(jobs, self.rulesets, adoptions, org) if jobs > 1 and can_fork() else None
-        try:
+        with month_pool(jobs, self.rulesets, adoptions, org) as pool:
             for ruleset in sorted(self.rulesets):
                 if not self.projection.usable(ruleset) or (self.only is not None and ruleset not in self.only):
                     continue
@@ -113,9 +112,6 @@ class Replay:
                 for scored in self._score_months(ruleset, months, adoptions, org, touched, pool):
                     if progress:
                         progress(scored=scored)
-        finally:
-            if pool is not None:
-                pool.close()
         create_indexes(self.projection.db, ["scores"])
         self._roll_up_replayed(touched, adoptions)
         create_indexes(self.projection.db, ["rm_credits"])
@@ -147,13 +143,9 @@ class Replay:
             self.conn.execute(f"DELETE FROM {table} WHERE ruleset = ? AND period >= ?{kind}", (ruleset, month))
         months = [p for (p,) in self.conn.execute("SELECT DISTINCT period FROM rm_responses WHERE ruleset = ? AND "
                                                   "period >= ? ORDER BY period", (ruleset, month)).fetchall()]
-        pool = MonthPool(jobs, self.rulesets, adoptions, org) if jobs > 1 and can_fork() else None
-        try:
+        with month_pool(jobs, self.rulesets, adoptions, org) as pool:
             for _ in self._score_months(ruleset, months, adoptions, org, touched, pool, keep_credits=False):
                 pass
-        finally:
-            if pool is not None:
-                pool.close()
         self._roll_up_replayed(touched, adoptions)
 
     # -- 1. folding the log ---------------------------------------------------------
@@ -221,8 +213,7 @@ class Replay:
                               touched: dict[tuple[str, str], set[str]], keep_credits: bool = True) -> int:
         """Score a rule-set month in this process (:func:`~csat.engine.read.months.score_month`) and write it."""
         rs = self.rulesets[ruleset]
-        states = [decode_state(blob) for (blob,) in self.conn.execute(
-            "SELECT state FROM rm_responses WHERE ruleset = ? AND period = ? ORDER BY position", (ruleset, month))]
+        states = [decode_state(blob) for blob in self._month_states(ruleset, month)]
         with_cases: list[list[str]] = []  # the units with cases this month, read once
 
         def cases(subject: str) -> tuple[list[Any], list[Any]]:
@@ -250,9 +241,13 @@ class Replay:
     def _month_tasks(self, ruleset: str, months: list[str], adoptions: Adoptions) -> Iterator[tuple[str, str, list[bytes], str | None]]:
         """What a scoring process needs of each month: the stored states (bytes) and the due date."""
         for month in months:
-            blobs = [bytes(blob) for (blob,) in self.conn.execute(
-                "SELECT state FROM rm_responses WHERE ruleset = ? AND period = ? ORDER BY position", (ruleset, month))]
-            yield ruleset, month, blobs, late_due(self.conn, adoptions.in_force(ruleset, month), month)
+            yield ruleset, month, self._month_states(ruleset, month), late_due(self.conn, adoptions.in_force(ruleset,
+                                                                                                         month), month)
+
+    def _month_states(self, ruleset: str, month: str) -> list[bytes]:
+        """A rule-set month's stored response states, in log order."""
+        return [bytes(blob) for (blob,) in self.conn.execute(
+            "SELECT state FROM rm_responses WHERE ruleset = ? AND period = ? ORDER BY position", (ruleset, month))]
 
     def _write_month(self, scored: MonthScored, touched: dict[tuple[str, str], set[str]],
                      keep_credits: bool = True) -> int:
