@@ -13,6 +13,7 @@ import click
 
 from csat.engine import periods
 from csat.engine.app.api import DB_ENV
+from csat.engine.read.months import default_jobs
 
 DB_HELP = ("The store: a SQLite file, or postgresql://USER[:PASS]@HOST[:PORT]/DBNAME for a store shared by "
            "several sites. Default: ./csat.db.")
@@ -61,6 +62,13 @@ def as_of_option(what: str = "As published"):
     return click.option("--as-of", "as_of", metavar="N|TIME", type=AS_OF,
                         help=f"{what} when the log ended at position N or at recording time TIME "
                              "(YYYY-MM-DD[THH:MM[:SS]], UTC).")
+
+
+def jobs_option(what: str):
+    """``--jobs N``: the processes scoring rule-set months at once (default: the machine's cores)."""
+    return click.option("--jobs", "-j", type=click.IntRange(min=1), default=default_jobs,
+                        show_default="the machine's cores", help=f"Processes scoring {what} at once "
+                                                                 "(the same figures as one).")
 
 
 def _set_db(ctx: click.Context, param: click.Parameter, value: str | None) -> None:

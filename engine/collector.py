@@ -21,7 +21,8 @@ _paused = [0, False]  # blocks open (in any thread), and whether the collector r
 def collector_paused() -> Iterator[None]:
     """The collector paused for the block and resumed when the last such block (of any thread)
     ends, as it was before the first began: an embedder that disabled it keeps it disabled.
-    Cycles made meanwhile (by a plugin, say) wait for the next collection; none is lost."""
+    Cycles made meanwhile (by a plugin, say) wait for the next collection; none is lost.
+    Also a decorator: ``@collector_paused()``."""
     with _lock:
         if _paused[0] == 0:
             _paused[1] = gc.isenabled()

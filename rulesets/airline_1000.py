@@ -22,10 +22,6 @@ from csat.engine.ruleset import (Choice, Figure, ItemPoints, LateAnswers, MonthI
 from csat.plugins import hookimpl
 
 
-#: the distinct answer sets remembered per parameters (a few hundred in a real month)
-MEMO_LIMIT = 20_000
-
-
 class Grade(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     points: Decimal
     label: str
@@ -135,17 +131,11 @@ class Airline1000(RuleSet):
         # a questionnaire's score depends on its answers (and its department's weights) alone:
         # each distinct set of answers is scored once per parameters — a month repeats a few
         # hundred patterns over thousands of questionnaires
-        memo = self.per_params("questionnaires", params, lambda p: {})
         department = month.subject if weights is not None else None
         for counted in month.counted:
             r = counted.response
-            key = (department, tuple(r.answers.items()))
-            hit = memo.get(key)
-            if hit is None:
-                if len(memo) >= MEMO_LIMIT:  # (free numbers or odd answers: keep memory bounded)
-                    memo.clear()
-                hit = memo[key] = self._questionnaire_score(r.answers, grade_of, weights, params)
-            terms, score = hit
+            terms, score = self.remembered("questionnaires", params, (department, tuple(r.answers.items())),
+                                           lambda: self._questionnaire_score(r.answers, grade_of, weights, params))
             if score is None:
                 if trace:
                     trace.exclude(r, "no indicator answered with a grade of the parameters in force")

@@ -187,24 +187,10 @@ class DealershipCS(RuleSet):
 
     def _values(self, r: ResponseState, form: Form, params: Params) -> dict[str, tuple[list, Decimal | None]]:
         """Each metric of the response's form: its (item, weight, points) terms and value (None: N/A).
-        The same for every unit the callback is credited to, so computed once per settle of a month."""
-        cache = self.__dict__.setdefault("_value_cache", {})
-        if cache.get("month") != r.period or len(cache) > 20_000:  # responses of one month at a time
-            cache.clear()
-            cache["month"] = r.period
-        hit = cache.get(id(r))
-        if hit is not None and hit[0] is r and hit[1] is params:
-            return hit[2]
-        # the values depend on the form and the answers alone: each distinct pattern once per parameters
-        patterns = self.per_params("patterns", params, lambda p: {})
-        key = (r.form, tuple(r.answers.items()))
-        out = patterns.get(key)
-        if out is None:
-            if len(patterns) >= 20_000:  # (free point answers: keep memory bounded)
-                patterns.clear()
-            out = patterns[key] = self._pattern_values(r, form, params)
-        cache[id(r)] = (r, params, out)
-        return out
+        They depend on the form and the answers alone — the same for every unit the callback is
+        credited to, and for every callback answered alike — so each pattern is computed once."""
+        return self.remembered("patterns", params, (r.form, tuple(r.answers.items())),
+                               lambda: self._pattern_values(r, form, params))
 
     def _pattern_values(self, r: ResponseState, form: Form, params: Params) -> dict[str, tuple[list, Decimal | None]]:
         level_of = self._level_of(params)

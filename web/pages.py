@@ -236,21 +236,17 @@ def _submit(request: Request, token: str, form: Any) -> Response:
     with request.app.state.engines.borrow() as engine:
         a = _assignment(request, engine)
         q = _questionnaire(request, engine, a)
-        if a["anonymous"] and not engine.accounts.claim_return(token, nonce):  # one return per link
-            return _rater_page(request, engine, a, {}, [], done=True, status=409)
         try:
             events = _events(engine, a, q, token, form)
         except _Refused as e:
-            if a["anonymous"]:
-                engine.accounts.release_return(token, nonce)
             return _rater_page(request, engine, a, {k: str(v) for k, v in form.items()}, [str(e)], status=422)
-        if not events and a["anonymous"]:
-            engine.accounts.release_return(token, nonce)
         if not events:  # sent again unchanged (a double click, a retry): nothing more to record
             done = any(form.get(f"{field(s['id'], f)}::{i['id']}") for s in a["subjects"] for f, items in parts(q)
                        for i in items)
             return _rater_page(request, engine, a, {} if done else dict(form), [] if done else [
                 "nothing to send: answer at least one subject"], done=done, status=200 if done else 400)
+        if a["anonymous"] and not engine.accounts.claim_return(token, nonce):  # one return per link (this page's)
+            return _rater_page(request, engine, a, {}, [], done=True, status=409)
     by = None if a["anonymous"] else f"rater-link:{hashlib.sha256(token.encode()).hexdigest()[:8]}"
     problems: list[str] = []
     try:  # appended together with the other submissions waiting now (csat.web.writer)
@@ -258,6 +254,11 @@ def _submit(request: Request, token: str, form: Any) -> Response:
     except IngestFailed as e:
         names = {f"events[{i}]": ev.get("subject") for i, ev in enumerate(events)}
         problems = [_problem_line(p, names) for p in e.problems]
+    except BaseException:
+        if a["anonymous"]:  # nothing recorded: the link may send again
+            with request.app.state.engines.borrow() as engine:
+                engine.accounts.release_return(token, nonce)
+        raise
     with request.app.state.engines.borrow() as engine:
         if problems:
             if a["anonymous"]:

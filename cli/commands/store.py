@@ -6,9 +6,8 @@ import time
 
 import click
 
-from csat.engine.read.months import default_jobs
-
 from ..app import Context, fail, handles_errors
+from ..options import jobs_option
 from ..output import format_option, to_json
 from ..progress import ProgressLine
 
@@ -66,8 +65,7 @@ def verify(c: Context, published: tuple[int, str] | None, fmt: str) -> None:
 
 
 @click.command()
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=default_jobs, show_default="the machine's cores",
-              help="Processes scoring rule-set months at once (the same scores as one).")
+@jobs_option("rule-set months")
 @click.pass_obj
 @handles_errors
 def rebuild(c: Context, jobs: int) -> None:

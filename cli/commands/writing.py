@@ -9,10 +9,9 @@ import sys
 import click
 
 from csat.engine import CsatError
-from csat.engine.read.months import default_jobs
 
 from ..app import Context, handles_errors
-from ..options import MONTH, PERIOD
+from ..options import MONTH, PERIOD, jobs_option
 from ..output import format_option, opened, output_option, render, to_json
 from ..progress import ProgressLine
 
@@ -123,8 +122,7 @@ def adopt(c: Context, file: str, ruleset: str, from_: str, replace: tuple[str, .
 @click.option("--replace", "replace", multiple=True, metavar="KEY", help="As csat adopt --replace; repeatable.")
 @click.option("--period", "-p", type=PERIOD, help="Only this month, quarter or year.")
 @click.option("--all", "all_", is_flag=True, help="Every row, not only those that change.")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=default_jobs, show_default="the machine's cores",
-              help="Processes scoring the rule set's months at once (the same figures as one).")
+@jobs_option("the rule set's months")
 @format_option()
 @output_option
 @click.pass_obj

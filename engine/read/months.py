@@ -68,15 +68,13 @@ def score_month(rs: RuleSet, month: str, states: list[ResponseState], adoptions:
     adoption = adoptions.in_force(rs.id, month)
     inputs: dict[str, MonthInput] = {}
     subjects: dict[str, None] = {}
-    own_subject = type(rs).credits is RuleSet.credits  # the default: each response its subject's alone
     for state in states:
-        if own_subject:
-            credits: Iterable[Credit] = (Credit(state.subject),)
-        else:
-            try:
-                credits = sorted(set(credits_of(rs, state, adoptions, org)), key=lambda c: (c.role, c.via, c.subject))
-            except RuleSetFailed as e:  # the rule set is parked; it is re-credited when it works again
-                return MonthScored(rs.id, month, parked=e)
+        try:
+            credits = credits_of(rs, state, adoptions, org)
+        except RuleSetFailed as e:  # the rule set is parked; it is re-credited when it works again
+            return MonthScored(rs.id, month, parked=e)
+        if len(credits) > 1:  # (the default, and most: one credit, its subject)
+            credits = sorted(set(credits), key=lambda c: (c.role, c.via, c.subject))
         why = exclusion(state) or late_exclusion(state, due)
         for c in credits:
             out.credits.append((rs.id, c.subject, month, state.id, c.role, c.via))

@@ -200,14 +200,11 @@ class Projection:
             return True
         return bool(self.applier.resumable())
 
+    @collector_paused()
     def catch_up(self, progress: Progress | None = None, settle: bool = True, upto: int | None = None) -> int:
         """Apply every event after the tracked position (up to ``upto``); returns how many were applied."""
         if not self.conn.in_transaction and not self.behind(upto):
             return 0
-        with collector_paused():
-            return self._catch_up(progress, settle, upto)
-
-    def _catch_up(self, progress: Progress | None, settle: bool, upto: int | None) -> int:
         if upto is None and settle and not self.conn.in_transaction:
             replayed = self._replay_backlog(progress)
             if replayed is not None:

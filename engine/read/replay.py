@@ -79,16 +79,12 @@ class Replay:
         self.only = projection.only
         self.page = projection.REPLAY_PAGE
 
+    @collector_paused()
     def run(self, progress: Progress | None = None, upto: int | None = None,
             then: Iterable[ParametersAdopted] = (), jobs: int = 1) -> int:
         """Fill the empty read models (created without indexes, inside the caller's write
         transaction) from the log up to ``upto``, and the adoptions ``then`` as if appended
         after it; returns how many events were read."""
-        with collector_paused():
-            return self._run(progress, upto, then, jobs)
-
-    def _run(self, progress: Progress | None, upto: int | None, then: Iterable[ParametersAdopted],
-             jobs: int) -> int:
         adoptions, org = Adoptions(self.rulesets), Org()
         end = self.projection.store.max_position() if upto is None else min(upto, self.projection.store.max_position())
         applied = 0
@@ -121,6 +117,7 @@ class Replay:
         self.projection.keep_state(adoptions, org)
         return applied
 
+    @collector_paused()
     def rescore_from(self, ruleset: str, month: str, jobs: int = 1) -> None:
         """Score one rule set's months from ``month`` on again, each once, and roll up the
         subjects they touch (inside the caller's transaction): what a what-if does on its
@@ -130,10 +127,6 @@ class Replay:
         written: a what-if compares scores, and its roll-ups read the month figures. A subject
         whose figures may change had a month figure before (in the copy) or is credited now.
         ``jobs`` > 1: the months are scored by that many forked processes (as :meth:`run`)."""
-        with collector_paused():
-            self._rescore_from(ruleset, month, jobs)
-
-    def _rescore_from(self, ruleset: str, month: str, jobs: int) -> None:
         adoptions, org = self.projection.state()
         touched: dict[tuple[str, str], set[str]] = defaultdict(set)
         for subject, period in self.conn.execute("SELECT DISTINCT subject, period FROM scores WHERE ruleset = ? "

@@ -364,6 +364,22 @@ class RuleSet:
             hit = cache[id(params)] = (params, build(params))
         return hit[1]
 
+    #: the keys :meth:`remembered` keeps per name and parameters (then it starts afresh)
+    REMEMBERED: ClassVar[int] = 20_000
+
+    def remembered(self, name: str, params: Any, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()``, remembered per parameters object under ``key``: what a response's answers
+        alone decide (a month repeats a few hundred answer patterns over thousands of
+        responses), computed once per pattern. At most :attr:`REMEMBERED` keys are kept per name
+        and parameters, so free-text or numeric answers cannot grow it without bound."""
+        memo = self.per_params(name, params, lambda p: {})
+        if key in memo:
+            return memo[key]
+        if len(memo) >= self.REMEMBERED:
+            memo.clear()
+        value = memo[key] = compute()
+        return value
+
     def declared_metrics(self, params: Any) -> tuple[str, ...]:
         """The metrics this rule set publishes under ``params``: a figure under any other name
         (a typo such as ``satisfation``) is refused at the boundary. Default: :attr:`metrics`;
