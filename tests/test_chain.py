@@ -196,3 +196,22 @@ def test_the_chain_is_the_documented_function(store):
                                   + struct.pack(">I", len(state)) + state).digest()
         assert stored == previous
     assert verify(cli, 0)["head_hash"] == "sha256:" + previous.hex()
+
+
+def test_an_append_chains_what_it_writes_batch_by_batch(cli, monkeypatch, tmp_path):
+    """The append hashes each batch as it writes it. A batch boundary, and an implicit adoption
+    rewritten after its batch was written and chained (a later line lowers its `from`), chain
+    exactly as a log hashed from its stored rows."""
+    from csat.engine.app.ingest import Ingest
+    monkeypatch.setattr(Ingest, "CHUNK", 2)
+    lines = [{"type": "response", "id": f"r{i}", "ruleset": "plant-50", "period": month, "subject": "d1",
+              "rater": "ws", "answers": {"attitude": "满意", "speed": "满意", "solution": "满意"}}
+             for i, month in enumerate(("2026-03", "2026-03", "2026-04", "2026-02", "2026-01", "2026-03"))]
+    path = tmp_path / "late-lowered.jsonl"
+    path.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), encoding="utf-8")
+    assert "7 appended" in cli("ingest", str(path)).stdout  # six responses and one adoption
+    (stored_from,) = [json.loads(s)[1]["from"] for (s,) in sql(cli, "SELECT state FROM stored_events WHERE "
+                                                                    "originator_id = 'adoption:plant-50:default'")]
+    assert stored_from == "2026-01"
+    cli("ingest", str(AIRLINE))  # a second transaction, after the first's head
+    test_the_chain_is_the_documented_function((cli, None))

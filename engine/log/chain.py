@@ -37,7 +37,7 @@ import multiprocessing
 import os
 import sqlite3
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -117,6 +117,29 @@ def hash_at(conn: sqlite3.Connection, position: int) -> bytes | None:
     return row[0] if row and isinstance(row[0], bytes) and len(row[0]) == 32 else None
 
 
+def links(previous: bytes, after: int, rows: Sequence[tuple[str, int, str, bytes]]) -> list[tuple[int, bytes]]:
+    """The hashes of ``rows`` — (key, version, topic, state) as inserted — appended at the
+    positions after ``after``, chained to ``previous`` (the hash at ``after``): the append hashes
+    what it writes, and nothing is read back."""
+    out = []
+    position = after
+    for key, _, topic, state in rows:
+        position += 1
+        previous = link(previous, position, f"{key}\x1f{topic}".encode(), state)
+        out.append((position, previous))
+    return out
+
+
+def store(conn: sqlite3.Connection, hashes: list[tuple[int, bytes]]) -> None:
+    """Write chain hashes (inside the caller's write transaction). Raises LogDamaged when one is
+    already stored for a position being appended."""
+    try:
+        conn.executemany(f"INSERT INTO {TABLE} VALUES (?, ?)", hashes)
+    except (sqlite3.IntegrityError, PgIntegrityError):
+        raise LogDamaged(hashes[0][0], "a chain hash is already stored for a position being appended (an "
+                                       "event was deleted from the end of the log)") from None
+
+
 def seal(conn: sqlite3.Connection, after: int, page: int = 20_000) -> int:
     """Chain the rows appended after ``after`` (inside the caller's write transaction, before
     it commits); returns how many. Raises LogDamaged when the log's head does not chain."""
@@ -135,11 +158,7 @@ def seal(conn: sqlite3.Connection, after: int, page: int = 20_000) -> int:
             rows.append((position, previous))
         if not rows:
             return done - after
-        try:
-            conn.executemany(f"INSERT INTO {TABLE} VALUES (?, ?)", rows)
-        except (sqlite3.IntegrityError, PgIntegrityError):
-            raise LogDamaged(rows[0][0], "a chain hash is already stored for a position being appended (an "
-                                         "event was deleted from the end of the log)") from None
+        store(conn, rows)
         done = rows[-1][0]
 
 

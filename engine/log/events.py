@@ -360,15 +360,14 @@ _KEYS_ENCODER = msgspec.json.Encoder()
 def _duplicate_key(line: bytes, event: Event) -> str | None:
     """A key given twice in one JSON object of ``line`` (JSON parsers keep the last silently).
 
-    Fast path: every key of the input ends in ``":``, and so does every key of the event
-    re-encoded (defaults omitted; string values contain the same ``":`` in both). Equal
-    counts, no space before a colon and no escaped quote or colon (``\\u0022``, which could
-    balance the counts) mean no key was repeated; otherwise the line is parsed once more,
-    pair by pair.
+    Fast path: with the JSON whitespace taken out, every key of the input ends in ``":``, and
+    so does every key of the event re-encoded (defaults omitted; a string value holds ``":``
+    at least as often in the input as re-encoded, unless it escapes a quote or colon as
+    ``\\u00..``). Equal counts and no ``\\u00`` escape mean no key was repeated; otherwise
+    the line is parsed once more, pair by pair.
     """
-    if (line.count(b'":') == _KEYS_ENCODER.encode(event).count(b'":')
-            and b'" ' not in line and b'"\t' not in line and b'"\r' not in line
-            and b"\\u0022" not in line and b"\\u003" not in line):  # an escaped quote or colon could hide one
+    if (b"\\u00" not in line
+            and line.translate(None, b" \t\r\n").count(b'":') == _KEYS_ENCODER.encode(event).count(b'":')):
         return None
     found: list[str] = []
 

@@ -153,6 +153,10 @@ class Store:
         #: one-line notes for the user about this store (e.g. its chain was computed on this open)
         self.notices: list[str] = []
         self._sealed_after: int | None = None
+        #: the append chains as it writes: the last position appended, the last chained, and its hash
+        #: (None: chain the rest at commit, reading it back)
+        self._appended = self._chained = 0
+        self._chain_last: bytes | None = None
         self._keys: Any = None
         #: what differs between the databases a store can be in (chosen here, once)
         self.backend: Backend = backend_for(self.path)
@@ -300,17 +304,27 @@ class Store:
     def begin_write(self) -> None:
         """Start the one write transaction of an ingest (takes the write lock now)."""
         self.backend.begin_write()  # the lock first: then the end of the log holds still
-        self._sealed_after = self.max_position()
+        self._sealed_after = self._appended = self._chained = self.max_position()
+        self._chain_last = chain.hash_at(self.conn, self._sealed_after)  # (None: its head does not chain)
         self.backend.log_continues_after(self._sealed_after)
 
     def append(self, events: Sequence[Recorded], keys: Sequence[str] | None = None) -> None:
         """Append a batch inside the open transaction (see :meth:`begin_write`); ``keys`` are the
-        events' natural keys when the caller has them already."""
+        events' natural keys when the caller has them already. The batch is chained as it is
+        written (from the bytes written, nothing read back)."""
         enc = _STATE_ENCODER.encode
         if keys is None:
             keys = [natural_key(r.event) for r in events]
-        self.conn.executemany(self.insert_statement,
-                              [(k, 1, tag_of(r.event), enc(r)) for k, r in zip(keys, events)])
+        rows = [(k, 1, tag_of(r.event), enc(r)) for k, r in zip(keys, events)]
+        self.conn.executemany(self.insert_statement, rows)
+        if not rows or self._sealed_after is None:
+            return
+        after, self._appended = self._appended, self.max_position()
+        if self._chain_last is None or self._chained != after or self._appended != after + len(rows):
+            return  # (written by another path, or rewritten: the commit chains the rest from the log)
+        hashes = chain.links(self._chain_last, after, rows)
+        chain.store(self.conn, hashes)
+        self._chained, self._chain_last = hashes[-1]
 
     def replace_uncommitted(self, recorded: Recorded) -> None:
         """Rewrite an event appended earlier in the *open* transaction.
@@ -320,14 +334,19 @@ class Store:
         changed.
         """
         s = MAPPER.to_stored_event(recorded)
+        row = self.conn.execute(f"SELECT rowid FROM {_TABLE} WHERE originator_id = ? AND originator_version = 1",
+                                (s.originator_id,)).fetchone()
         self.conn.execute(f"UPDATE {_TABLE} SET state = ? WHERE originator_id = ? AND originator_version = 1",
                           (s.state, s.originator_id))
+        if row is not None and row[0] <= self._chained:  # its hash and those after it are chained again at commit
+            self.conn.execute(f"DELETE FROM {chain.TABLE} WHERE position >= ?", (row[0],))
+            self._chained, self._chain_last = row[0] - 1, None
 
     def commit(self, check: Callable[[], None] | None = None) -> None:
         """Chain what this transaction appended (the chain follows the commit order, which the
         write lock serialises), then commit; ``check`` may still refuse (raise) in between."""
-        if self._sealed_after is not None and self.max_position() > self._sealed_after:
-            chain.seal(self.conn, self._sealed_after)
+        if self._sealed_after is not None and self.max_position() > self._chained:
+            chain.seal(self.conn, self._chained)
         if check is not None:
             check()
         self._sealed_after = None
