@@ -69,6 +69,11 @@ def dict_lines(items: Iterable[Event | dict[str, Any]], name: str = EVENTS) -> I
         yield name, number, msgspec.json.encode(data)
 
 
+#: the events that may name a response (``response``), by tag
+_NAMES_A_RESPONSE = frozenset(cls.__struct_config__.tag for cls in (ResponseCorrected, ResponseWithdrawn,
+                                                                    ComplaintFiled, RectificationRequired))
+
+
 class Ingest:
     """One ingest call against a store."""
 
@@ -162,8 +167,7 @@ class Ingest:
         natural = [natural_key(ev) for _, _, ev in chunk]
         keys = set(natural)
         keys |= {f"response:{ev.response}" for _, _, ev in chunk
-                 if isinstance(ev, (ResponseCorrected, ResponseWithdrawn, ComplaintFiled,
-                                    RectificationRequired)) and ev.response}
+                 if type(ev).__struct_config__.tag in _NAMES_A_RESPONSE and ev.response}
         self.known = {k: lg.event for k, lg in self.store.get(sorted(keys)).items()}
         self.pending: list[Recorded] = []
         self.pending_keys: list[str] = []
