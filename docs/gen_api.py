@@ -61,6 +61,9 @@ def render() -> str:
     for name, m in sorted(vars(rs).items()):
         if callable(m) and not name.startswith("_"):
             lines += [f"#### `RuleSet.{_signature(name, m)}`", "", _doc(m), ""]
+    lines += ["### Helpers a rule set imports", ""]
+    for name in ("answers_key", "mean_of_months", "first_grade", "threshold_problems", "module_file"):
+        lines += [f"#### `{_signature(name, getattr(ruleset, name))}`", "", _doc(getattr(ruleset, name)), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -18,7 +18,8 @@ import msgspec
 from csat.engine.events import NA, ResponseRecorded
 from csat.engine.numbers import ONE, div, mean, mul, plain, publish, total
 from csat.engine.ruleset import (Choice, Figure, ItemPoints, LateAnswers, MonthInput, Problem, QuestionItem,
-                                 Questionnaire, ResponseState, RuleSet, Trace, mean_of_months, module_file)
+                                 Questionnaire, ResponseState, RuleSet, Trace, answers_key, mean_of_months,
+                                 module_file)
 from csat.plugins import hookimpl
 
 
@@ -134,7 +135,7 @@ class Airline1000(RuleSet):
         department = month.subject if weights is not None else None
         for counted in month.counted:
             r = counted.response
-            terms, score = self.remembered("questionnaires", params, (department, tuple(r.answers.items())),
+            terms, score = self.remembered("questionnaires", params, (department, answers_key(r.answers)),
                                            lambda: self._questionnaire_score(r.answers, grade_of, weights, params))
             if score is None:
                 if trace:

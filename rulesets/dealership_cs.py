@@ -18,7 +18,7 @@ from csat.engine.events import NA, ResponseRecorded
 from csat.engine.numbers import ZERO, add, dec, div, mul, plain, total
 from csat.engine.params import read_toml
 from csat.engine.ruleset import (Choice, Credit, Figure, ItemPoints, LateAnswers, MonthInput, Problem, QuestionItem,
-                                 Questionnaire, ResponseState, RuleSet, Trace, module_file)
+                                 Questionnaire, ResponseState, RuleSet, Trace, answers_key, module_file)
 from csat.plugins import hookimpl
 
 HUNDRED = Decimal(100)
@@ -189,7 +189,7 @@ class DealershipCS(RuleSet):
         """Each metric of the response's form: its (item, weight, points) terms and value (None: N/A).
         They depend on the form and the answers alone — the same for every unit the callback is
         credited to, and for every callback answered alike — so each pattern is computed once."""
-        return self.remembered("patterns", params, (r.form, tuple(r.answers.items())),
+        return self.remembered("patterns", params, (r.form, answers_key(r.answers)),
                                lambda: self._pattern_values(r, form, params))
 
     def _pattern_values(self, r: ResponseState, form: Form, params: Params) -> dict[str, tuple[list, Decimal | None]]:

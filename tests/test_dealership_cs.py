@@ -217,3 +217,24 @@ def test_an_adoption_that_changes_crediting_recredits_and_one_that_does_not_is_c
     assert score(engine, "shop", "2026-03", "repair_quality") is None
     # merged over the policy in force (events.md §2), not the shipped defaults: 20 points stay
     assert score(engine, "sa", "2026-03", "repair_quality")["score"] == Decimal("20.00")
+
+
+def test_points_given_as_90_and_as_90_0_keep_their_digits_in_any_process(db):
+    """Two callbacks answered alike in value (90 and 90.0 are equal in Python, and hash alike) are
+    not one answer pattern: a month's digits do not depend on which the rule set saw first, so a
+    rebuild in several processes publishes what the incremental path published."""
+    from csat.engine import Engine
+    with Engine.open(db) as e:
+        e.append([sales("x", "2026-04", "c1", [90.0, 90.0, 90.0, 90.0])])
+        e.catch_up()
+        e.append([sales("y", "2026-05", "c1", [90, 90, 90, 90])])
+        e.catch_up()
+        states = ("SELECT period, score, state FROM scores WHERE ruleset = 'dealership-cs' AND kind = 'month' "
+                  "ORDER BY period")
+        with connect(db) as conn:
+            incremental = conn.execute(states).fetchall()
+        assert [s for _, s, _ in incremental] == ["90.00", "90.00"]
+        assert ['"sum":"90.0"' in incremental[0][2], '"sum":"90"' in incremental[1][2]] == [True, True]
+        e.rebuild(jobs=2)
+        with connect(db) as conn:
+            assert conn.execute(states).fetchall() == incremental

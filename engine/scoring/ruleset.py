@@ -371,7 +371,11 @@ class RuleSet:
         """``compute()``, remembered per parameters object under ``key``: what a response's answers
         alone decide (a month repeats a few hundred answer patterns over thousands of
         responses), computed once per pattern. At most :attr:`REMEMBERED` keys are kept per name
-        and parameters, so free-text or numeric answers cannot grow it without bound."""
+        and parameters, so free-text or numeric answers cannot grow it without bound.
+
+        Keys are compared with ``==``, under which ``90 == 90.0``: key answers by
+        :func:`answers_key`, which tells them apart (their digits differ), never by
+        ``tuple(answers.items())``."""
         memo = self.per_params(name, params, lambda p: {})
         if key in memo:
             return memo[key]
@@ -516,6 +520,17 @@ def threshold_problems(grades: Sequence[MinGrade], key: str = "grades") -> list[
     if not mins or mins != sorted(mins, reverse=True) or mins[-1] != 0:
         return [f"key `{key}`: expected descending min, the last min = 0"]
     return []
+
+
+def answers_key(answers: dict[str, Answer]) -> tuple[Any, ...]:
+    """A response's answers as a key for :meth:`RuleSet.remembered`: equal only for the same items
+    answered alike, value and type — ``90`` and ``90.0`` are equal in Python and hash alike, but a
+    figure computed from one does not have the other's digits."""
+    items = tuple(answers.items())
+    for value in answers.values():
+        if type(value) is not str:
+            return items + tuple(type(v) for v in answers.values())
+    return items
 
 
 def module_file(module_file_path: str, name: str) -> str:
