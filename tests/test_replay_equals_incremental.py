@@ -9,7 +9,7 @@ import re
 import pytest
 
 import synth
-from conftest import write_jsonl, connect
+from conftest import Cli, write_jsonl, connect
 
 from csat.engine import Engine
 
@@ -75,13 +75,15 @@ def test_a_large_first_ingest_takes_the_replay_path_with_the_same_result(fresh_d
     monkeypatch.setattr(Projection, "REPLAY_BACKLOG", 100)
     replays = []
     original = Projection.replay
-    monkeypatch.setattr(Projection, "replay", lambda self, *a, **k: replays.append(1) or original(self, *a, **k))
+    monkeypatch.setattr(Projection, "replay",
+                        lambda self, *a, **k: replays.append(k.get("jobs", 1)) or original(self, *a, **k))
+    Cli(rep)("ingest", str(path), "--jobs", "2")  # replayed whole, its months scored by two processes
+    assert replays == [2]
     with Engine.open(rep) as e:
-        e.ingest([path])
-        assert e.catch_up() == e.store.max_position() and replays == [1]
+        assert e.projection.tracked() == e.store.max_position()
         e.append([{"type": "unit", "id": "late"}])
         e.catch_up()  # a small backlog on top: incremental
-        assert replays == [1]
+        assert replays == [2]
     with Engine.open(inc) as e:
         e.append([{"type": "unit", "id": "late"}])
         e.catch_up()

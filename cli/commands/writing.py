@@ -34,9 +34,11 @@ def _count_lines(files: tuple[str, ...]) -> int:
 @click.option("--sheet", metavar="NAME", help="The sheet of an .xlsx workbook to read (default: the first).")
 @click.option("--columns", metavar="MAP.toml", type=click.Path(dir_okay=False),
               help="Sheet headers to column names: a [columns] table of \"header\" = \"column\" lines.")
+@jobs_option("rule-set months when most of the log is new and replayed whole")
 @click.pass_obj
 @handles_errors
-def ingest(c: Context, files: tuple[str, ...], dry_run: bool, sheet: str | None, columns: str | None) -> None:
+def ingest(c: Context, files: tuple[str, ...], dry_run: bool, sheet: str | None, columns: str | None,
+           jobs: int) -> None:
     """Append the events of FILES to the log, all or nothing.
 
     FILES are JSON Lines, or survey sheets: CSV (UTF-8 or GB18030) or an Excel
@@ -71,7 +73,7 @@ def ingest(c: Context, files: tuple[str, ...], dry_run: bool, sheet: str | None,
         if not dry_run:  # even with nothing new: a killed ingest may have left its events unscored
             show.events_total = engine.store.max_position() - engine.projection.tracked()
             try:
-                engine.catch_up(progress=show)  # the next read is instant
+                engine.catch_up(progress=show, jobs=jobs)  # the next read is instant
                 engine.caught_up_done()
             except CsatError as e:  # the append is committed: say what was kept
                 with contextlib.suppress(Exception):  # readers catch up themselves from now on

@@ -148,13 +148,15 @@ class Engine(Listings, PersonalData, RaterLinks):
 
     # -- reading -------------------------------------------------------------------
 
-    def catch_up(self, progress: Progress | None = None) -> int:
+    def catch_up(self, progress: Progress | None = None, jobs: int = 1) -> int:
         """Bring the read models up to date with the log; returns events applied.
 
         ``progress(events=n, scored=m)`` is called as events are applied and subject-months
-        scored (a callable taking one positional count gets the events only).
+        scored (a callable taking one positional count gets the events only). ``jobs`` > 1: a log
+        mostly new (a first large ingest) is replayed with its rule-set months scored by that many
+        forked processes, as :meth:`rebuild` does (never from a threaded server: fork is unsafe there).
         """
-        return self.projection.catch_up(progress_of(progress))
+        return self.projection.catch_up(progress_of(progress), jobs=jobs)
 
     def caught_up_done(self) -> None:
         """Withdraw the word given by ``ingest(catching_up=True)`` (the catch-up is over, made or not)."""

@@ -201,12 +201,15 @@ class Projection:
         return bool(self.applier.resumable())
 
     @collector_paused()
-    def catch_up(self, progress: Progress | None = None, settle: bool = True, upto: int | None = None) -> int:
-        """Apply every event after the tracked position (up to ``upto``); returns how many were applied."""
+    def catch_up(self, progress: Progress | None = None, settle: bool = True, upto: int | None = None,
+                 jobs: int = 1) -> int:
+        """Apply every event after the tracked position (up to ``upto``); returns how many were applied.
+        ``jobs`` > 1: when most of the log is new and it is replayed whole, its rule-set months are
+        scored by that many forked processes (as a rebuild's)."""
         if not self.conn.in_transaction and not self.behind(upto):
             return 0
         if upto is None and settle and not self.conn.in_transaction:
-            replayed = self._replay_backlog(progress)
+            replayed = self._replay_backlog(progress, jobs)
             if replayed is not None:
                 return replayed
         applied = 0
@@ -289,7 +292,7 @@ class Projection:
     #: (a large first ingest), replays the whole log instead: the same tables, sooner
     REPLAY_BACKLOG = 20_000
 
-    def _replay_backlog(self, progress: Progress | None) -> int | None:
+    def _replay_backlog(self, progress: Progress | None, jobs: int = 1) -> int | None:
         """Replay the whole log when most of it is new, under the write lock and decided inside it;
         None when the incremental path is the one to take. Never when published scores of a rule
         set that cannot be used here would be dropped."""
@@ -303,7 +306,7 @@ class Projection:
                 if end - tracked < max(self.REPLAY_BACKLOG, tracked) or self.missing():
                     return None
                 self._reset(indexes=False)
-                self.replay(progress)
+                self.replay(progress, jobs=jobs)
                 if len(self.failures) > failures:  # a rule set failed: keep what was published, go page by page
                     raise _Fallback
         except _Fallback:
