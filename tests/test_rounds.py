@@ -268,7 +268,7 @@ def test_a_store_of_schema_11_reads_a_subject_s_months_by_one_index(plant_round)
     with Engine.open(plant_round) as e:
         e.catch_up()
         conn = e.store.conn
-        assert conn.execute("SELECT value FROM rm_meta WHERE key = 'schema'").fetchone()[0] == "12"
+        assert conn.execute("SELECT value FROM rm_meta WHERE key = 'schema'").fetchone()[0] == "13"
         assert conn.execute("SELECT grade_label FROM scores WHERE subject = 'dept-0'").fetchone()[0] == "kept"
         postgres = plant_round.startswith("postgresql")
         indexes = {n for (n,) in conn.execute(
@@ -280,3 +280,28 @@ def test_a_store_of_schema_11_reads_a_subject_s_months_by_one_index(plant_round)
             assert "idx_scores_subject_kind_period" in plan and "TEMP B-TREE" not in plan
         assert [r for r in e.scores() if r["subject"] != "dept-0"] == [r for r in before if r["subject"] != "dept-0"]
     assert "idx_scores_subject_kind_period" in indexes and "idx_scores_ruleset_subject_kind" not in indexes
+
+
+def test_a_store_of_schema_12_finds_a_month_s_units_with_cases_by_index(plant_round):
+    """Schema 12 → 13 is a migration: the units with complaints or due rectifications in a month
+    (read once per month scored) are found by index, not by reading every case once per month."""
+    with Engine.open(plant_round) as e:
+        e.catch_up()
+    with connect(plant_round) as conn:
+        conn.execute("DROP INDEX idx_rm_cases_period_kind")
+        conn.execute("DROP INDEX idx_rm_rectifications_due")
+        conn.execute("UPDATE rm_meta SET value = '12' WHERE key = 'schema'")
+    with Engine.open(plant_round) as e:
+        e.catch_up()
+        conn = e.store.conn
+        assert conn.execute("SELECT value FROM rm_meta WHERE key = 'schema'").fetchone()[0] == "13"
+        postgres = plant_round.startswith("postgresql")
+        indexes = {n for (n,) in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()" if postgres
+            else "SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"idx_rm_cases_period_kind", "idx_rm_rectifications_due"} <= indexes
+        if not postgres:
+            plan = " ".join(str(r) for r in conn.execute(
+                "EXPLAIN QUERY PLAN SELECT subject FROM rm_cases WHERE kind = 'complaint' AND period = ?",
+                ("2026-03",)))
+            assert "idx_rm_cases_period_kind" in plan, plan

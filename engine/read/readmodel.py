@@ -21,7 +21,7 @@ from ..errors import InvalidParams
 from ..scoring.params import params_hash
 from ..scoring.ruleset import Adoption, ResponseState, RuleSet
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 TABLES = ("scores", "rm_responses", "rm_credits", "rm_adoptions", "rm_units", "rm_dirty", "rm_cases",
           "rm_closures", "rm_rectifications", "rm_rectification_updates", "rm_rulesets", "rm_explained", "rm_rounds",
@@ -114,7 +114,7 @@ def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = (), inde
     version = schema_version(db)
     if version == SCHEMA_VERSION:
         return False
-    if version in (6, 7, 8, 9, 10, 11):
+    if version in (6, 7, 8, 9, 10, 11, 12):
         with db.atomic():
             if version == 6:
                 _create_rulesets_table(db)
@@ -135,6 +135,7 @@ def ensure_schema(db: sqlite_utils.Database, installed: Iterable[str] = (), inde
                 _backfill_recorded(db, recorded_at)  # 10 → 11: responses' recording times
             db.execute("DROP INDEX IF EXISTS idx_scores_ruleset_subject_kind")  # 11 → 12: a subject's months
             create_indexes(db, ["scores"])  # read in order by one index (was: every row of the rule set)
+            create_indexes(db, ["rm_cases", "rm_rectifications"])  # 12 → 13: the units with cases in a month
             db.execute("UPDATE rm_meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
         return False
     drop_all(db)
@@ -189,11 +190,15 @@ INDEXES = {
         "CREATE INDEX IF NOT EXISTS idx_rm_credits_subject_period ON rm_credits (subject, period)",
         # credits that came through a member (team roll-ups): what a unit event re-credits
         "CREATE INDEX IF NOT EXISTS rm_credits_via ON rm_credits (via, period) WHERE via != ''"],
-    "rm_cases": ["CREATE INDEX IF NOT EXISTS idx_rm_cases_subject_period ON rm_cases (subject, period)"],
+    "rm_cases": ["CREATE INDEX IF NOT EXISTS idx_rm_cases_subject_period ON rm_cases (subject, period)",
+                 # the units with complaints in a month (read once per month scored): was a scan of
+                 # every case per month, which made a rebuild's time grow with months × cases
+                 "CREATE INDEX IF NOT EXISTS idx_rm_cases_period_kind ON rm_cases (period, kind, subject)"],
     "rm_closures": ["CREATE INDEX IF NOT EXISTS idx_rm_closures_complaint ON rm_closures (complaint)"],
     "rm_rectifications": [
         "CREATE INDEX IF NOT EXISTS idx_rm_rectifications_complaint ON rm_rectifications (complaint)",
-        "CREATE INDEX IF NOT EXISTS idx_rm_rectifications_subject_due ON rm_rectifications (subject, due)"],
+        "CREATE INDEX IF NOT EXISTS idx_rm_rectifications_subject_due ON rm_rectifications (subject, due)",
+        "CREATE INDEX IF NOT EXISTS idx_rm_rectifications_due ON rm_rectifications (due, subject)"],
     "rm_rectification_updates": [
         "CREATE INDEX IF NOT EXISTS idx_rm_rectification_updates_rectification "
         "ON rm_rectification_updates (rectification)"],

@@ -261,7 +261,7 @@ class Replay:
                 self.scorer.failed(rows)
                 self.conn.execute("INSERT OR IGNORE INTO rm_dirty VALUES (?, ?, ?)", (ruleset, subject, month))
             else:
-                self.scorer.queue(ruleset, month, subject, rows)
+                self.scorer.queue(ruleset, month, subject, rows, replace=False)  # (none there: see run, rescore_from)
         self.scorer.flush()
         return scored.scored
 
