@@ -153,9 +153,9 @@ class Store:
         #: one-line notes for the user about this store (e.g. its chain was computed on this open)
         self.notices: list[str] = []
         self._sealed_after: int | None = None
-        #: the append chains as it writes: the last position appended, the last chained, and its hash
-        #: (None: chain the rest at commit, reading it back)
-        self._appended = self._chained = 0
+        #: the append chains as it writes: the last position chained in the open write transaction,
+        #: and its hash (None: none open, or the commit chains the rest, reading it back)
+        self._chained = 0
         self._chain_last: bytes | None = None
         self._keys: Any = None
         #: what differs between the databases a store can be in (chosen here, once)
@@ -304,7 +304,7 @@ class Store:
     def begin_write(self) -> None:
         """Start the one write transaction of an ingest (takes the write lock now)."""
         self.backend.begin_write()  # the lock first: then the end of the log holds still
-        self._sealed_after = self._appended = self._chained = self.max_position()
+        self._sealed_after = self._chained = self.max_position()
         self._chain_last = chain.hash_at(self.conn, self._sealed_after)  # (None: its head does not chain)
         self.backend.log_continues_after(self._sealed_after)
 
@@ -317,12 +317,12 @@ class Store:
             keys = [natural_key(r.event) for r in events]
         rows = [(k, 1, tag_of(r.event), enc(r)) for k, r in zip(keys, events)]
         self.conn.executemany(self.insert_statement, rows)
-        if not rows or self._sealed_after is None:
+        if not rows or self._chain_last is None:
             return
-        after, self._appended = self._appended, self.max_position()
-        if self._chain_last is None or self._chained != after or self._appended != after + len(rows):
-            return  # (written by another path, or rewritten: the commit chains the rest from the log)
-        hashes = chain.links(self._chain_last, after, rows)
+        if self.max_position() != self._chained + len(rows):  # rows written by another path in between
+            self._chain_last = None  # the commit chains the rest from the log
+            return
+        hashes = chain.links(self._chain_last, self._chained, rows)
         chain.store(self.conn, hashes)
         self._chained, self._chain_last = hashes[-1]
 
@@ -349,7 +349,7 @@ class Store:
             chain.seal(self.conn, self._chained)
         if check is not None:
             check()
-        self._sealed_after = None
+        self._sealed_after = self._chain_last = None
         self.conn.execute("COMMIT")
 
     def try_begin_write(self) -> bool:
@@ -372,7 +372,7 @@ class Store:
         self.conn.execute("COMMIT")
 
     def rollback(self) -> None:
-        self._sealed_after = None
+        self._sealed_after = self._chain_last = None
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
 
