@@ -239,6 +239,11 @@ class Applier:
         if pending:
             self.conn.executemany("UPDATE rm_rulesets SET pending = 1 WHERE ruleset = ?", [(r,) for r in pending])
 
+    def park(self, e: RuleSetFailed) -> None:
+        """A rule set whose code failed is unusable here, its events pending until it works again."""
+        self.host.give_up(e)
+        self.conn.execute("UPDATE rm_rulesets SET pending = 1 WHERE ruleset = ?", (e.ruleset,))
+
     def remedies(self, states: Iterable[ResponseState], adoptions: Adoptions) -> None:
         """Open or drop the remedy cases of changed responses (derived, never logged)."""
         self.write_remedies(*remedy_rows(self.rulesets, self.host.usable, states, adoptions))
@@ -247,8 +252,7 @@ class Applier:
                        failures: list[RuleSetFailed]) -> None:
         """Write what :func:`remedy_rows` found; park the rule sets whose ``remedy`` failed."""
         for e in failures:
-            self.host.give_up(e)
-            self.conn.execute("UPDATE rm_rulesets SET pending = 1 WHERE ruleset = ?", (e.ruleset,))
+            self.park(e)
         if upsert:
             self.conn.executemany("INSERT OR REPLACE INTO rm_cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", upsert)
         if drop:

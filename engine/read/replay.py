@@ -55,7 +55,6 @@ class Host(Protocol):
     REPLAY_PAGE: int  #: events read from the log at a time
 
     def usable(self, ruleset: str) -> bool: ...
-    def give_up(self, e: RuleSetFailed) -> None: ...
     def state(self) -> tuple[Adoptions, Org]: ...
     def keep_state(self, adoptions: Adoptions, org: Org) -> None: ...
 
@@ -132,7 +131,7 @@ class Replay:
         for subject, period in self.conn.execute("SELECT DISTINCT subject, period FROM scores WHERE ruleset = ? "
                                                  "AND kind = 'month' AND period >= ?", (ruleset, month)):
             touched[(ruleset, subject)].add(period)
-        for table, kind in (("rm_credits", ""), ("scores", " AND kind = 'month'"), ("rm_dirty", "")):
+        for table, kind in (("scores", " AND kind = 'month'"), ("rm_dirty", "")):  # (no credits in the copy)
             self.conn.execute(f"DELETE FROM {table} WHERE ruleset = ? AND period >= ?{kind}", (ruleset, month))
         months = [p for (p,) in self.conn.execute("SELECT DISTINCT period FROM rm_responses WHERE ruleset = ? AND "
                                                   "period >= ? ORDER BY period", (ruleset, month)).fetchall()]
@@ -231,11 +230,12 @@ class Replay:
             for month in months:
                 yield self._score_replayed_month(ruleset, month, adoptions, org, touched, keep_credits)
 
-    def _month_tasks(self, ruleset: str, months: list[str], adoptions: Adoptions) -> Iterator[tuple[str, str, list[bytes], str | None]]:
+    def _month_tasks(self, ruleset: str, months: list[str],
+                     adoptions: Adoptions) -> Iterator[tuple[str, str, list[bytes], str | None]]:
         """What a scoring process needs of each month: the stored states (bytes) and the due date."""
         for month in months:
-            yield ruleset, month, self._month_states(ruleset, month), late_due(self.conn, adoptions.in_force(ruleset,
-                                                                                                         month), month)
+            due = late_due(self.conn, adoptions.in_force(ruleset, month), month)
+            yield ruleset, month, self._month_states(ruleset, month), due
 
     def _month_states(self, ruleset: str, month: str) -> list[bytes]:
         """A rule-set month's stored response states, in log order."""
@@ -247,8 +247,7 @@ class Replay:
         """Write what scoring a rule-set month yielded, as the one process would have, in its order."""
         ruleset, month = scored.ruleset, scored.month
         if scored.parked is not None:
-            self.projection.give_up(scored.parked)
-            self.conn.execute("UPDATE rm_rulesets SET pending = 1 WHERE ruleset = ?", (ruleset,))
+            self.applier.park(scored.parked)
             return 0
         for subject in scored.subjects:
             touched[(ruleset, subject)].add(month)
