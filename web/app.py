@@ -25,8 +25,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from csat.engine import EnginePool
+
 from . import api, downloads, office, pages
-from .auth import Engines
 from .writer import Writer
 
 HERE = Path(__file__).parent
@@ -104,7 +105,7 @@ def create_app(target: str, *, secret: str | None = None, https: bool = False, e
     secret = secret or os.environ.get("CSAT_SECRET") or secrets.token_urlsafe(32)
     routes = [*pages.ROUTES, *office.ROUTES, *downloads.ROUTES, *api.ROUTES, Route("/openapi.json", api.openapi),
               Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
-    engines_ = Engines(target, engines)
+    engines_ = EnginePool(target, engines)
     writer = Writer(target, engines_.rulesets)
 
     @contextlib.asynccontextmanager

@@ -1,4 +1,5 @@
-"""Who is asking, and what they may see: sessions, roles, CSRF, the login limit, the engines.
+"""Who is asking, and what they may see: sessions, roles, CSRF, the login limit (the engines are
+an :class:`~csat.engine.EnginePool`).
 
 - **Sessions**: Starlette's signed cookie (itsdangerous), ``HttpOnly``, ``SameSite=Strict``,
   ``Secure`` behind HTTPS, 8 hours. The account is read again on every request: a disabled
@@ -11,15 +12,12 @@
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
-import queue
 import secrets
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterator
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -29,38 +27,6 @@ from csat.engine import Engine, periods
 
 READERS = ("office", "manager", "auditor")
 LOGIN_LIMIT, LOGIN_WINDOW = 5, 300.0
-
-
-class Engines:
-    """A few engines on one store, lent one request at a time (an engine is not shared between
-    threads). The first loads the installed rule sets; the others reuse them."""
-
-    def __init__(self, target: str, size: int = 4):
-        first = Engine.open(target)
-        self.rulesets = list(first.rulesets.values())
-        self.target = target
-        self._idle: queue.Queue[Engine] = queue.Queue()
-        self._idle.put(first)
-        self._made, self._size, self._lock = 1, size, threading.Lock()
-
-    @contextlib.contextmanager
-    def borrow(self) -> Iterator[Engine]:
-        try:
-            engine = self._idle.get_nowait()
-        except queue.Empty:
-            with self._lock:
-                grow = self._made < self._size
-                if grow:
-                    self._made += 1
-            engine = Engine.open(self.target, self.rulesets) if grow else self._idle.get()
-        try:
-            yield engine
-        finally:
-            self._idle.put(engine)
-
-    def close(self) -> None:
-        while not self._idle.empty():
-            self._idle.get_nowait().close()
 
 
 class LoginLimit:

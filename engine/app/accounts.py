@@ -24,6 +24,7 @@ import secrets
 from typing import Any
 
 from ..errors import CsatError, NotFound
+from .threads import Gate, gated
 
 ROLES = ("office", "manager", "auditor")
 #: the shortest password an account may have
@@ -39,15 +40,22 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+@gated
 class Accounts:
     """The accounts and raters' links of one store.
 
     :param conn: the store's connection (SQLite dialect on both backends).
+    :param gate: the engine's turn-taking on that connection (its calls and these take turns).
     """
 
-    def __init__(self, conn: Any):
+    def __init__(self, conn: Any, gate: Gate | None = None):
         self.conn = conn
+        self._gate = gate or Gate(self._recover)
         self._ready = False
+
+    def _recover(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
 
     def _tables(self) -> None:
         if self._ready:

@@ -32,6 +32,7 @@ from .erasure import PersonalData  # (Engine's parts: personal data, raters' lin
 from .links import RaterLinks
 from .listings import Listings
 from .readers import column_map
+from .threads import Gate, gated
 from ..scoring.params import read_toml
 from ..read.projection import EXTRAS_DEC, Progress, Projection
 from ..read.settle import progress_of
@@ -48,8 +49,13 @@ def default_target() -> str:
     return os.environ.get(DB_ENV) or DEFAULT_DB
 
 
+@gated
 class Engine(Listings, PersonalData, RaterLinks):
     """An opened csat store with its rule sets.
+
+    An engine may be shared between threads: its calls take turns on its one connection
+    (:mod:`csat.engine.app.threads`), and a call that fails leaves no transaction open. For reads
+    in parallel, give each thread an engine of its own (:class:`~csat.engine.EnginePool`).
 
     :param store: the opened :class:`~csat.engine.log.store.Store`.
     :param rulesets: the rule sets to score with (ids must be unique).
@@ -58,6 +64,7 @@ class Engine(Listings, PersonalData, RaterLinks):
 
     def __init__(self, store: Store, rulesets: Iterable[RuleSet], sources: dict[str, str] | None = None,
                  hooks: dict[str, tuple[str, ...]] | None = None, broken: Iterable[str] = ()):
+        self._gate = Gate(self._recover)  #: one call at a time on the one connection
         self.store = store
         #: one line per plugin that could not be loaded (named, with the reason)
         self.broken = list(broken)
@@ -74,7 +81,17 @@ class Engine(Listings, PersonalData, RaterLinks):
         self.sources = sources or {}
         self.hooks = hooks or {}
         self.projection = Projection(store, self.rulesets)
-        self.accounts = Accounts(store.conn)  #: the web front's accounts and raters' links
+        self.accounts = Accounts(store.conn, self._gate)  #: the web front's accounts and raters' links
+
+    def _recover(self) -> None:
+        """After a call that raised: no transaction left open on the store's connection (the next
+        call, from any thread, starts clean), and no state cached from what was rolled back."""
+        try:
+            if self.store.conn.in_transaction:
+                self.store.rollback()
+        except Exception:  # noqa: BLE001 - a lost connection has no transaction left to end
+            pass
+        self.projection.forget_state()
 
     @classmethod
     def open(cls, target: str | os.PathLike[str] | None = None, rulesets: Iterable[RuleSet] | None = None, *,
