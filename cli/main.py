@@ -8,8 +8,8 @@ from .options import add_db_option
 
 for command in (writing.ingest, reading.scores, reading.explain, rulesets.rulesets, reading.log,
                 reading.complaints, reading.rectifications, reading.units, writing.adopt, writing.whatif,
-                store.verify, store.rebuild, store.copy, report.report, report.items, rounds.round, rounds.announce,
-                forms.form, writing.erase, web.serve, web.user, demo.demo):
+                store.verify, store.repair, store.rebuild, store.copy, report.report, report.items, rounds.round,
+                rounds.announce, forms.form, writing.erase, web.serve, web.user, demo.demo):
     cli.add_command(command)
 add_db_option(cli, skip=("copy",))  # `csat scores --db csat-demo.db` as well as `csat --db … scores`
 

@@ -1,8 +1,10 @@
 """The commands that look after a store rather than read it: ``verify`` (is the history intact?),
-``rebuild`` (the read models from the whole log) and ``copy`` (a whole log into a new store)."""
+``repair`` (chain again what csat wrote without a hash), ``rebuild`` (the read models from the whole
+log) and ``copy`` (a whole log into a new store)."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import click
 
@@ -32,7 +34,9 @@ def verify(c: Context, published: tuple[int, str] | None, fmt: str) -> None:
 
     Exit 0 when every event chains and decodes (and --head matches); exit 1
     naming the first position where the log was edited, deleted, inserted or
-    damaged.
+    damaged. A broken log's rows from there on that do not chain are listed,
+    one line each (the first 100), with why and whether `csat repair` may
+    chain them again: only rows csat itself wrote without a chain hash.
 
     \b
     Example:
@@ -58,10 +62,89 @@ def verify(c: Context, published: tuple[int, str] | None, fmt: str) -> None:
         if "checked_head" in result:
             click.echo(f"published head {result['checked_head']}: "
                        + ("on the chain" if result["head_matches"] else "NOT on this chain"))
+        if "affected" in result:
+            _affected(result)
     if not result["intact"]:
         if "problem" in result:
             fail(f"the log does not chain at position {result['broken_at']}: {result['problem']}")
         fail(f"the published head {result['checked_head']} is not on this log's chain: history up to it was changed")
+
+
+def _affected(result: dict[str, Any]) -> None:
+    """The rows from the break on that do not chain, one line each, and what can be done."""
+    for row in result["affected"]:
+        verdict = "repairable" if row["repairable"] else "NOT repairable"
+        click.echo(f"position {row['position']}: {verdict}: {row['problem']}")
+    if (more := result["affected_count"] - len(result["affected"])) > 0:
+        click.echo(f"… and {more} more")
+    if result["repairable"]:
+        click.echo(f"csat repair chains these {result['affected_count']} rows again (csat log shows them first)")
+    else:
+        click.echo("a row changed outside csat cannot be repaired: restore the store from a backup")
+
+
+def _positions(first: int, last: int) -> str:
+    """A range of positions re-chained, and how many rows."""
+    if first == last:
+        return f"position {first} (1 row)"
+    return f"positions {first}-{last} ({last - first + 1} rows)"
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Say what would be chained again; write nothing.")
+@click.option("--yes", is_flag=True, help="Repair without asking.")
+@click.pass_obj
+@handles_errors
+def repair(c: Context, dry_run: bool, yes: bool) -> None:
+    """Chain again the rows csat itself wrote without a chain hash.
+
+    A fault of csat's own can leave rows it wrote without a hash; `csat
+    verify` then lists them as repairable and every read and `csat rebuild`
+    stop at the first. When every row from the break on that does not chain
+    is one csat wrote (it decodes to the bytes csat writes for its event,
+    under the event's key and type), this chains them as the append would
+    have and records that as one `chain_repaired` event, in one transaction:
+    then `csat verify` passes and `csat rebuild` works. A row changed outside
+    csat — a hash that does not match, a deleted position, a row that does
+    not decode or is not under its event's key — keeps the refusal: exit 1
+    naming it, nothing written (restore the store from a backup).
+
+    A row forged to be exactly what csat writes cannot be told from one:
+    look at the listed rows (csat log) before confirming.
+
+    \b
+    Examples:
+      csat verify               # which rows do not chain, why, and whether each is repairable
+      csat repair --dry-run     # what would be chained again; nothing written
+      csat repair --yes         # without asking
+      csat log --type chain_repaired   # the repairs made, with their positions
+    """
+    engine = c.engine()
+    if dry_run or not yes:
+        plan = engine.repair(dry_run=True)
+        if not plan["repaired"]:
+            return _holds(plan)
+        if dry_run:
+            for first, last in plan["ranges"]:
+                click.echo(f"would chain again {_positions(first, last)}")
+            return None
+        if not click.confirm(f"Chain again {plan['repaired']} rows csat wrote without a chain hash (positions "
+                             f"{plan['from_position']} to {plan['to_position']}), and record it in the log?",
+                             err=True):
+            raise click.Abort()
+    done = engine.repair()
+    if not done["repaired"]:
+        return _holds(done)
+    for first, last in done["ranges"]:
+        click.echo(f"chained again {_positions(first, last)}")
+    click.echo(f"recorded as event {done['event']} (chain_repaired) at position {done['position']} · "
+               f"head {done['head_hash']}")
+    return None
+
+
+def _holds(result: dict[str, Any]) -> None:
+    click.echo(f"the chain holds: nothing to repair (head position {result['head_position']} · "
+               f"head {result['head_hash']})")
 
 
 @click.command()

@@ -29,6 +29,13 @@ before a published head, and rows appended by hand (they have no hash, or one
 that does not chain). What it cannot: someone who rewrites the whole chain
 from the first changed row on — unless a head published earlier is checked
 (``csat verify --head POSITION:HASH``).
+
+From the first break on, a verification lists every row whose link does not
+hold and why (:func:`damage_from`). Only a row csat wrote without a hash (a
+fault of csat's own) may be chained again (:func:`rechain`, ``csat repair``):
+it has no stored hash, decodes, and holds exactly the bytes csat writes for
+its event under that event's key and type. A row with a hash that does not
+match, a missing position, a row that does not decode keep the refusal.
 """
 from __future__ import annotations
 
@@ -37,12 +44,13 @@ import multiprocessing
 import os
 import sqlite3
 import struct
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import msgspec
 
 from ..errors import LogDamaged, PgIntegrityError
+from .events import natural_key, tag_of
 
 GENESIS = hashlib.sha256(b"csat event log, hash chain v1").digest()
 PREFIX = "sha256:"
@@ -71,6 +79,15 @@ def text(digest: bytes) -> str:
     return PREFIX + digest.hex()
 
 
+NO_HASH = "the row has no chain hash: it was inserted outside csat, or by a faulty csat"
+EDITED = "the row differs from what was appended (edited, moved, or inserted in its place)"
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError, TypeError)
+
+
+def _not_bytes(state: object) -> str:
+    return f"the row's content is {type(state).__name__}, not the bytes csat stores (changed outside csat)"
+
+
 @dataclass
 class Break:
     """Where the chain breaks and what is wrong there."""
@@ -88,14 +105,12 @@ def check_row(previous: bytes, expected: int, position: int, head: object, state
     if position != expected:
         return None, Break(expected, f"position {expected} is missing (deleted); the log goes on at {position}")
     if stored is None:
-        return None, Break(position, "the row has no chain hash: it was inserted outside csat")
+        return None, Break(position, NO_HASH)
     if not isinstance(state, bytes) or not isinstance(head, bytes):
-        return None, Break(position, f"the row's content is {type(state).__name__}, not the bytes csat stores "
-                                     "(changed outside csat)")
+        return None, Break(position, _not_bytes(state))
     digest = link(previous, position, head, state)
     if stored != digest:
-        return None, Break(position, "the row differs from what was appended (edited, moved, or inserted in its "
-                                     "place)")
+        return None, Break(position, EDITED)
     return digest, None
 
 
@@ -175,7 +190,8 @@ def head(conn: sqlite3.Connection, position: int) -> str | None:
 
 @dataclass
 class Verified:
-    """What ``csat verify`` found: how many events chain, the head, and the first break if any."""
+    """What ``csat verify`` found: how many events chain, the head, the first break if any, and
+    the rows from it on that do not chain (:class:`Damage`)."""
 
     events: int
     head_position: int
@@ -183,6 +199,7 @@ class Verified:
     broken: Break | None = None
     checked_head: tuple[int, str] | None = None   # a published head that was asked for
     head_matches: bool | None = None
+    damage: Damage | None = None                  # every row from the break on that does not chain
 
     @property
     def intact(self) -> bool:
@@ -194,6 +211,8 @@ class Verified:
         if self.broken is not None:
             out["broken_at"] = self.broken.position
             out["problem"] = self.broken.problem
+        if self.damage is not None:
+            out.update(self.damage.as_dict())
         if self.checked_head is not None:
             out["checked_head"] = f"{self.checked_head[0]}:{self.checked_head[1]}"
             out["head_matches"] = self.head_matches
@@ -219,7 +238,7 @@ def _walk(conn: sqlite3.Connection, decode: Callable[[bytes], object], after: in
     """Check the links of positions after..upto, reading the log and the hashes page by page in
     step (no lookup per row); ``previous`` is the stored hash at ``after``."""
     expected, found, matches = after + 1, None, None
-    decode_errors = (msgspec.DecodeError, msgspec.ValidationError, RecursionError, TypeError)
+    decode_errors = _DECODE_ERRORS
     join, sha, pack_q, pack_i = b"".join, _sha256, _POSITION.pack, _LENGTH.pack
     done = after
     while found is None:  # page by page (keyset): on PostgreSQL a plain cursor would hold all its rows
@@ -320,4 +339,147 @@ def verify(conn: sqlite3.Connection, decode: Callable[[bytes], object], publishe
     matches = walked.matches
     if published is not None and matches is None:
         matches = published[0] == 0 and published[1] == text(GENESIS)
-    return Verified(expected - 1, expected - 1, text(walked.last), found, published, matches)
+    damage = damage_from(conn, decode, found.position) if found is not None else None
+    return Verified(expected - 1, expected - 1, text(walked.last), found, published, matches, damage)
+
+
+# -- the rows from a break on: what is wrong with each, and may csat chain it again ------------------
+
+#: how many damaged rows a verification lists (its count covers them all)
+LISTED = 100
+#: a row csat wrote but did not chain (a fault of csat's own): ``csat repair`` chains it
+BY_CSAT = ("the row has no chain hash, but csat wrote it (it decodes to the bytes csat writes for its event, "
+           "under the event's key and type)")
+#: a row whose stored hash does not follow from the row before it, which has no hash
+AFTER_UNCHAINED = ("its chain hash does not follow from the row before it, which has none (one of the two was "
+                   "changed outside csat)")
+
+
+@dataclass
+class Damaged:
+    """A position from the break on whose link does not hold, why, and whether ``csat repair``
+    may chain it again: only a row csat wrote without a hash may be."""
+
+    position: int
+    problem: str
+    repairable: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return {"position": self.position, "problem": self.problem, "repairable": self.repairable}
+
+
+@dataclass
+class Damage:
+    """The rows from the first break on that do not chain: the first :data:`LISTED` of them, how
+    many in all, and the first that ``csat repair`` may not chain again (None: it may chain all)."""
+
+    rows: list[Damaged] = field(default_factory=list)
+    count: int = 0
+    unrepairable: Damaged | None = None
+
+    @property
+    def repairable(self) -> bool:
+        return self.count > 0 and self.unrepairable is None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"affected": [r.as_dict() for r in self.rows], "affected_count": self.count,
+                "repairable": self.repairable}
+
+
+def _not_by_csat(head: bytes, state: bytes, decode: Callable[[bytes], object]) -> str | None:
+    """Why a row without a chain hash cannot be one csat wrote (None: it can be): it must decode,
+    be stored under its event's natural key and type, and hold exactly the bytes csat writes for
+    that event. (A row forged to look exactly so cannot be told from one; ``csat log`` shows it.)"""
+    try:
+        recorded = decode(state)
+    except _DECODE_ERRORS as e:
+        return f"the row cannot be decoded ({str(e).splitlines()[0][:120]})"
+    event = recorded.event  # type: ignore[attr-defined]
+    key, _, topic = head.decode("utf-8", "replace").rpartition("\x1f")
+    if key != natural_key(event):
+        return f"its key {key!r} is not its event's ({natural_key(event)!r}): inserted outside csat"
+    if topic != tag_of(event):
+        return f"its type {topic!r} is not its event's ({tag_of(event)!r}): inserted outside csat"
+    if msgspec.json.encode(recorded) != state:
+        return "its bytes are not those csat writes for its event: written outside csat"
+    return None
+
+
+def _damaged_from(conn: sqlite3.Connection, decode: Callable[[bytes], object], start: int,
+                  page: int = 10_000) -> Iterator[tuple[int, str, bool, bytes | None]]:
+    """Every position from ``start`` (the first break) to the end whose link does not hold:
+    (position, why, may csat chain it again, the hash it would get then). Each link is checked
+    against the hash before it as stored, or — a row without one — as csat would chain it; the
+    rows are read in pages."""
+    previous, unchained = hash_at(conn, start - 1), False  # start - 1 chains: start is the first break
+    done, expected = start - 1, start
+    while rows := conn.execute(f"{ROWS} WHERE s.rowid > ? ORDER BY s.rowid LIMIT ?", (done, page)).fetchall():
+        for position, head_bytes, state, stored in rows:
+            for gap in range(expected, position):
+                yield gap, f"position {gap} is missing (deleted)", False, None
+                previous, unchained = hash_at(conn, gap), False  # the deleted row's hash, if still stored
+            expected = position + 1
+            if not isinstance(state, bytes) or not isinstance(head_bytes, bytes):
+                yield position, _not_bytes(state), False, None
+                previous, unchained = (stored if isinstance(stored, bytes) else None), False
+                continue
+            digest = link(previous, position, head_bytes, state) if previous is not None else None
+            if stored is None:
+                why = _not_by_csat(head_bytes, state, decode)
+                if why is None and digest is not None:
+                    yield position, BY_CSAT, True, digest
+                else:
+                    yield position, f"the row has no chain hash, and {why or 'the row before it is missing'}", \
+                        False, None
+                previous, unchained = digest, True
+                continue
+            if digest is not None and digest != stored:
+                yield position, AFTER_UNCHAINED if unchained else EDITED, False, None
+            else:
+                try:
+                    decode(state)
+                except _DECODE_ERRORS as e:
+                    yield position, f"the row cannot be decoded ({str(e).splitlines()[0][:120]})", False, None
+            previous, unchained = (stored if isinstance(stored, bytes) else None), False
+        done = rows[-1][0]
+    tail = conn.execute(f"SELECT MAX(position) FROM {TABLE} WHERE position >= ?", (expected,)).fetchone()[0]
+    for gap in range(expected, (tail or 0) + 1):
+        yield gap, f"position {gap} is missing (deleted): its chain hash is still stored", False, None
+
+
+def damage_from(conn: sqlite3.Connection, decode: Callable[[bytes], object], start: int) -> Damage:
+    """The rows from the first break (``start``) on that do not chain, and whether csat may chain
+    each again."""
+    damage = Damage()
+    for position, problem, repairable, _ in _damaged_from(conn, decode, start):
+        row = Damaged(position, problem, repairable)
+        damage.count += 1
+        if len(damage.rows) < LISTED:
+            damage.rows.append(row)
+        if not repairable and damage.unrepairable is None:
+            damage.unrepairable = row
+    return damage
+
+
+def rechain(conn: sqlite3.Connection, decode: Callable[[bytes], object], start: int,
+            page: int = 10_000) -> list[list[int]]:
+    """Store the hashes of the rows csat wrote without one, from the first break (``start``) on,
+    as the append would have (inside the caller's write transaction); returns the ranges of
+    positions chained, [first, last] each. Raises LogDamaged at the first row it may not chain
+    (the caller checks :func:`damage_from` first, under the same write lock)."""
+    ranges: list[list[int]] = []
+    batch: list[tuple[int, bytes]] = []
+    for position, problem, repairable, digest in _damaged_from(conn, decode, start):
+        if not repairable or digest is None:
+            raise LogDamaged(position, problem)
+        batch.append((position, digest))
+        if ranges and ranges[-1][1] == position - 1:
+            ranges[-1][1] = position
+        else:
+            ranges.append([position, position])
+        if len(batch) >= page:
+            store(conn, batch)
+            batch = []
+    if batch:
+        store(conn, batch)
+    return ranges

@@ -19,13 +19,17 @@ import msgspec
 from . import explained
 from .cases import case_months, mark_case_groups, record_case_event
 from ..errors import RuleSetFailed, StoreError
-from ..log.events import (DealingsDeclined, ParametersAdopted, ResponseCorrected, ResponseRecorded, ResponseWithdrawn,
-                          PersonErased, ResultsAnnounced, RoundClosed, RoundOpened, UnitDeclared)
+from ..log.events import (ChainRepaired, DealingsDeclined, ParametersAdopted, ResponseCorrected, ResponseRecorded,
+                          ResponseWithdrawn, PersonErased, ResultsAnnounced, RoundClosed, RoundOpened, UnitDeclared)
 from ..scoring.guard import checked_credits, checked_remedy, guarded
 from .readmodel import Adoptions, Org, count_events, encode_state, load_states, mark_chart
 from ..scoring.ruleset import Amendment, Credit, ResponseState, RuleSet
 from .settle import exclusion
 from ..log.store import Logged
+
+
+#: events of no rule set that are no case either (a repair of the chain: the log's own upkeep)
+_FOR_NO_CASE = (DealingsDeclined, RoundClosed, PersonErased, ChainRepaired)
 
 
 def _ruleset_of(ev: Any) -> str | None:
@@ -144,7 +148,7 @@ class Applier:
                     counts[ruleset] += 1
                     if not self.host.usable(ruleset) and not isinstance(ev, (RoundOpened, ResultsAnnounced)):
                         pending.add(ruleset)
-                elif not isinstance(ev, (DealingsDeclined, RoundClosed, PersonErased)):  # a case for every rule set: those
+                elif not isinstance(ev, _FOR_NO_CASE):  # a case for every rule set: those
                     pending |= self._parked()  # that cannot see it now rescore it when back
                 self._record_case_event(logged, org)
         flush()
