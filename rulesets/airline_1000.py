@@ -11,7 +11,9 @@ rating unit = mean of its questionnaires; ``score`` = mean of rating units;
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 
@@ -20,6 +22,7 @@ from csat.engine.numbers import ONE, div, mean, mul, plain, publish, total
 from csat.engine.ruleset import (Choice, Figure, ItemPoints, LateAnswers, MonthInput, Problem, QuestionItem,
                                  Questionnaire, ResponseState, RuleSet, Trace, answers_key, mean_of_months,
                                  module_file)
+from csat.engine.params import complete_closed
 from csat.plugins import hookimpl
 
 
@@ -52,6 +55,16 @@ class Airline1000(RuleSet):
     metrics = ("satisfaction",)
     params_type = Params
     defaults_path = module_file(__file__, "airline_1000.toml")
+
+    def complete_params(self, data: dict[str, Any], source: str = "params", base: dict[str, Any] | None = None,
+                        replace: Sequence[str] = ()) -> dict[str, Any]:
+        """As every rule set's, but an indicator merged into a department's list that the list in
+        force does not have is refused by name (``efficency``: a typo, not a fourth indicator)
+        unless that list is replaced whole."""
+        base = self.default_params() if base is None else base
+        lists = {f"departments.{d}.indicators": "indicator" for d, spec in (base.get("departments") or {}).items()
+                 if isinstance(spec, dict) and spec.get("indicators")}
+        return complete_closed(super().complete_params, base, data, source, replace, lists)
 
     def check_params(self, params: Params) -> list[str]:
         problems = []

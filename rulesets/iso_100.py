@@ -7,7 +7,9 @@ years alike), graded on the unrounded mean.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 
@@ -16,6 +18,7 @@ from csat.engine.numbers import ZERO, add, dec, div, mul, plain, total
 from csat.engine.ruleset import (Figure, ItemPoints, LateAnswers, MinGrade, MonthInput, Problem, QuestionItem,
                                  Questionnaire, ResponseState, RuleSet, Trace, first_grade, module_file,
                                  threshold_problems)
+from csat.engine.params import complete_closed
 from csat.plugins import hookimpl
 
 HUNDRED = Decimal(100)
@@ -47,6 +50,13 @@ class Iso100(RuleSet):
         points are then spread over the answered ones)."""
         return Questionnaire(tuple(QuestionItem(i, spec.label or i, kind="number", minimum=ZERO, maximum=spec.max)
                                    for i, spec in params.items.items()))
+
+    def complete_params(self, data: dict[str, Any], source: str = "params", base: dict[str, Any] | None = None,
+                        replace: Sequence[str] = ()) -> dict[str, Any]:
+        """As every rule set's, but an item the parameters in force do not have is refused by name
+        (``items.after_sale``: a typo, not a sixth item) unless ``items`` is replaced whole."""
+        return complete_closed(super().complete_params, self.default_params() if base is None else base, data,
+                               source, replace, {"items": "item"})
 
     def check_params(self, params: Params) -> list[str]:
         problems = []

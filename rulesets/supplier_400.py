@@ -121,7 +121,13 @@ class Supplier400(RuleSet):
         problems = []
         for name, ratios in params.categories.items():
             if set(ratios) != set(DIMENSIONS):
-                problems.append(f"key `categories.{name}`: expected ratios for {', '.join(DIMENSIONS)}")
+                unknown = [k for k in ratios if k not in DIMENSIONS]
+                problems += [f"key `categories.{name}.{k}`: no such dimension (dimensions: {', '.join(DIMENSIONS)})"
+                             for k in unknown]
+                missing = [k for k in DIMENSIONS if k not in ratios]
+                if missing or not unknown:
+                    problems.append(f"key `categories.{name}`: expected ratios for {', '.join(DIMENSIONS)}"
+                                    + (f" (missing: {', '.join(missing)})" if missing else ""))
             elif total(ratios.values()) <= 0 or any(r < 0 for r in ratios.values()):
                 problems.append(f"key `categories.{name}`: expected ratios ≥ 0 with a positive sum")
         if params.default_category not in params.categories:

@@ -12,8 +12,7 @@ is counted as already present; with a different body it is a conflict.
 """
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +26,10 @@ from ..log.events import (ComplaintClosed, ComplaintFiled, DealingsDeclined, Eve
                           natural_key)
 from ..scoring.guard import checked_labels, guarded
 from ..read.projection import Projection
+from . import adoption_check
+from .inputs import EVENTS, Noted, dict_lines, line_problems  # (dict_lines: Engine.append's lines)
 from .privacy import IngestPrivacy
-from .readers import STDIN, Line, is_sheet, lines_of
+from .readers import Line, file_lines, is_sheet  # (file_lines: Engine.ingest's lines)
 from ..read.readmodel import load_states
 from ..scoring.params import merge
 from ..scoring.ruleset import RuleSet
@@ -56,17 +57,6 @@ class IngestReport:
     def summary(self) -> str:
         verb = "would be appended" if self.dry_run else "appended"
         return f"{self.appended} {verb}, {self.present} already present"
-
-
-#: the source of events given through the API: a problem names the event by its index (``events[2]: …``)
-EVENTS = "events"
-
-
-def dict_lines(items: Iterable[Event | dict[str, Any]], name: str = EVENTS) -> Iterator[Line]:
-    """Events or dicts given through the API, as lines of an imaginary file."""
-    for number, item in enumerate(items, 1):
-        data = item if isinstance(item, dict) else msgspec.to_builtins(item)
-        yield name, number, msgspec.json.encode(data)
 
 
 #: the events that may name a response (``response``), by tag
@@ -140,6 +130,10 @@ class Ingest:
         self.rect_state: dict[str, tuple[str, str]] = {}  # rectification -> (status, date) after this call's updates
         self.next_position = self.store.max_position() + 1
         self.withdrawn: dict[str, str] = {}           # response id -> withdrawal id, this call
+        self.first_new = self.next_position - 1         # this call's events come after this position
+        self.touched: set[str] = set()                # rule sets whose responses this call changes
+        self.noted: dict[tuple[str, int], Noted] = {}  # lines given as Python values that needed care
+        self.known = {}
         self.implicit: dict[str, list[Any]] = {}      # ruleset -> [Recorded, flushed?]
         chunk: list[tuple[str, int, Event]] = []
         for source, number, raw in lines:
@@ -150,8 +144,11 @@ class Ingest:
                 continue
             try:
                 chunk.append((source, number, decode_line(raw)))
-            except ValueError as e:
-                self._problem(source, number, str(e))
+                if type(raw) is Noted:
+                    self.noted[(source, number)] = raw
+            except ValueError as e:  # every problem of the line, not only the first
+                for p in line_problems(raw, str(e), self._check):
+                    self._problem(source, number, p)
             if len(chunk) >= self.CHUNK:
                 self._chunk(chunk)
                 if progress:
@@ -177,6 +174,11 @@ class Ingest:
                 self.actor = self.actors[number - 1]
             if source in sheets and type(ev).__struct_config__.tag == "response" and ev.ruleset in self.rulesets:
                 ev = self._item_ids(ev)  # a sheet's item columns may be headed by their labels
+            note = self.noted.pop((source, number), None) if self.noted else None
+            if note is not None and note.problems:  # a value that could not be sent: refused, with the rest
+                for p in note.amend(self._check(ev) if type(ev).__struct_config__.tag == "response" else []):
+                    self._problem(source, number, p)
+                continue
             if isinstance(ev, ParametersAdopted):
                 try:
                     if key in self.known:  # a re-sent adoption: the same if it changes nothing stored
@@ -188,6 +190,12 @@ class Ingest:
                                           "(csat adopt --id ID)")
                         continue
                     ev = self._transform(ev)
+                    if (refused := adoption_check.ingested(  # logged answers it would score off its scale
+                            self.store, self.rulesets, self.adoptions, ev, self.first_new,
+                            self.pending if ev.ruleset in self.touched else None)):
+                        for p in refused:
+                            self._problem(source, number, p)
+                        continue
                 except InvalidParams as e:
                     for p in e.problems:
                         self._problem(source, number, p)
@@ -203,6 +211,8 @@ class Ingest:
                                   "with a different body (fix data with a correction or withdrawal, never by re-sending)")
                 continue
             problems = self._check(ev)
+            if problems and note is not None:
+                problems = note.amend(problems)
             if problems:
                 for p in problems:
                     self._problem(source, number, p)
@@ -221,10 +231,15 @@ class Ingest:
         self.problems.append((source, number, f"{where}: {message}"))
 
     def _accept(self, ev: Event, key: str) -> None:
-        if isinstance(ev, ResponseRecorded) and self.adoptions.in_force(ev.ruleset, ev.period) is None:
-            self._implicit_adoption(ev.ruleset, ev.period)
-        if isinstance(ev, ResponseWithdrawn):
-            self.withdrawn[ev.response] = ev.id
+        if isinstance(ev, ResponseRecorded):
+            self.touched.add(ev.ruleset)
+            if self.adoptions.in_force(ev.ruleset, ev.period) is None:
+                self._implicit_adoption(ev.ruleset, ev.period)
+        elif isinstance(ev, (ResponseCorrected, ResponseWithdrawn)):
+            if (target := self._response(ev.response)) is not None:
+                self.touched.add(target.ruleset)
+            if isinstance(ev, ResponseWithdrawn):
+                self.withdrawn[ev.response] = ev.id
         if isinstance(ev, ParametersAdopted):
             self.adoptions.add(ev.ruleset, ev.id, ev.from_, self._position(), ev.params, ev.params_version)
         if isinstance(ev, ComplaintClosed):
@@ -481,21 +496,3 @@ class Ingest:
     def _defaults(self, rs: RuleSet) -> Any:
         return guarded(rs, "decoding its shipped parameters", rs.decode_params, rs.default_params(),
                        f"{rs.id} defaults")
-
-
-def file_lines(paths: Iterable[str | os.PathLike[str]], sheet: str | None = None,
-               columns: dict[str, str] | None = None) -> tuple[Iterator[Line], list[str]]:
-    """Lines of every file (``sheet``: the sheet of each workbook, default its first; ``columns``:
-    sheet headers to column names); unreadable files become problems up front."""
-    problems = []
-    readable = []
-    for p in map(os.fspath, paths):
-        if p != STDIN and not os.path.isfile(p):
-            problems.append(f"{p}: cannot read: no such file")
-        else:
-            readable.append(p)
-
-    def gen() -> Iterator[Line]:
-        for p in readable:
-            yield from lines_of(p, sheet, columns)
-    return gen(), problems

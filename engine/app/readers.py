@@ -26,7 +26,7 @@ import io
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 import msgspec
@@ -397,3 +397,21 @@ def lines_of(path: str, sheet: str | None = None, columns: dict[str, str] | None
     if kind == "sheet":
         return csv_lines(path, columns)
     return jsonl_lines(path)
+
+
+def file_lines(paths: Iterable[str | os.PathLike[str]], sheet: str | None = None,
+               columns: dict[str, str] | None = None) -> tuple[Iterator[Line], list[str]]:
+    """Lines of every file (``sheet``: the sheet of each workbook, default its first; ``columns``:
+    sheet headers to column names); unreadable files become problems up front."""
+    problems = []
+    readable = []
+    for p in map(os.fspath, paths):
+        if p != STDIN and not os.path.isfile(p):
+            problems.append(f"{p}: cannot read: no such file")
+        else:
+            readable.append(p)
+
+    def gen() -> Iterator[Line]:
+        for p in readable:
+            yield from lines_of(p, sheet, columns)
+    return gen(), problems

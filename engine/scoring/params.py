@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -106,3 +106,60 @@ def canonical(params: Any) -> dict[str, Any]:
 def params_hash(data: dict[str, Any]) -> str:
     """A stable short hash of complete parameters (sorted-key JSON, SHA-256)."""
     return "sha256:" + hashlib.sha256(_CANON.encode(data)).hexdigest()[:16]
+
+
+def added_entries(base: dict[str, Any], overrides: dict[str, Any], tables: dict[str, str],
+                  replace: Iterable[str] = ()) -> list[tuple[str, str]]:
+    """The entries ``overrides`` would add, by merging, to a closed table of ``base`` — a table
+    whose keys name things the rule set already knows (its questionnaire's items): ``after_sale``
+    beside ``after_sales`` is a typo, not a new item. ``tables`` maps each such table's dotted key
+    to the noun for its entries (``{"items": "item"}``); a table named in ``replace`` (or under one)
+    is taken whole and may add entries. Returns (dotted key of the entry, problem) pairs."""
+    whole = set(replace)
+    found = []
+    for table, noun in tables.items():
+        parts = table.split(".")
+        if any(".".join(parts[:i]) in whole for i in range(1, len(parts) + 1)):
+            continue
+        given: Any = overrides
+        known: Any = base
+        for part in parts:
+            given = given.get(part) if isinstance(given, dict) else None
+            known = known.get(part) if isinstance(known, dict) else None
+        if not isinstance(given, dict) or not isinstance(known, dict):
+            continue
+        for key in given:
+            if key not in known:
+                found.append((f"{table}.{key}", f"key `{table}.{key}`: no such {noun} ({table}: {', '.join(known)}); "
+                              f"to add or remove {noun}s, give the whole table with replace = [\"{table}\"]"))
+    return found
+
+
+def complete_closed(complete: Callable[..., dict[str, Any]], base: dict[str, Any], data: dict[str, Any],
+                    source: str, replace: Sequence[str], tables: dict[str, str]) -> dict[str, Any]:
+    """``complete(data, source, base, replace)`` (a rule set's ``complete_params``), refusing by
+    name what :func:`added_entries` finds — before the problems the rest of ``data`` has on its own
+    (a typo'd item is named, not reported as "the maxima must sum to 100, got 120")."""
+    added = added_entries(base, data, tables, replace)
+    if not added:
+        return complete(data, source, base, replace)
+    problems = [f"{source}: {p}" for _, p in added]
+    trimmed = _without(data, [key for key, _ in added])
+    try:
+        complete(trimmed, source, base, replace)
+    except InvalidParams as e:
+        problems += e.problems
+    raise InvalidParams(problems)
+
+
+def _without(data: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    """``data`` without the entries at the dotted ``keys`` (copies along the way; ``data`` unchanged)."""
+    out = dict(data)
+    for key in keys:
+        *parents, last = key.split(".")
+        node = out
+        for part in parents:
+            node[part] = dict(node[part])
+            node = node[part]
+        node.pop(last, None)
+    return out
