@@ -219,8 +219,9 @@ _OPTIONAL = ("subject_name", "before", "delta", "announced", "announced_delta", 
 
 
 def score_first(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
-    """The leading score columns; the optional ones only where rows have them."""
-    return tuple(c for c in SCORE_FIRST if c not in _OPTIONAL or any(c in r for r in rows))
+    """The leading score columns; the optional ones only where a row has a value in them (every
+    score row has the announced keys, None where nothing moved since the announcement)."""
+    return tuple(c for c in SCORE_FIRST if c not in _OPTIONAL or any(r.get(c) is not None for r in rows))
 
 
 def score_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -230,8 +231,9 @@ def score_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
 def render_scores(rows: list[dict[str, Any]], fmt: str) -> str:
     """Score rows; a table gets one section per rule set, each with its own extra columns (and no
     name column when no subject has a name)."""
-    if fmt == "table" and all(r.get("subject_name") is None for r in rows):
-        rows = [{k: v for k, v in r.items() if k != "subject_name"} for r in rows]
+    if fmt == "table":  # for people: no empty name column, no announced columns where nothing moved, no kind
+        drop = {"kind", *(c for c in _OPTIONAL if all(r.get(c) is None for r in rows))}
+        rows = [{k: v for k, v in r.items() if k not in drop} for r in rows]
     first = score_first(rows)
     if fmt != "table" or len({r["ruleset"] for r in rows}) < 2:
         return render(rows, fmt, first=first, last=("adoption",), empty="(no scores)")

@@ -115,7 +115,7 @@ def test_a_plant_month_from_round_to_revision(db, tmp_path, monkeypatch):
     cli("ingest", str(fix))
 
     now = {r["subject"]: r for r in cli.json("scores", "-p", "2026-03")}
-    assert [s for s, r in now.items() if "announced" in r] == ["dept-3"]
+    assert [s for s, r in now.items() if r["announced"] is not None] == ["dept-3"]
     revised, was = now["dept-3"], published["dept-3"]["score"]
     assert revised["score"] != was and revised["announced"] == was
     assert revised["announced_delta"] == revised["score"] - was and revised["announced_on"] == "2026-04-03"

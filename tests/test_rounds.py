@@ -170,14 +170,14 @@ def test_announced_results_and_a_revision_after_them(plant_round, tmp_path):
     cli = Cli(plant_round)
     published = {(r["subject"], r["metric"]): r for r in cli.json("scores", "--period", "2026-03")}
     cli("announce", "-r", "plant-50", "-p", "2026-03", "--date", "2026-04-03")
-    assert all("announced" not in r for r in cli.json("scores", "--period", "2026-03"))  # nothing moved yet
+    assert all(r["announced"] is None for r in cli.json("scores", "--period", "2026-03"))  # nothing moved yet
     fix = {"type": "correction", "id": "fix-ws-1-dept-3", "response": "r-ws-1-dept-3", "reason": "typed wrong",
            "answers": {"attitude": "很不满意", "response": "很不满意", "solution": "不满意"},
            "reasons": {"attitude": "no one came", "response": "no one came", "solution": "still broken"}}
     with Engine.open(plant_round) as e:
         e.append([fix])
     now = {(r["subject"], r["metric"]): r for r in cli.json("scores", "--period", "2026-03")}
-    moved = [k for k, r in now.items() if "announced" in r]
+    moved = [k for k, r in now.items() if r["announced"] is not None]
     assert moved == [("dept-3", "service")]
     row = now[("dept-3", "service")]
     was = published[("dept-3", "service")]["score"]

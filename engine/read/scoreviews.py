@@ -23,6 +23,30 @@ def last_month(period: str) -> str:
     return periods.months_of(period)[-1]
 
 
+#: the keys :func:`csat.engine.app.announce.beside` adds where an announced figure moved since; every
+#: score row carries them (None where nothing moved, or nothing was announced)
+ANNOUNCED = ("announced", "announced_delta", "announced_on", "announced_events")
+
+
+def complete(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Score rows as :meth:`csat.engine.Engine.scores` returns them: each with ``kind`` (``month``,
+    ``quarter`` or ``year``) after ``period``, and every key of :data:`ANNOUNCED` (None where the row
+    has none), so that every row has the same keys whatever was announced."""
+    kinds: dict[str, str] = {}
+    out = []
+    for r in rows:
+        row: dict[str, Any] = {}
+        for k, v in r.items():
+            row[k] = v
+            if k == "period":
+                p = r["period"]
+                row["kind"] = kinds.get(p) or kinds.setdefault(p, periods.kind(p))
+        for k in ANNOUNCED:
+            row.setdefault(k, None)
+        out.append(row)
+    return out
+
+
 def with_names(rows: list[dict[str, Any]], org: Org) -> list[dict[str, Any]]:
     """Each row with ``subject_name`` (after ``subject``): the subject's name as of the period."""
     out = []
