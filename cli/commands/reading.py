@@ -7,7 +7,7 @@ import time
 import click
 
 from ..app import Context, handles_errors
-from ..options import DATE, MONTH, PERIOD, as_of_option
+from ..options import AS_OF, DATE, MONTH, PERIOD, as_of_option
 from ..output import (columns_of, emit, event_summary, explanation_text, file_options, format_option, opened,
                       output_option, render, render_scores, render_stream, score_columns, to_json)
 
@@ -90,6 +90,8 @@ def explain(c: Context, ruleset: str, subject: str, period: str, metric: str | N
 @click.option("--ruleset", "-r", help="Only events of this rule set.")
 @click.option("--limit", type=click.IntRange(min=0), help="At most this many events (from the start).")
 @click.option("--tail", type=click.IntRange(min=0), help="Only the last this many events.")
+@click.option("--until", metavar="N|TIME", type=AS_OF,
+              help="Only events up to position N, or recorded by TIME (YYYY-MM-DD[THH:MM[:SS]], UTC).")
 @click.option("--redact", is_flag=True, help="Replace raters and respondents by pseudonyms (rater-1, …), "
                                               "the same person the same pseudonym throughout the listing.")
 @format_option()
@@ -97,7 +99,7 @@ def explain(c: Context, ruleset: str, subject: str, period: str, metric: str | N
 @click.pass_obj
 @handles_errors
 def log(c: Context, type_: str | None, id_: str | None, subject: str | None, period: str | None,
-        ruleset: str | None, limit: int | None, tail: int | None, redact: bool, fmt: str,
+        ruleset: str | None, limit: int | None, tail: int | None, until: str | None, redact: bool, fmt: str,
         output: str | None) -> None:
     """List the events of the log with their position and recording time, as they stream.
 
@@ -107,10 +109,11 @@ def log(c: Context, type_: str | None, id_: str | None, subject: str | None, per
       csat log --id air-2026-03-3 --format json
       csat log --subject finance --period 2026-Q1 --ruleset airline-1000
       csat log --tail 20
+      csat log --until 2026-04-03 --tail 5     # the last events recorded by that day
       csat log --ruleset plant-50 --redact     # no workshop named as the one that gave a mark
     """
     rows = c.engine().log(type=type_, id=id_, subject=subject, period=period, ruleset=ruleset, limit=limit,
-                          tail=tail)
+                          tail=tail, until=until)
     if redact:
         names = c.engine().pseudonyms()
         rows = (names.row(r) for r in rows)

@@ -144,9 +144,5 @@ def announce(c: Context, ruleset: str, period: str, under: str | None, date: str
       csat announce -r plant-50 -p 2026-03
       csat scores -p 2026-03 --announced
     """
-    engine = c.engine()
-    engine.catch_up()  # the figures announced are the ones published now
-    day = date or _dt.date.today().isoformat()
-    event = {"type": "announcement", "id": id_ or f"{ruleset}-{period}-{day}", "ruleset": ruleset, "period": period,
-             "date": day, **({"under": under} if under else {}), **({"note": note} if note else {})}
-    click.echo(engine.append([event]).summary())
+    report = c.engine().announce(ruleset, period, under=under, date=date, id=id_, note=note)
+    click.echo(report.summary())

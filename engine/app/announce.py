@@ -32,6 +32,14 @@ def announced(conn: Any, ruleset: str | None = None, period: str | None = None) 
             for i, rs, p, u, d, pos in rows}  # in log order: the latest stays
 
 
+def announcement(ruleset: str, period: str, date: str, *, under: str | None = None, id: str | None = None,
+                 note: str | None = None) -> dict[str, Any]:
+    """The ``announcement`` event (ingest format) of a rule set's month announced on ``date``; its id
+    defaults to ``RULESET-PERIOD-DATE``."""
+    return {"type": "announcement", "id": id or f"{ruleset}-{period}-{date}", "ruleset": ruleset, "period": period,
+            "date": date, **({"under": under} if under else {}), **({"note": note} if note else {})}
+
+
 def latest(conn: Any, ruleset: str, period: str) -> dict[str, Any] | None:
     """The latest announcement of a rule set's month, or None."""
     return announced(conn, ruleset, period).get((ruleset, period))
@@ -89,10 +97,11 @@ def events_since(conn: Any, ann: dict[str, Any], subjects: set[str]) -> dict[str
 def beside(engine: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Score rows with, where their month was announced and the figure moved since, the announced
     figure (``announced``), the change (``announced_delta``), the day (``announced_on``) and the
-    events since that bear on it (``announced_events``, ids in log order)."""
+    events since that bear on it (``announced_events``, ids in log order); these keys are on every
+    row, None where nothing moved (:func:`csat.engine.read.scoreviews.complete`: ``kind`` too)."""
     months = announced(engine.store.conn)
     if not months:  # one query when nothing was announced: the common read pays nothing more
-        return rows
+        return scoreviews.complete(rows)
     cache: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
     moved: dict[tuple[str, str], set[str]] = defaultdict(set)
     out = []
@@ -113,7 +122,7 @@ def beside(engine: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for r in out:
             if "announced_on" in r and (r["ruleset"], r["period"]) == key:
                 r["announced_events"] = since[r["subject"]]
-    return out
+    return scoreviews.complete(out)
 
 
 def revision(engine: Any, x: dict[str, Any]) -> dict[str, Any] | None:
@@ -130,7 +139,9 @@ def revision(engine: Any, x: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def as_announced(engine: Any, ruleset: str | None, period: str) -> list[dict[str, Any]]:
-    """The figures of ``period`` exactly as announced (the latest announcement of each rule set)."""
+    """The figures of ``period`` exactly as announced (the latest announcement of each rule set), with
+    ``announced_on`` and ``announcement``; ``kind`` and the other announced keys (None) as every
+    score row has them."""
     conn = engine.store.conn
     names = [ruleset] if ruleset else [r for (r,) in conn.execute(
         "SELECT DISTINCT ruleset FROM rm_announcements WHERE period = ? ORDER BY ruleset", (period,))]
@@ -143,4 +154,4 @@ def as_announced(engine: Any, ruleset: str | None, period: str) -> list[dict[str
         for (subject, metric), f in sorted(figures(engine, ann).items()):
             out.append({"ruleset": rs, "period": period, "subject": subject, "metric": metric, **f,
                         "announced_on": ann["date"], "announcement": ann["id"]})
-    return scoreviews.with_names(out, org)
+    return scoreviews.complete(scoreviews.with_names(out, org))

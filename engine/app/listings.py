@@ -19,6 +19,7 @@ from ..read.items import item_rows
 from .redact import Pseudonyms
 from ..read.cases import ROUND_SPEC
 from .rounds import round_status
+from . import tables
 
 
 class _Who(msgspec.Struct):
@@ -70,19 +71,24 @@ class Listings:
                vs: str | None = None) -> list[dict[str, Any]]:  # pragma: no cover - the Engine's own
         raise NotImplementedError
 
+    def position_at(self, as_of: int | str) -> int:  # pragma: no cover - the Engine's own is the one called
+        raise NotImplementedError
+
     def items(self, ruleset: str, period: str, *, under: str | None = None,
-              subjects: Iterable[str] | None = None) -> list[dict[str, Any]]:
+              subjects: Iterable[str] | None = None, output: tables.Output = "rows") -> Any:
         """The rule set's items over ``period``, weakest first (:mod:`csat.engine.read.items`): each item's
         ``attainment`` (100 × Σ points / Σ possible over the counted responses), ``label``,
         ``responses`` and ``response_ids``. Over every subject with a score in the period (those
         ``under`` a unit), or over the given ``subjects``; empty for a rule set without
-        ``item_points``."""
+        ``item_points``. ``output="pandas"`` or ``"arrow"``: a DataFrame or an Arrow table of a
+        fixed schema (:func:`csat.engine.app.tables.items_schema`)."""
+        tables.check_output(output)
         rs = self._ruleset(ruleset)
         if subjects is None:
             subjects = {r["subject"] for r in self.scores(ruleset, period, under=under)}
         else:
             self._catch_up_to_read()
-        return item_rows(self.projection, rs, period, subjects)
+        return tables.items_out(item_rows(self.projection, rs, period, subjects), output)
 
     def complaints(self, subject: str | None = None, period: str | None = None,
                    open_only: bool = False, *, under: str | None = None) -> list[dict[str, Any]]:
@@ -203,19 +209,22 @@ class Listings:
                 out.append({"round": r, "ruleset": s.ruleset, "period": s.period, "due": due, "closed": closed.get(r)})
         return out
 
-    def round_status(self, round_id: str, as_of: str | None = None) -> dict[str, Any]:
+    def round_status(self, round_id: str, as_of: str | None = None, *, output: tables.Output = "rows") -> Any:
         """A round's returns as of a date (:mod:`csat.engine.app.rounds`): each assignment
         answered, declined (no dealings) or missing, and late or not; the response rate (回收率)
-        by rater, by subject and overall.
+        by rater, by subject and overall. ``output="pandas"`` or ``"arrow"``: the assignments as a
+        DataFrame or an Arrow table of a fixed schema, one row each with its round's fields
+        (:func:`csat.engine.app.tables.round_schema`; the rates are a ``groupby`` of it).
 
         :raises NotFound: no such round.
         """
+        tables.check_output(output)
         if as_of is not None and (why := periods.date_problem(as_of)):
             raise CsatError(f"--as-of: {why}")
         self._catch_up_to_read()
         org = self.projection.state()[1]
-        return self._opened(round_status(self.store.conn, org, lambda ps: {
-            p: lg.at for p, lg in self.store.at_positions(ps).items()}, round_id, as_of))
+        return tables.round_out(self._opened(round_status(self.store.conn, org, lambda ps: {
+            p: lg.at for p, lg in self.store.at_positions(ps).items()}, round_id, as_of)), output)
 
     def forms(self, round_id: str, rater: str | None = None) -> dict[str, bytes]:
         """A round's questionnaires as Excel workbooks (:mod:`csat.engine.render.forms`), one per
@@ -273,15 +282,20 @@ class Listings:
 
     def log(self, type: str | None = None, id: str | None = None, after: int = 0, *, subject: str | None = None,
             period: str | None = None, ruleset: str | None = None, limit: int | None = None,
-            tail: int | None = None) -> Iterator[dict[str, Any]]:
+            tail: int | None = None, until: int | str | None = None) -> Iterator[dict[str, Any]]:
         """The events of the log with position and recording time, streamed page by page.
 
         Filters: one ``type``, one ``id``, events about a ``subject``, in a ``period`` (month,
-        quarter or year) or of a ``ruleset``; ``limit`` stops after that many, ``tail`` gives the
-        last that many (in log order).
+        quarter or year) or of a ``ruleset``; those after position ``after`` and up to ``until``
+        (a position, or a recording time as ``as_of`` takes them: the last event recorded by
+        then); ``limit`` stops after that many, ``tail`` gives the last that many (in log order).
         """
         if type is not None and type not in TAGS and type != "damaged":
             raise CsatError(f"unknown event type {type!r} (expected one of {', '.join(TAGS)})")
+        try:
+            upto = self.position_at(until) if until is not None else None
+        except CsatError as e:
+            raise CsatError(str(e).replace("--as-of", "until", 1)) from None
         months = set(periods.months_of(period)) if period is not None else None
         opener = self.opener()
 
@@ -305,7 +319,7 @@ class Listings:
         if tail is not None:
             last: list[Any] = []
             for page in self.store.pages_backwards():
-                last += [lg for lg in page if wanted(lg)]
+                last += [lg for lg in page if wanted(lg) and (upto is None or lg.position <= upto)]
                 if len(last) >= tail:
                     break
             yield from (row(lg) for lg in reversed(last[:tail]))
@@ -313,6 +327,8 @@ class Listings:
         n = 0
         for page in self.store.lenient_pages(after):
             for lg in page:
+                if upto is not None and lg.position > upto:
+                    return
                 if wanted(lg):
                     if limit is not None and n >= limit:
                         return
