@@ -2,7 +2,7 @@
 
     .venv/bin/python docs/gen_api.py        # tests/test_docs.py checks the file is current
 
-Public: every method of :class:`csat.engine.Engine` (and the mixin it inherits) whose name does
+The guides come from docs/embedding/ (:data:`GUIDES`). Public: every method of :class:`csat.engine.Engine` (and the mixin it inherits) whose name does
 not start with ``_``, the names ``csat.engine`` exports, and the plugin contract's types.
 """
 from __future__ import annotations
@@ -12,6 +12,14 @@ import sys
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "api.md"
+#: the guides, written by hand (each a ``## `` section with runnable ``python`` blocks, which
+#: tests/test_docs.py runs), put before the reference in this order
+GUIDES = ("web-service.md", "pandas.md", "changes.md")
+GUIDE_DIR = Path(__file__).resolve().parent / "embedding"
+
+
+def guides() -> list[str]:
+    return [(GUIDE_DIR / name).read_text(encoding="utf-8").rstrip() + "\n" for name in GUIDES]
 
 
 def _doc(obj: object) -> str:
@@ -33,7 +41,10 @@ def render() -> str:
     lines = ["# The embedding API (generated from the docstrings by `docs/gen_api.py`)", "",
              "`from csat.engine import Engine` is all an application needs; the command line and the web "
              "front use nothing else. Errors derive from `csat.engine.CsatError`.", "",
-             "## `Engine`", "", _doc(Engine), ""]
+             "Guides first (each example runs as it stands: the test suite runs them), then the reference.", ""]
+    for text in guides():
+        lines += [text]
+    lines += ["## `Engine`", "", _doc(Engine), ""]
     members = {n: m for n, m in inspect.getmembers(Engine) if not n.startswith("_")}
     for name in sorted(members):
         m = members[name]

@@ -8,6 +8,15 @@ from .app.pool import EnginePool
 from .errors import (CsatError, IngestFailed, InvalidEvent, InvalidParams, NotFound, RuleSetFailed,
                      RuleSetUnavailable, StoreError, UnknownRuleSet)
 from .app.ingest import IngestReport
+from .jsonable import to_json
 
-__all__ = ["Engine", "EnginePool", "default_target", "IngestReport", "CsatError", "IngestFailed", "InvalidEvent",
-           "InvalidParams", "NotFound", "RuleSetFailed", "RuleSetUnavailable", "StoreError", "UnknownRuleSet"]
+__all__ = ["Engine", "AsyncEngine", "EnginePool", "default_target", "IngestReport", "CsatError", "IngestFailed",
+           "InvalidEvent", "InvalidParams", "NotFound", "RuleSetFailed", "RuleSetUnavailable", "StoreError",
+           "UnknownRuleSet", "to_json"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "AsyncEngine":  # imported when asked for: asyncio costs every other import ~80 ms
+        from .app.aio import AsyncEngine
+        return AsyncEngine
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -40,3 +40,24 @@ def test_the_api_reference_is_generated_from_the_docstrings_and_current():
     text = gen_api.render()
     assert len(public) >= 25 and all(f"Engine.{n}(" in text for n in public), public
     assert "(undocumented)" not in text
+
+
+def _python_blocks(text: str) -> list[str]:
+    import re
+    return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def test_every_example_of_the_embedding_guides_runs(tmp_path):
+    """docs/api.md's guides (docs/embedding/*.md: a web service, pandas, following changes, async
+    code) are runnable as they stand: each python block runs in a fresh interpreter, in order."""
+    import subprocess
+    import sys
+    sys.path.insert(0, str(ROOT / "docs"))
+    import gen_api
+    blocks = [b for text in gen_api.guides() for b in _python_blocks(text)]
+    assert len(blocks) >= 4
+    for n, block in enumerate(blocks):
+        script = tmp_path / f"example_{n}.py"
+        script.write_text(block, encoding="utf-8")
+        done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, (n, block[:200], done.stderr[-2000:])

@@ -21,7 +21,7 @@ import msgspec
 
 from .. import periods
 from ..read import explained, scoreviews
-from . import announce, redact
+from . import announce, redact, tables
 from ..log import transfer
 from ..errors import CsatError, IngestFailed, InvalidParams, LogDamaged, UnknownRuleSet
 from ..log.events import Event, ParametersAdopted
@@ -163,6 +163,20 @@ class Engine(Listings, PersonalData, RaterLinks):
         lines = dict_lines(events, name=source) if source else dict_lines(events)
         return Ingest(self.store, self.rulesets, self.projection).run(lines, dry_run=dry_run, actor=actor)
 
+    def append_frame(self, frame: Any, *, na: Any = "N/A", columns: dict[str, str] | str | os.PathLike[str] | None = None,
+                     source: str = "frame", dry_run: bool = False,
+                     actor: str | list[str | None] | None = None) -> IngestReport:
+        """Append a pandas DataFrame of survey responses, one row each, exactly as ``csat ingest``
+        reads a CSV sheet with the same columns (README: the column mapping; ``columns`` as
+        ``--columns`` takes it): all or nothing, idempotent. A missing cell (NaN, None) is no
+        answer, a cell equal to ``na`` is not applicable, numbers stay numbers (numpy's too).
+        ``actor``: as for :meth:`append` (a list: one per row).
+
+        :raises IngestFailed: one ``frame:row LABEL: message`` per problem (LABEL: the row's index
+            label; ``source`` names it other than ``frame``); nothing appended.
+        """
+        return tables.append_frame(self, frame, na=na, columns=columns, source=source, dry_run=dry_run, actor=actor)
+
     # -- reading -------------------------------------------------------------------
 
     def catch_up(self, progress: Progress | None = None, jobs: int = 1) -> int:
@@ -217,9 +231,11 @@ class Engine(Listings, PersonalData, RaterLinks):
 
     def scores(self, ruleset: str | None = None, period: str | None = None, subject: str | None = None,
                metric: str | None = None, as_of: int | str | None = None, *, under: str | None = None,
-               vs: str | None = None, announced: bool = False) -> list[dict[str, Any]]:
+               vs: str | None = None, announced: bool = False, output: tables.Output = "rows") -> Any:
         """Score rows (``events.md`` §4) with ``subject_name`` (the org chart's name as of the
-        period), ordered by ruleset, period, subject, metric.
+        period) and ``kind`` (``month``, ``quarter``, ``year``), ordered by ruleset, period,
+        subject, metric; ``output="pandas"`` or ``"arrow"`` gives them as a DataFrame or an Arrow
+        table of a fixed schema (:mod:`csat.engine.app.tables`; ``pip install 'csat[frames]'``).
 
         ``period`` may be a month, a quarter or a year; without it every period
         with data (months and their roll-ups) is returned. ``as_of`` (a log
@@ -232,9 +248,11 @@ class Engine(Listings, PersonalData, RaterLinks):
         list whose ``unscored`` attribute says what they do not reflect yet (see :attr:`unscored`).
 
         Where a month was announced (公示) and a figure moved since, its row carries the announced
-        figure (``announced``), the change (``announced_delta``) and the day (``announced_on``);
-        ``announced`` (with ``period``) gives the figures exactly as announced instead.
+        figure (``announced``), the change (``announced_delta``) and the day (``announced_on``) —
+        keys every row has, None where nothing moved; ``announced`` (with ``period``) gives the
+        figures exactly as announced instead.
         """
+        tables.check_output(output)
         if ruleset is not None and ruleset not in self.projection.missing():
             self._ruleset(ruleset)
         for p in (period, vs):
@@ -246,16 +264,19 @@ class Engine(Listings, PersonalData, RaterLinks):
             position = self.position_at(as_of)
             only = [ruleset] if ruleset in self.rulesets else None
             with snapshot(self.projection, position, only=only) as private:
-                return self._open_names(self._views(ruleset, period, subject, metric, under, vs, private.conn))
+                rows = self._open_names(scoreviews.complete(self._views(ruleset, period, subject, metric, under, vs,
+                                                                        private.conn)))
+            return tables.scores_out(self, rows, output, ruleset)
         self._catch_up_to_read()
         if announced:
             if period is None:
                 raise CsatError("--announced gives the figures of one announced month: give --period")
-            return scoreviews.Rows(self._open_names(announce.as_announced(self, ruleset, period)))
+            return tables.scores_out(self, scoreviews.Rows(self._open_names(announce.as_announced(self, ruleset, period))),
+                                     output, ruleset)
         rows = scoreviews.Rows(self._open_names(announce.beside(self, self._views(
             ruleset, period, subject, metric, under, vs, self.store.conn))))
         rows.unscored = self.unscored
-        return rows
+        return tables.scores_out(self, rows, output, ruleset)
 
     def _views(self, ruleset: str | None, period: str | None, subject: str | None, metric: str | None,
                unit: str | None, vs: str | None, conn: Any) -> list[dict[str, Any]]:
@@ -417,13 +438,15 @@ class Engine(Listings, PersonalData, RaterLinks):
 
     def whatif(self, ruleset: str, params: dict[str, Any] | str | os.PathLike[str], period: str | None = None,
                all: bool = False, from_: str | None = None, replace: Iterable[str] = (),
-               jobs: int = 1) -> list[dict[str, Any]]:
+               jobs: int = 1, *, output: tables.Output = "rows") -> Any:
         """Every score of ``ruleset`` (or of ``period``) recomputed as if ``params`` had been adopted
         from ``from_`` (default: the rule set's first month) exactly as :meth:`adopt` with the same
         arguments would, beside the current ones; rows where something differs (all with ``all``).
         Nothing is written and nothing is locked: the replay runs on a private snapshot. ``jobs``
         > 1: its months are scored by forked processes, as :meth:`rebuild`'s (from a process with
-        no other threads running)."""
+        no other threads running). ``output="pandas"`` or ``"arrow"``: a DataFrame or an Arrow
+        table of a fixed schema (:func:`csat.engine.app.tables.whatif_schema`)."""
+        tables.check_output(output)
         rs = self._ruleset(ruleset)
         if from_ is not None and (why := periods.month_problem(from_)):
             raise CsatError(f"--from: {why}")
@@ -435,9 +458,11 @@ class Engine(Listings, PersonalData, RaterLinks):
                                          (ruleset,)).fetchone()[0]
             month = from_ or first
             if month is None:
-                return []
+                return tables.whatif_out(self, [], output, ruleset)
             complete = self.params_from(ruleset, params, month, replace, projection=private)
             adoptions, org = private.state()
+            from .adoption_check import refuse  # logged answers these parameters would score off the scale
+            refuse(private.conn, rs, month, complete, adoptions, params)
             before = {(r["period"], r["subject"], r["metric"]): r
                       for r in self._score_rows(ruleset, period, None, None, private.conn)}
             adoption = ParametersAdopted(id="what-if", ruleset=ruleset, from_=month, params=complete,
@@ -456,7 +481,7 @@ class Engine(Listings, PersonalData, RaterLinks):
             if all or sb != sa or b.get("grade") != a.get("grade"):
                 out.append({"period": key[0], "subject": key[1], "metric": key[2], "before": sb, "after": sa,
                             "delta": delta, "grade_before": b.get("grade"), "grade_after": a.get("grade")})
-        return out
+        return tables.whatif_out(self, out, output, ruleset)
 
     def explain(self, ruleset: str, subject: str, period: str, metric: str | None = None,
                 as_of: int | str | None = None, *, redact: bool = False) -> dict[str, Any]:
@@ -483,11 +508,70 @@ class Engine(Listings, PersonalData, RaterLinks):
         if out is None:
             out = explain(self.projection, rs, subject, period, metric)
             self._keep_explanation(ruleset, period, subject, metric, tracked, out)
-        out = self._opened(self._named(out, conn))
+        out = self._opened(announce.beside(self, [self._named(out, conn)])[0])  # as its score row
         out["log_position"], out["log_head"] = self.store.head(tracked)
         if (revised := announce.revision(self, out)) is not None:
             out["revised_since_announced"] = revised
         return self._redacted(out) if redact else out
+
+    # -- following changes and announcing ----------------------------------------------
+
+    def changes(self, since: int | str = 0, until: int | str | None = None) -> Changes:  # noqa: F821
+        """The figures that moved since log position ``since`` (or a recording time, as ``as_of``
+        takes them): a :class:`~csat.engine.app.changes.Changes` listing, per rule set, subject,
+        period and metric whose score or grade differs or that appeared or went, the figure
+        ``before`` and ``after``, ``delta``, ``grade_before``, ``grade_after``, ``events`` (the
+        positions of the events since that bear on its rule-set month) and ``announced`` (the month
+        was announced, 公示). Store its ``position`` and pass it as ``since`` next time: no change is
+        missed or repeated. Catches up as every read does; with nothing new since, it answers at
+        once (no replay, no read of the log). ``until``: the figures as they stood at that
+        position (or time) instead of as published now.
+        """
+        from .changes import Changes, changes
+
+        self._catch_up_to_read()
+        tracked = self.projection.tracked()
+        start = self._position_named("since", since)
+        end = tracked if until is None else min(self._position_named("until", until), tracked)
+        if until is not None and end < start:
+            raise CsatError(f"until: position {end} is before since ({start})")
+        if start >= end:
+            if start > tracked and start > (last := self.store.max_position()):
+                raise CsatError(f"since: position {start} is beyond the log's end ({last})")
+            position = start if until is None else end
+            return Changes(position, self.store.head(position)[1], [])
+        return Changes(end, self.store.head(end)[1], self._open_names(changes(self.projection, start, end)))
+
+    def _position_named(self, name: str, value: int | str) -> int:
+        try:
+            return self.position_at(value)
+        except CsatError as e:
+            raise CsatError(str(e).replace("--as-of", name, 1)) from None
+
+    def announce(self, ruleset: str, period: str, *, under: str | None = None, date: str | None = None,
+                 id: str | None = None, note: str | None = None, actor: str | None = None) -> IngestReport:
+        """Append an announcement (公示) of ``ruleset``'s figures of month ``period`` — all of them,
+        or those of ``under`` and the units below it — as published now (the read models are
+        brought up to date first), on ``date`` (default: today); ``id`` defaults to
+        ``RULESET-PERIOD-DATE`` (``actor``: as for :meth:`append`). From then on :meth:`scores`
+        shows the announced figure beside any that moved.
+
+        :raises CsatError: the month (under ``under``) has no figures: nothing to announce.
+        """
+        import datetime
+
+        self._ruleset(ruleset)
+        if (why := periods.month_problem(period)):
+            raise CsatError(f"--period: {why}")
+        self._catch_up_to_read(wait=True)
+        rows = self._score_rows(ruleset, period, None, None)
+        if under is not None:
+            rows = self._under(rows, under)
+        if not rows:
+            raise CsatError(f"{ruleset} has no figures for {period}" + (f" under {under}" if under else "")
+                            + ": nothing to announce")
+        day = date or datetime.date.today().isoformat()
+        return self.append([announce.announcement(ruleset, period, day, under=under, id=id, note=note)], actor=actor)
 
     def _redacted(self, out: dict[str, Any]) -> dict[str, Any]:
         found = self.store.at_positions(e["position"] for e in out["events"])
@@ -496,8 +580,9 @@ class Engine(Listings, PersonalData, RaterLinks):
 
     @staticmethod
     def _named(out: dict[str, Any], conn: Any) -> dict[str, Any]:
-        """An explanation with ``subject_name`` after ``subject``, as score rows have it."""
-        return scoreviews.with_names([out], Org.load(conn))[0]
+        """An explanation with ``subject_name`` after ``subject`` and ``kind`` after ``period``, as
+        score rows have them (and their announced keys, None)."""
+        return scoreviews.complete(scoreviews.with_names([out], Org.load(conn)))[0]
 
     def _keep_explanation(self, ruleset: str, period: str, subject: str, metric: str | None, tracked: int,
                           out: dict[str, Any]) -> None:
@@ -508,6 +593,21 @@ class Engine(Listings, PersonalData, RaterLinks):
         with self.store.try_write_lock() as locked:
             if locked and self.projection.tracked() == tracked and not self.projection.behind():
                 explained.store(self.store.conn, ruleset, period, subject, metric, tracked, out)
+
+    def repair(self, *, dry_run: bool = False, actor: str | None = None) -> dict[str, Any]:
+        """Chain again the rows csat wrote without a chain hash (a fault of csat's own), from the
+        first break on, record that as a ``chain_repaired`` event and catch up
+        (:func:`csat.engine.log.repair.repair` says what it returns); ``dry_run``: write nothing.
+
+        :raises StoreError: a row from the break on was changed outside csat (named with its
+            position and why); nothing is written.
+        """
+        from ..log.repair import repair
+        done = repair(self.store, actor=actor, dry_run=dry_run)
+        if done["repaired"] and not dry_run:
+            self.damaged = None
+            self.catch_up()
+        return done
 
     def _ruleset(self, ruleset: str) -> RuleSet:
         try:

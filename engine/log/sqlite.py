@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import sqlite_utils
+from .sqlitedb import sqlite_utils
 from eventsourcing.persistence import InfrastructureFactory, Tracking
 from eventsourcing.sqlite import SQLiteCursor
 from eventsourcing.utils import Environment

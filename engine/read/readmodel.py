@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import msgspec
-import sqlite_utils
+from ..log.sqlitedb import sqlite_utils
 
 from . import explained
 from ..errors import InvalidParams
