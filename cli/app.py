@@ -4,10 +4,14 @@ as one line too (:class:`CsatGroup`). No command lives here: ``cli/commands/`` h
 ``cli/main.py`` assembles them."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import signal
 import sqlite3
 import sys
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +20,8 @@ import click
 from csat.engine import CsatError, Engine, IngestFailed, default_target
 from csat.engine.app.api import DB_ENV
 from csat.engine.errors import one_line
-from csat.engine.log.store import discard_new
+from csat.engine.log.keys import key_store_path
+from csat.engine.log.store import Store, discard_new, display
 from csat.engine.log.sqlite import sqlite_message
 
 from .options import DB_HELP
@@ -27,6 +32,7 @@ class Context:
         self.db_given = db is not None
         self.db = db if db is not None else default_target()
         self._engine: Engine | None = None
+        self._keys_existed = True
 
     def use(self, db: str) -> None:
         """The store a command's own ``--db`` names."""
@@ -36,18 +42,49 @@ class Context:
         """The opened store. Only writing commands (``create``) make a new one; a reading command
         on a path that is not a csat store fails with one line."""
         if self._engine is None:
+            if create and not os.path.exists(self.db):  # (a key file this command makes goes with its store)
+                self._keys_existed = os.path.exists(key_store_path(self.db))
             self._engine = Engine.open(self.db, create=create)
         return self._engine
 
     def discard_new_store(self, existed: bool) -> None:
-        """A command that created a store and then failed leaves no empty store behind."""
-        if self._engine is not None:
-            try:
-                self._engine.close()
-            finally:
-                self._engine = None
-        if not existed:
+        """A command that created a store and then failed (or was interrupted) leaves no empty
+        store behind: one this command created, that holds no event and that no other process
+        is writing to, is removed."""
+        engine, self._engine = self._engine, None
+        if existed or not os.path.exists(self.db):  # (a database on a server is left as it is)
+            if engine is not None:
+                with contextlib.suppress(Exception):
+                    engine.close()
+            return
+        try:
+            store = engine.store if engine is not None else Store(self.db, create=False)
+        except CsatError:  # (NoStore, "not a SQLite database") interrupted while it was being made: no log in it
             discard_new(self.db)
+            self._discard_new_keys()
+            return
+        except Exception:  # noqa: BLE001 - whatever it is, it is kept
+            return
+        empty = False
+        with contextlib.suppress(Exception):  # whatever fails here, the store is kept
+            try:
+                if store.conn.in_transaction:
+                    store.rollback()
+                if store.try_begin_write():  # not while another process writes to it
+                    empty = store.max_position() == 0
+                    store.rollback()
+            finally:
+                store.close()
+        if empty:
+            discard_new(self.db)
+            self._discard_new_keys()
+
+    def _discard_new_keys(self) -> None:
+        """The key file this command created beside the store it removes (keys of events never
+        appended; their owners' names with them)."""
+        if not self._keys_existed:
+            with contextlib.suppress(OSError):
+                os.remove(key_store_path(self.db))
 
     def close(self) -> None:
         if self._engine is None:
@@ -66,6 +103,90 @@ class Context:
                 pass
 
 
+#: the exit status of a command stopped by Ctrl-C (SIGINT), as shells report it: 128 + 2
+INTERRUPTED = 130
+
+
+def interrupted(e: BaseException | None) -> bool:
+    """Was ``e`` (or an error raised while handling it) caused by Ctrl-C?"""
+    seen = 0
+    while e is not None and seen < 20:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
+
+
+def foreign_db_error(db: str, e: BaseException) -> str | None:
+    """A database error that reached the command unwrapped — psycopg's, its pool's (PoolTimeout),
+    eventsourcing's persistence errors — as one line (what went wrong, not what was kept); None
+    for any other error."""
+    module = type(e).__module__ or ""
+    if not module.startswith(("psycopg", "eventsourcing.persistence")):
+        return None
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return f"the PostgreSQL server at {display(db)} went away or cannot be reached ({first})"
+
+
+def pause_for_test(moment: str) -> None:
+    """A test seam, inert unless ``$CSAT_TEST_PAUSE_<moment>`` names a file (only the tests set
+    it: tests/test_interrupts.py): at this moment the command creates ``<file>.reached`` and
+    waits, up to a minute, until ``<file>`` exists — the test stops the server or sends Ctrl-C
+    exactly then."""
+    path = os.environ.get(f"CSAT_TEST_PAUSE_{moment}")
+    if not path:
+        return
+    open(f"{path}.reached", "w").close()
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+class CommitWatch:
+    """What a write committed, known exactly: wraps ``store``'s ``begin_write`` and ``commit``
+    (until :meth:`detach`) to note the log's end before and at the commit. Ctrl-C is held from
+    the COMMIT until :meth:`detach` (then raised), so it can never fall between the commit and
+    the caller knowing of it."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.start: int | None = None      #: the log's end when the write began
+        self.position: int | None = None   #: the log's end at the commit (None: nothing committed)
+        self._held: Any = None
+        self._pending = False
+        begin, commit = store.begin_write, store.commit
+
+        def begin_write() -> None:
+            begin()
+            self.start = store.max_position()
+
+        def committed(check: Callable[[], None] | None = None) -> None:
+            last = store.max_position()
+            pause_for_test("BEFORE_COMMIT")
+            self._hold()
+            commit(check)
+            self.position = last
+        store.begin_write, store.commit = begin_write, committed  # type: ignore[method-assign]
+
+    @property
+    def appended(self) -> int:
+        return (self.position or 0) - (self.start or 0)
+
+    def _hold(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._held = signal.signal(signal.SIGINT, lambda *_: setattr(self, "_pending", True))
+
+    def detach(self) -> None:
+        """The store as it was; a Ctrl-C held over the commit is raised now."""
+        for name in ("begin_write", "commit"):
+            self.store.__dict__.pop(name, None)
+        if self._held is not None:
+            signal.signal(signal.SIGINT, self._held)
+            self._held = None
+            if self._pending:
+                raise KeyboardInterrupt
+
+
 def fail(message: str, code: int = 1) -> None:
     click.echo(f"csat: {one_line(message)}", err=True)
     sys.exit(code)
@@ -76,16 +197,20 @@ def c_db(args: tuple[Any, ...]) -> str:
 
 
 def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Errors become one line on stderr (exit 1), never a traceback."""
+    """Errors become one line on stderr (exit 1), never a traceback; Ctrl-C exits 130."""
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            fail("interrupted", INTERRUPTED)
         except IngestFailed as e:
             for p in e.problems:
                 click.echo(p, err=True)
             fail(str(e))
         except CsatError as e:
+            if interrupted(e):  # (an error met while Ctrl-C unwound the command)
+                fail("interrupted", INTERRUPTED)
             fail(str(e))
         except sqlite3.Error as e:
             fail(sqlite_message(c_db(args), e))
@@ -96,6 +221,11 @@ def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(0)
         except OSError as e:
             fail(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "))
+        except Exception as e:
+            line = foreign_db_error(c_db(args), e)
+            if line is None:
+                raise
+            fail(f"{line}; nothing of this command's unfinished work was written: run it again")
     return wrapper
 
 
@@ -112,8 +242,10 @@ class CsatGroup(click.Group):
             fail(f"{sub + ': ' if sub else ''}{e.format_message()} (see {where} --help)", e.exit_code)
         except click.ClickException as e:
             fail(e.format_message(), e.exit_code)
-        except click.Abort:
-            fail("aborted", 1)
+        except click.Abort as e:  # a question answered no (or stdin closed): 1; Ctrl-C: 130
+            fail("interrupted", INTERRUPTED) if interrupted(e) else fail("aborted", 1)
+        except KeyboardInterrupt:
+            fail("interrupted", INTERRUPTED)
 
 
 @click.group(cls=CsatGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -111,30 +111,32 @@ def test_an_erased_person_is_unreadable_everywhere_and_nothing_else_moves(store)
         key_id = e.store.keys.owner_key(f"person:{PEOPLE[0]}")
         key = e.store.keys.by_ids([key_id])[key_id]
     out = cli("erase", "--respondent", PEOPLE[0], "--yes").stdout
-    # their name in two responses, a comment, the correction's reason, their name in the round
-    assert out == f"erased p-{key_id}: 5 sealed fields made unreadable\n"
+    # their name in two responses and in the round; the comment and the correction's reasons are
+    # the cabin's (a rater unit's statement: sealed under its key, kept — issue 31.16)
+    assert out == f"erased p-{key_id}: 3 sealed fields made unreadable\n"
     assert cli.json("scores") == scores
     assert json.loads(cli("verify", "--head", published, "--format", "json").stdout)["head_matches"] is True
     (q,) = cli.json("log", "--id", "q-0-hr")
     (fix,) = cli.json("log", "--id", "fix-0")
-    assert (q["event"]["respondent"], q["event"]["comment"], fix["event"]["reasons"]["quality"]) == ("[erased]",) * 3
+    assert (q["event"]["respondent"], q["event"]["comment"], fix["event"]["reasons"]["quality"]) == (
+        "[erased]", SECRET[PEOPLE[0]], SECRET[PEOPLE[0]] + "（更正）")
     assert fix["event"]["reason"] == "typed in the wrong row"  # the office's note is not personal
     (erasure,) = cli.json("log", "--type", "erasure")
-    assert erasure["event"] == {"type": "erasure", "id": f"erasure-{key_id}", "key": key_id, "fields": 5}
+    assert erasure["event"] == {"type": "erasure", "id": f"erasure-{key_id}", "key": key_id, "fields": 3}
     assert cli.json("round", "status", "air-2026-03")["assignments"][0]["respondents"] == ["[erased]", PEOPLE[1]]
     x = cli("explain", "-r", "airline-1000", "-s", "hr", "-p", "2026-03").stdout
-    assert PEOPLE[0] not in x and SECRET[PEOPLE[0]] not in x
+    assert f"respondent {PEOPLE[0]}" not in x
     report = tmp_path / "r.html"
     cli("report", "-p", "2026-03", "-o", str(report))
     html = report.read_text("utf-8")
-    # the erased person's comment shows [erased]; another's stays (its name redacted, as reports do)
-    assert "[erased]" in html and "王经理第0次" not in html and "王经理第3次不接电话" in html
+    # the cabin's comment stays: the unit's statement, not the erased person's
+    assert "王经理第0次" in html and "王经理第3次不接电话" in html
     copy = tmp_path / "after.db"
     cli("copy", cli.db, str(copy))
     (q,) = Cli(str(copy)).json("log", "--id", "q-0-hr")
     assert q["event"]["respondent"] == "[erased]"
     for blob in (stored_bytes(cli.db), stored_bytes(str(copy))):
-        assert plain_in(blob, PEOPLE[0], SECRET[PEOPLE[0]]) == [] and key not in blob
+        assert plain_in(blob, PEOPLE[0], SECRET[PEOPLE[0]]) == [] and key not in blob  # (the cabin's, sealed)
     assert "no personal data of" in cli("erase", "--respondent", PEOPLE[0], "--yes", expect=1).stderr
     assert cli("ingest", write_jsonl(tmp_path / "resend.jsonl", events())).stdout.startswith("0 appended")
     (q,) = cli.json("log", "--id", "q-0-hr")
@@ -214,7 +216,7 @@ def test_a_store_written_before_sealing_erases_what_it_can_and_says_what_stays(d
         "type": "response", "id": "new-1", "ruleset": "airline-1000", "period": "2026-04", "subject": "finance",
         "rater": "cabin", "respondent": PEOPLE[0], "answers": {"quality": "D"}, "reasons": {"quality": "新的原因"}}]))
     r = cli("erase", "--respondent", PEOPLE[0], "--yes")
-    assert r.stdout.startswith("erased p-") and "2 sealed fields made unreadable" in r.stdout
+    assert r.stdout.startswith("erased p-") and "1 sealed fields made unreadable" in r.stdout  # (the reason: cabin's)
     assert r.stderr == ("csat: note: 5 fields of events written before csat sealed personal data still hold theirs "
                         "in plain form (the log is append-only: they stay)\n")
     (old,) = cli.json("log", "--id", "q-0-hr")

@@ -10,7 +10,9 @@ import click
 
 from csat.engine import CsatError
 
-from ..app import Context, handles_errors
+from csat.engine.log.pgsql import StoreLost
+
+from ..app import INTERRUPTED, CommitWatch, Context, fail, foreign_db_error, handles_errors, interrupted, pause_for_test
 from ..options import MONTH, PERIOD, jobs_option
 from ..output import format_option, opened, output_option, render, to_json
 from ..progress import ProgressLine
@@ -57,33 +59,52 @@ def ingest(c: Context, files: tuple[str, ...], dry_run: bool, sheet: str | None,
       csat ingest 回访记录.csv --columns 回访表头.toml   # [columns] "回访单号" = "id", …
     """
     existed = os.path.exists(c.db)
-    engine = c.engine(create=True)
     show = ProgressLine("ingest", lines_total=_count_lines(files) if sys.stderr.isatty() else 0)
+    watch: CommitWatch | None = None
     try:
+        engine = c.engine(create=True)
+        watch = CommitWatch(engine.store)
         try:
             report = engine.ingest(files, dry_run=dry_run, progress=show, sheet=sheet, columns=columns,
                                    catching_up=True)
-        except CsatError:
-            c.discard_new_store(existed)  # nothing appended: no empty store left behind
-            raise
+        finally:
+            watch.detach()  # a Ctrl-C held over the commit is raised now
+        pause_for_test("AFTER_COMMIT")
         for a in report.implicit_adoptions:
             click.echo(f"recorded implicit adoption of the shipped defaults: {a}", err=True)
         for w in report.warnings:
             click.echo(f"csat: warning: {w}", err=True)
         if not dry_run:  # even with nothing new: a killed ingest may have left its events unscored
             show.events_total = engine.store.max_position() - engine.projection.tracked()
-            try:
-                engine.catch_up(progress=show, jobs=jobs)  # the next read is instant
-                engine.caught_up_done()
-            except CsatError as e:  # the append is committed: say what was kept
-                with contextlib.suppress(Exception):  # readers catch up themselves from now on
-                    engine.caught_up_done()
-                why = getattr(e, "detail", str(e))
-                raise CsatError(f"{report.appended:,} events appended; the scores were not brought up to date "
-                                f"({why}): the next read or ingest will") from None
+            engine.catch_up(progress=show, jobs=jobs)  # the next read is instant
+            engine.caught_up_done()
+    except (Exception, KeyboardInterrupt) as e:
+        _what_was_kept(c, e, watch, existed)
+        raise
     finally:
         show.done()
     click.echo(report.summary())
+
+
+def _what_was_kept(c: Context, e: BaseException, watch: CommitWatch | None, existed: bool) -> None:
+    """An ingest that failed or was interrupted says in one line what it kept: nothing before its
+    commit (a store it created is removed), its events after it — the read models not yet."""
+    if watch is None or watch.position is None:
+        lost = isinstance(e, StoreLost)
+        if isinstance(e, (CsatError, KeyboardInterrupt)) and not (lost and e.at_commit):
+            c.discard_new_store(existed)  # nothing appended: no empty store left behind
+        if interrupted(e):
+            fail("interrupted: nothing appended", INTERRUPTED)
+        if lost and not e.at_commit:
+            fail(f"{e.detail}; nothing appended (the server rolled the transaction back): run it again")
+        return  # (said by handles_errors)
+    with contextlib.suppress(Exception):  # the catch-up is over: readers catch up themselves from now on
+        c.engine().caught_up_done()
+    kept = f"{watch.appended:,} events appended and committed (log position {watch.position:,})"
+    why = ("interrupted" if interrupted(e) else getattr(e, "detail", None) or foreign_db_error(c.db, e)
+           or (str(e) if isinstance(e, CsatError) else f"{type(e).__name__}: {e}"))
+    fail(f"{kept}; the read models were not brought up to date ({why}): "
+         "the next command does it", INTERRUPTED if interrupted(e) else 1)
 
 
 @click.command()
@@ -165,12 +186,20 @@ def whatif(c: Context, ruleset: str, params: str, from_: str | None, replace: tu
 def erase(c: Context, respondent: str, yes: bool) -> None:
     """Erase a person's personal data, on their request (PIPL / GDPR).
 
-    Their name, reasons and comments are stored sealed under a key of their
-    own, in the key store beside the log (csat.db → csat.keys). Erasure
-    destroys that key and appends an `erasure` event that names no one (the
-    pseudonym and how many fields it made unreadable). Every figure, the log's
-    bytes and `csat verify` stay as they were; those fields show [erased]
-    everywhere — log, explain, the report, and any copy of the store.
+    What is theirs is sealed under a key of their own, in the key store beside
+    the log (csat.db → csat.keys): their name (on responses, as a person unit,
+    in rounds) and the reasons and comments they gave as a private person (a
+    response with no rater unit, or a rater of kind person). A response given
+    for a unit (a workshop's return) seals its reasons and comment under the
+    unit's key: they are the unit's statement and stay. Complaints and
+    rectifications are the cases' own and stay.
+
+    Before asking, it says what will become unreadable: the pseudonym, how many
+    names, reasons and comments, and how many of those texts an open complaint
+    or rectification cites. Erasure destroys the key and appends an `erasure`
+    event that names no one. Every figure, the log's bytes and `csat verify`
+    stay as they were; those fields show [erased] everywhere — log, explain,
+    the report, and any copy of the store.
 
     Events written before csat sealed personal data keep theirs in plain form
     (the log is append-only): the command says how many such fields remain.
@@ -179,11 +208,32 @@ def erase(c: Context, respondent: str, yes: bool) -> None:
     Example:
       csat erase --respondent 张三
     """
-    if not yes and not click.confirm(f"Erase the personal data of {respondent!r}? This cannot be undone", err=True):
-        raise click.Abort()
-    done = c.engine().erase(respondent)
+    engine = c.engine()
+    if not yes:
+        click.echo(_scope_line(respondent, engine.erase(respondent, dry_run=True)), err=True)
+        if not click.confirm(f"Erase the personal data of {respondent!r}? This cannot be undone", err=True):
+            raise click.Abort()
+    done = engine.erase(respondent)
     if done["pseudonym"]:
         click.echo(f"erased {done['pseudonym']}: {done['fields']} sealed fields made unreadable")
     if done["plain"]:
         click.echo(f"csat: note: {done['plain']} fields of events written before csat sealed personal data still "
                    "hold theirs in plain form (the log is append-only: they stay)", err=True)
+
+
+def _scope_line(respondent: str, scope: dict) -> str:
+    """What an erasure of ``respondent`` would make unreadable, in one line."""
+    def n(count: int, what: str) -> str:
+        return f"{count} {what}{'' if count == 1 else 's'}"
+    if not scope["pseudonym"]:
+        return (f"{respondent!r}: nothing of theirs is sealed; {n(scope['plain'], 'field')} of events written before "
+                "csat sealed personal data hold theirs in plain form and stay (the log is append-only)")
+    parts = [n(scope["names"], "name"), n(scope["reasons"], "reason"), n(scope["comments"], "comment")]
+    if scope["texts"]:
+        parts.append(n(scope["texts"], "other text"))
+    line = f"{respondent!r} is {scope['pseudonym']}: {', '.join(parts)} sealed under their key will read [erased]"
+    if scope["reasons"] + scope["comments"]:
+        line += f" ({scope['cited']} of those texts cited by an open complaint or rectification)"
+    if scope["plain"]:
+        line += f"; {n(scope['plain'], 'field')} written before sealing stay in plain form"
+    return line + "; what a unit said, complaints and rectifications stay"

@@ -2,8 +2,8 @@
 
 One :class:`IngestPrivacy` per ingest call (``docs/events.md`` §7):
 
-- each event's personal fields are sealed under their owner's key (:mod:`csat.engine.log.personal`)
-  before they reach the log — the key store commits the keys first, so no event is ever logged
+- each event's personal fields are sealed under their owner's key (:mod:`csat.engine.log.personal`;
+  a response's texts under its rater unit's, unless the rater is of kind person) before they reach the log — the key store commits the keys first, so no event is ever logged
   under a key that was not kept;
 - a response to an anonymous round names no respondent (refused with one line); while an
   anonymous round is open the log records times to the day only (never earlier than the last
@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from ..log.events import Event, ResponseRecorded, RoundClosed, RoundOpened, same_event
+from ..log.events import Event, ResponseRecorded, RoundClosed, RoundOpened, UnitDeclared, same_event
 from ..log.personal import Opener, Sealer, same_opened
 from ..read.cases import ROUND_SPEC
 
@@ -63,6 +63,7 @@ class IngestPrivacy:
         self._opener: Opener | None = None
         self.anonymous = anonymous_months(store.conn)
         self.warnings: list[str] = []
+        self._kinds: dict[str, str] | None = None  # unit -> its kind (the log's, then this call's)
 
     def recording_time(self, at: str) -> str:
         """The call's recording time: to the day while an anonymous round is open."""
@@ -75,7 +76,9 @@ class IngestPrivacy:
     # -- checks -----------------------------------------------------------------------
 
     def note(self, ev: Event) -> None:
-        """An event of this call that opens or closes a round."""
+        """An event of this call (one that opens or closes a round, declares a unit's kind)."""
+        if isinstance(ev, UnitDeclared) and ev.kind is not None:
+            self._unit_kinds()[ev.id] = ev.kind
         if isinstance(ev, RoundOpened) and ev.anonymous:
             self.anonymous[(ev.ruleset, ev.period)] = ev.id
         elif isinstance(ev, RoundClosed):
@@ -99,12 +102,22 @@ class IngestPrivacy:
 
     # -- sealing and comparing ----------------------------------------------------------
 
+    def _unit_kinds(self) -> dict[str, str]:
+        if self._kinds is None:  # (the read models are current inside the ingest's transaction)
+            self._kinds = {u: k for u, k in self.store.conn.execute(
+                "SELECT id, kind FROM rm_units WHERE kind IS NOT NULL ORDER BY position")}
+        return self._kinds
+
+    def is_person(self, unit: str) -> bool:
+        """Is ``unit`` of kind person (a rater that answers as a private person)?"""
+        return self._unit_kinds().get(unit) == "person"
+
     def seal(self, ev: Event, target: ResponseRecorded | None = None, person_unit: bool = False) -> Event:
         if self.dry_run:
             return ev
         if self._sealer is None:
             self._sealer = Sealer(self.store.keys)
-        return self._sealer.seal(ev, target, person_unit)
+        return self._sealer.seal(ev, target, person_unit, self.is_person)
 
     def commit(self) -> None:
         """Commit the keys this call made (before the call's events are committed)."""

@@ -9,8 +9,14 @@ Not personal: the rater unit, subjects, answers, figures, ids, dates, and the of
 A personal value is stored as ``sealed:1:<key id>:<base64url(nonce ‖ AES-256-GCM ciphertext)>``
 under the key of its *owner*:
 
-- a response's and its corrections' fields: its respondent (``person:<respondent>``); without one,
-  its rater unit (``rater:<rater>``), else the response itself;
+- a response's ``respondent``: that person (``person:<respondent>``);
+- a response's (and its corrections') ``reasons`` and ``comment``: whoever made the statement
+  (:meth:`Sealer.texts_key`) — its rater unit (``rater:<rater>``) when it answered for a unit (a
+  workshop's reasons are the unit's statement, the evidence it is held to, not the private data
+  of the person who filled in the form); the respondent when they answered as a private person
+  (no rater, or a rater unit of kind ``person``); else the response itself. Events written before
+  this rule sealed a rated unit's texts under its respondent's key, and stay so (the log is
+  append-only);
 - a person unit's name: that person (``person:<unit id>``) — the namespace respondents share;
 - a complaint's or rectification's texts (and their closures' and updates' notes): the case.
 
@@ -123,23 +129,25 @@ class Sealer:
             return value
         return self.seal_value(value, key())
 
-    def seal(self, ev: Event, target: ResponseRecorded | None = None, person_unit: bool = False) -> Event:
+    def seal(self, ev: Event, target: ResponseRecorded | None = None, person_unit: bool = False,
+             is_person: Callable[[str], bool] = lambda unit: False) -> Event:
         """``ev`` with its personal fields sealed; ``target``: the response a correction amends;
-        ``person_unit``: a ``unit`` event of a unit of kind person."""
+        ``person_unit``: a ``unit`` event of a unit of kind person; ``is_person``: is a unit of
+        kind person (a rater that is a private person)?"""
         tag = type(ev).__struct_config__.tag
         if tag == "response":
             if ev.respondent is None and not ev.reasons and not ev.comment:
                 return ev  # the bulk of a file: nothing personal, no key
-            owner = (f"person:{ev.respondent}" if ev.respondent else f"rater:{ev.rater}" if ev.rater
-                     else f"response:{ev.id}")
-            key = lambda: self.key_for(owner)  # noqa: E731 — created only when something is sealed
-            return msgspec.structs.replace(ev, respondent=self._text(ev.respondent, key),
-                                           reasons={k: self._text(v, key) for k, v in ev.reasons.items()}
-                                           if ev.reasons else ev.reasons, comment=self._text(ev.comment, key))
+            who = lambda: self.key_for(f"person:{ev.respondent}")  # noqa: E731 — made only when something is sealed
+            said = lambda: self.texts_key(ev, is_person)  # noqa: E731
+            return msgspec.structs.replace(ev, respondent=self._text(ev.respondent, who),
+                                           reasons={k: self._text(v, said) for k, v in ev.reasons.items()}
+                                           if ev.reasons else ev.reasons, comment=self._text(ev.comment, said))
         if isinstance(ev, ResponseCorrected):
             if not ev.reasons and not ev.comment:
                 return ev
-            key = lambda: self._owner_key(target, ev.response)  # noqa: E731
+            key = lambda: (self.texts_key(target, is_person) if target is not None  # noqa: E731
+                           else self.key_for(f"response:{ev.response}"))
             return msgspec.structs.replace(ev, reasons={k: self._text(v, key) for k, v in ev.reasons.items()},
                                            comment=self._text(ev.comment, key))
         if isinstance(ev, ComplaintFiled):
@@ -160,14 +168,20 @@ class Sealer:
                                                  a.respondents]) for a in ev.assignments])
         return ev
 
-    def _owner_key(self, target: ResponseRecorded | None, response: str) -> str:
-        if target is not None and is_sealed(target.respondent):
-            return key_of(target.respondent)
-        if target is not None and target.respondent:
-            return self.key_for(f"person:{target.respondent}")
-        if target is not None and target.rater:
-            return self.key_for(f"rater:{target.rater}")
-        return self.key_for(f"response:{response}")
+    def texts_key(self, response: ResponseRecorded, is_person: Callable[[str], bool]) -> str:
+        """The key a response's reasons and comment (and its corrections') are sealed under: its
+        rater unit's when it answered for a unit (the unit's statement: a respondent's erasure
+        leaves it); the respondent's when they answered as a private person (no rater, or a rater
+        of kind person); else the response's own. ``response`` may be one stored, sealed."""
+        if response.rater and not is_person(response.rater):
+            return self.key_for(f"rater:{response.rater}")
+        if is_sealed(response.respondent):
+            return key_of(response.respondent)
+        if response.respondent:
+            return self.key_for(f"person:{response.respondent}")
+        if response.rater:
+            return self.key_for(f"person:{response.rater}")  # a person unit, rating as themselves
+        return self.key_for(f"response:{response.id}")
 
 
 class Opener:

@@ -55,11 +55,14 @@ def redacted(url: str) -> str:
 
 class StoreLost(StoreError):
     """The server went away (a crash, a failover, the network): the open transaction was rolled
-    back by the server; ``detail`` says what was lost, without the advice."""
+    back by the server; ``detail`` says what was lost, without the advice. ``at_commit``: it went
+    away while a ``COMMIT`` was on its way, so whether that transaction was kept is unknown."""
 
-    def __init__(self, detail: str):
-        self.detail = detail
-        super().__init__(f"{detail}; nothing of this command's unfinished work was written: run it again")
+    def __init__(self, detail: str, at_commit: bool = False):
+        self.detail, self.at_commit = detail, at_commit
+        kept = ("it went away during the commit: whether this command's work was written is unknown (a rerun "
+                "skips what was)" if at_commit else "nothing of this command's unfinished work was written")
+        super().__init__(f"{detail}; {kept}: run it again")
 
 
 class PgDuplicateObject(StoreError):
@@ -212,6 +215,11 @@ class PgConnection:
             return PgCursor(self, self.raw.cursor())
         if head.startswith("PRAGMA"):
             return PgCursor(self, self.raw.cursor())
+        if head.startswith(("COMMIT", "END")):
+            try:
+                return PgCursor(self, self.raw.cursor()).execute(sql, args)
+            except StoreLost as e:  # the server may have committed before it went: no one can say
+                raise StoreLost(e.detail, at_commit=True) from None
         if head.startswith(("ALTER", "DROP")):
             self.forget_shapes()
         cursor = PgCursor(self, self.raw.cursor())
@@ -411,5 +419,5 @@ class PgDatabase:
             with self.conn.savepoint():
                 yield
         else:
-            with self.conn.raw.transaction():
+            with _errors(self.conn.url), self.conn.raw.transaction():  # (its COMMIT is psycopg's own)
                 yield
