@@ -22,7 +22,7 @@ from csat.engine.numbers import ONE, div, mean, mul, plain, publish, total
 from csat.engine.ruleset import (Choice, Figure, ItemPoints, LateAnswers, MonthInput, Problem, QuestionItem,
                                  Questionnaire, ResponseState, RuleSet, Trace, answers_key, mean_of_months,
                                  module_file)
-from csat.engine.params import complete_closed
+from csat.engine.params import complete_closed, outside
 from csat.plugins import hookimpl
 
 
@@ -68,8 +68,6 @@ class Airline1000(RuleSet):
 
     def check_params(self, params: Params) -> list[str]:
         problems = []
-        if not 0 <= params.precision <= 10:
-            problems.append(f"key `precision`: expected 0 to 10, got {params.precision}")
         if not params.grades:
             problems.append("key `grades`: expected at least one grade")
         for dept, d in params.departments.items():
@@ -79,6 +77,11 @@ class Airline1000(RuleSet):
                 if w <= 0:
                     problems.append(f"key `departments.{dept}.indicators.{ind}`: expected > 0, got {w}")
         return problems
+
+    def check_ranges(self, params: Params) -> list[str]:
+        """Grade points on the 1000-point scale (``precision`` and the numbers' magnitude are the
+        engine's common checks)."""
+        return [p for letter, g in params.grades.items() for p in outside(f"grades.{letter}.points", g.points, 0, 1000)]
 
     def _grade_of(self, params: Params) -> dict[str, str]:
         """Letter or Chinese label -> letter."""

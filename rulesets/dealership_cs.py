@@ -16,7 +16,7 @@ import msgspec
 
 from csat.engine.events import NA, ResponseRecorded
 from csat.engine.numbers import ZERO, add, dec, div, mul, plain, total
-from csat.engine.params import read_toml
+from csat.engine.params import outside, read_toml
 from csat.engine.ruleset import (Choice, Credit, Figure, ItemPoints, LateAnswers, MonthInput, Problem, QuestionItem,
                                  Questionnaire, ResponseState, RuleSet, Trace, answers_key, module_file)
 from csat.plugins import hookimpl
@@ -99,6 +99,11 @@ class DealershipCS(RuleSet):
                         problems.append(f"key `forms.{form}.metrics.{metric}.weights`: {item!r} is not an item "
                                         f"of form {form!r}")
         return problems
+
+    def check_ranges(self, params: Params) -> list[str]:
+        """A metric's weights not negative (the level points, 0 to 100, are checked always)."""
+        return [p for form, f in params.forms.items() for metric, m in f.metrics.items()
+                for item, w in m.weights.items() for p in outside(f"forms.{form}.metrics.{metric}.weights.{item}", w, 0)]
 
     def _level_of(self, params: Params) -> dict[str, str]:
         return self.per_params("levels", params, lambda p: {a: lvl for lvl, spec in p.levels.items()

@@ -18,7 +18,7 @@ from csat.engine.numbers import ZERO, add, dec, div, mul, plain, total
 from csat.engine.ruleset import (Figure, ItemPoints, LateAnswers, MinGrade, MonthInput, Problem, QuestionItem,
                                  Questionnaire, ResponseState, RuleSet, Trace, first_grade, module_file,
                                  threshold_problems)
-from csat.engine.params import complete_closed
+from csat.engine.params import complete_closed, outside
 from csat.plugins import hookimpl
 
 HUNDRED = Decimal(100)
@@ -70,6 +70,10 @@ class Iso100(RuleSet):
             problems.append(f"key `items`: the maxima must sum to 100, got {plain(maxima)}")
         problems += threshold_problems(params.grades)
         return problems
+
+    def check_ranges(self, params: Params) -> list[str]:
+        """Grade thresholds on the 100-point scale."""
+        return [p for i, g in enumerate(params.grades) for p in outside(f"grades[{i}].min", g.min, 0, 100)]
 
     def check_response(self, response: ResponseRecorded, params: Params) -> list[Problem]:
         problems = []

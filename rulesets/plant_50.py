@@ -17,6 +17,7 @@ import msgspec
 from csat.engine import periods
 from csat.engine.events import NA, ResponseRecorded
 from csat.engine.numbers import ZERO, add, dec, div, plain, publish, sub
+from csat.engine.params import outside
 from csat.engine.ruleset import (Choice, Figure, ItemPoints, LateAnswers, MonthInput, Problem, QuestionItem,
                                  Questionnaire, ResponseState, RuleSet, Trace, mean_of_months, module_file)
 from csat.plugins import hookimpl
@@ -108,6 +109,17 @@ class Plant50(RuleSet):
         if params.bonus.months < 1:
             problems.append("key `bonus.months`: expected ≥ 1")
         return problems
+
+    def check_ranges(self, params: Params) -> list[str]:
+        """Bands on the 50-point scale, deductions and the bonus not negative, a workshop count ≥ 0."""
+        problems = []
+        for i, g in enumerate(params.grades):
+            problems += outside(f"grades[{i}].band", g.band[0], 0) + outside(f"grades[{i}].band", g.band[1], None, 50)
+            problems += outside(f"grades[{i}].deduction", g.deduction, 0, 50)
+        for i, c in enumerate(params.coefficients):
+            if c.max_workshops is not None:
+                problems += outside(f"coefficients[{i}].max_workshops", c.max_workshops, 0)
+        return problems + outside("bonus.points", params.bonus.points, 0, 50)
 
     def _level_of(self, params: Params) -> dict[str, str]:
         return self.per_params("levels", params, lambda p: {a: lvl for lvl, answers in p.levels.items() for a in answers})

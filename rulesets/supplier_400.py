@@ -22,6 +22,7 @@ from csat.engine.numbers import CONTEXT, ZERO, dec, div, mean, mul, plain, publi
 from csat.engine.ruleset import (CaseEvent, Figure, LateAnswers, MinGrade, MonthInput, Problem, QuestionItem,
                                  Questionnaire, RuleSet, Trace, first_grade, mean_of_months, module_file,
                                  threshold_problems)
+from csat.engine.params import outside
 from csat.plugins import hookimpl
 
 DIMENSIONS = ("delivery", "service", "quality", "price")
@@ -143,6 +144,25 @@ class Supplier400(RuleSet):
         if steps != sorted(steps):
             problems.append("key `price.gap_steps`: expected ascending min_gap")
         return problems
+
+    def check_ranges(self, params: Params) -> list[str]:
+        """Maxima, deductions, penalties and gaps not negative; grade thresholds on the 100-point
+        scale; a supplier disqualified after at least one month."""
+        problems = []
+        for name in ("quality", "delivery", "service", "price"):
+            dimension = getattr(params, name)
+            for f in msgspec.structs.fields(dimension):
+                value = getattr(dimension, f.name)
+                if isinstance(value, Decimal):
+                    problems += outside(f"{name}.{f.name}", value, 0)
+        for severity, points in params.quality.complaint_points.items():
+            problems += outside(f"quality.complaint_points.{severity}", points, 0)
+        for i, step in enumerate(params.price.gap_steps):
+            problems += outside(f"price.gap_steps[{i}].min_gap", step.min_gap, 0)
+            problems += outside(f"price.gap_steps[{i}].penalty", step.penalty, 0)
+        for i, g in enumerate(params.grades):
+            problems += outside(f"grades[{i}].min", g.min, 0, 100)
+        return problems + outside("status.disqualify_months", params.status.disqualify_months, 1)
 
     def questionnaire(self, params: Params) -> Questionnaire:
         """One form per dimension (the response's ``form``), its counts (whole numbers ≥ 0) and

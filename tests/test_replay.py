@@ -58,7 +58,7 @@ def test_adopt_names_the_file_and_the_key(cli, tmp_path):
     bad.write_text('precision = "two"\nbogus = 1\n[bonus]\nmonths = "three"\n', encoding="utf-8")
     r = cli("adopt", str(bad), "--ruleset", "plant-50", "--from", "2026-01", expect=1)
     assert r.stderr.splitlines() == [f"{bad}: unknown key `bogus`", f"{bad}: key `bonus.months`: expected `int`, "
-                                     "got `str`", f"{bad}: key `precision`: expected `int`, got `str`",
+                                     "got `str`", f"{bad}: key `precision`: expected an integer 0 to 10, got \"two\"",
                                      "csat: 3 problems; nothing appended"]
     bad.write_text('[[grades]]\nid = "x"\nlabel = "x"\nband = [0, 50]\ndeduction = 0\nwhen = [{ unsatisfied = 1 }]\n')
     r = cli("adopt", str(bad), "--ruleset", "plant-50", "--from", "2026-01", expect=1)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import RuleSetFailed, StoreError
-from ..scoring.guard import checked_figures, guarded
+from ..scoring.guard import checked_figures, guarded, under_adoption
 from ..scoring.ruleset import Counted, Credit, Excluded, MonthInput, ResponseState, RuleSet
 from .apply import credits_of, remedy_rows
 from .readmodel import Adoptions, Org, decode_state
@@ -103,7 +103,7 @@ def score_month(rs: RuleSet, month: str, states: list[ResponseState], adoptions:
             figures = checked_figures(rs, where, guarded(rs, where, rs.score_month, inp, None), inp.params)
             out.groups.append((subject, score_rows(rs, month, subject, "month", inp.adoption, figures)))
         except RuleSetFailed as e:  # left dirty: the next catch-up tries again
-            out.groups.append((subject, e))
+            out.groups.append((subject, under_adoption(e, inp.adoption)))
     return out
 
 

@@ -24,8 +24,7 @@ from .. import periods
 from .cases import case_subjects, cases_of, month_due
 from ..errors import RuleSetFailed
 from ..log.events import NA
-from ..scoring.guard import checked_figure, checked_figures, checked_sequence, guarded
-from ..scoring.numbers import publish
+from ..scoring.guard import checked_figure, checked_figures, checked_sequence, guarded, rounded, under_adoption
 from .readmodel import Adoptions, Org, decode_state
 from ..scoring.ruleset import Counted, Credit, Excluded, Figure, MonthInput, ResponseState, RuleSet
 
@@ -72,7 +71,8 @@ def score_rows(rs: RuleSet, period: str, subject: str, kind: str, adoption: Any,
                figures: list[Figure]) -> list[tuple[Any, ...]]:
     """A group's ``scores`` rows (in :data:`SCORE_COLUMNS` order), as written.
 
-    :raises RuleSetFailed: a figure's state cannot be stored as JSON."""
+    :raises RuleSetFailed: a figure's state cannot be stored as JSON, or its score cannot be
+        rounded to the ``precision`` of the parameters in force (:class:`~csat.engine.scoring.guard.ParamsFailed`)."""
     if not figures:
         return []
     precision = getattr(adoption.params, "precision", 2)
@@ -86,7 +86,8 @@ def score_rows(rs: RuleSet, period: str, subject: str, kind: str, adoption: Any,
             raise RuleSetFailed(rs.id, f"scoring {subject} {period}",
                                 f"figure {f.metric}: state: cannot be stored as JSON ({e})") from None
         rows.append((rs.id, period, subject, f.metric, kind, adoption.id, adoption.hash,
-                     str(publish(f.score, precision)) if f.score is not None else None,
+                     str(rounded(rs, f"scoring {subject} {period}", adoption, f.score, precision, f.metric))
+                     if f.score is not None else None,
                      f.grade, f.grade_label, f.responses, _EXTRAS_ENC.encode(f.extras).decode(), encoded_state))
     return rows
 
@@ -230,7 +231,7 @@ class Scorer:
                     self.write(rs, month, subject, "month", inp.adoption if inp else None, figures)
                 except RuleSetFailed as e:  # this subject's rows stay as they were published
                     self.unqueue(queued)
-                    self.failed(e)
+                    self.failed(under_adoption(e, inp.adoption if inp else None))
                     failed.add((ruleset, subject))
             self.flush()  # a month at a time: memory stays flat however long the log
             if progress:
@@ -284,9 +285,12 @@ class Scorer:
         for metric, months in self.month_figures(rs, subject).items():
             before = {m: _stored_form(f) for m, f in months}
             where = f"sequencing {subject} {metric}"
-            after = checked_sequence(rs, where, guarded(
-                rs, where, rs.sequence, months, lambda m: adoptions.in_force(rs.id, m).params),
-                [m for m, _ in months])
+            try:
+                after = checked_sequence(rs, where, guarded(
+                    rs, where, rs.sequence, months, lambda m: adoptions.in_force(rs.id, m).params),
+                    [m for m, _ in months])
+            except RuleSetFailed as e:
+                raise under_adoption(e, adoptions.in_force(rs.id, months[-1][0]) if months else None) from None
             for month, fig in after:
                 if _stored_form(fig) != before.get(month):
                     changed.add(month)
@@ -306,8 +310,11 @@ class Scorer:
                 continue
             adoption = adoptions.in_force(rs.id, rows[-1][0])
             where = f"rolling up {subject} {period} {metric}"
-            fig = checked_figure(rs, where, guarded(rs, where, rs.roll_up, period, metric, rows, adoption.params, None),
-                                adoption.params)
+            try:
+                fig = checked_figure(rs, where, guarded(rs, where, rs.roll_up, period, metric, rows, adoption.params,
+                                                        None), adoption.params)
+            except RuleSetFailed as e:
+                raise under_adoption(e, adoption) from None
             if fig is not None:
                 figures.append(fig)
         self.write(rs, period, subject, periods.kind(period), adoption, figures)

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from ..errors import RuleSetFailed
+from .numbers import publish
 from .ruleset import Credit, Figure, ItemPoints, RuleSet
 
 T = TypeVar("T")
@@ -28,6 +29,49 @@ def guarded(rs: RuleSet, where: str, fn: Callable[..., T], *args: Any, **kwargs:
     except Exception as e:  # noqa: BLE001 — plugin code may raise anything; say which and where
         text = str(e).splitlines()[0] if str(e) else ""
         raise RuleSetFailed(rs.id, where, f"raised {type(e).__name__}" + (f": {text}" if text else "")) from e
+
+
+#: what a rule set's arithmetic (or the engine's rounding of its figures) raises when the
+#: parameters in force ask for the impossible: a precision of 100000, a zero divisor, an overflow
+ARITHMETIC = (ArithmeticError, ValueError, OverflowError)
+
+
+class ParamsFailed(RuleSetFailed):
+    """A rule set's figures could not be computed under the parameters of ``adoption`` (named in
+    ``problem`` too): the rule set's rows of those months are kept as published and the months stay
+    to be scored; a later adoption from the same month (or earlier) supersedes it."""
+
+    def __init__(self, ruleset: str, where: str, problem: str, adoption: str = ""):
+        super().__init__(ruleset, where, problem)
+        self.adoption = adoption
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str, str]]:  # type: ignore[override]
+        return type(self), (self.ruleset, self.where, self.problem, self.adoption)
+
+
+def under_adoption(e: RuleSetFailed, adoption: Any) -> RuleSetFailed:
+    """``e`` naming the adoption in force, and — when arithmetic failed — saying how to supersede it."""
+    if adoption is None or isinstance(e, ParamsFailed):
+        return e
+    cause = e.__cause__
+    if not isinstance(cause, ARITHMETIC):
+        return e
+    found = ParamsFailed(e.ruleset, e.where, f"{e.problem} under the parameters of adoption {adoption.id} (from "
+                         f"{adoption.from_}): its published rows stay; adopt corrected parameters from "
+                         f"{adoption.from_} to supersede it", adoption.id)
+    found.__cause__ = cause
+    return found
+
+
+def rounded(rs: RuleSet, where: str, adoption: Any, value: Decimal, places: Any, metric: str) -> Decimal:
+    """``value`` published to ``places`` (the engine rounds every ``score``): a rounding the
+    parameters make impossible fails as :class:`ParamsFailed` naming the adoption."""
+    try:
+        return publish(value, places)
+    except ARITHMETIC as x:
+        e = RuleSetFailed(rs.id, where, f"figure {metric}: {x}")
+        e.__cause__ = x
+        raise under_adoption(e, adoption) from x
 
 
 def _type_name(value: Any) -> str:

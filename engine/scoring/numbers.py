@@ -11,6 +11,8 @@ from functools import reduce
 from collections.abc import Iterable
 from decimal import Decimal
 
+from ..errors import InvalidParams
+
 #: The context every computation runs in: 34 significant digits (IEEE decimal128),
 #: banker's rounding for intermediate results, exceptions on invalid operations.
 CONTEXT = decimal.Context(prec=34, rounding=decimal.ROUND_HALF_EVEN,
@@ -70,9 +72,24 @@ def mean(values: Iterable[Decimal]) -> Decimal:
     return div(total(vals), Decimal(len(vals)))
 
 
+class CannotRound(InvalidParams):
+    """A value cannot be rounded to the places asked (negative or not a number of places, or more
+    digits than the 34 the arithmetic carries): the parameters in force ask for what cannot be
+    published."""
+
+
 def publish(value: Decimal, places: int) -> Decimal:
-    """Round half-up (四舍五入) to ``places`` decimals, as published figures are."""
-    return value.quantize(Decimal(1).scaleb(-places), rounding=decimal.ROUND_HALF_UP, context=CONTEXT)
+    """Round half-up (四舍五入) to ``places`` decimals, as published figures are.
+
+    :raises CannotRound: ``places`` is negative or no number of places, or the result would need
+        more than 34 digits (a ``precision`` of 100000)."""
+    try:
+        if places < 0:
+            raise ValueError(places)
+        return value.quantize(Decimal(1).scaleb(-places), rounding=decimal.ROUND_HALF_UP, context=CONTEXT)
+    except (ArithmeticError, TypeError, ValueError):
+        raise CannotRound([f"cannot round {value} to {places!r} decimal places (precision: expected an integer "
+                           "0 to 10)"]) from None
 
 
 def plain(value: Decimal) -> str:

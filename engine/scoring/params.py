@@ -10,8 +10,10 @@ nor a change of the defaults ever moves a past score.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -20,6 +22,13 @@ from ..errors import InvalidParams
 from ..log.events import describe_validation_error, pin_path
 
 _CANON = msgspec.json.Encoder(order="sorted")
+
+#: The decimals every rule set's figures may be published to (``precision``): 34 significant digits
+#: leave room for 24 before the point.
+PRECISION = (0, 10)
+#: The largest magnitude a number among new parameters may have (a weight, a maximum, a deduction):
+#: far beyond any scale, far below what the 34-digit arithmetic cannot carry.
+LARGEST = Decimal(10) ** 12
 
 
 def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -61,6 +70,74 @@ def replace_problems(overrides: dict[str, Any], replace: Iterable[str]) -> list[
     return problems
 
 
+def shown(value: Any) -> str:
+    """A value as the parameter file would spell it (strings quoted), cut short."""
+    try:
+        text = msgspec.json.encode(value).decode() if not isinstance(value, Decimal) else str(value)
+    except (TypeError, msgspec.EncodeError):
+        text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def precision_problem(value: Any) -> str | None:
+    """``precision`` — shared by every rule set: the decimals the engine rounds ``score`` to."""
+    if isinstance(value, bool) or not isinstance(value, int) or not PRECISION[0] <= value <= PRECISION[1]:
+        return f"key `precision`: expected an integer {PRECISION[0]} to {PRECISION[1]}, got {shown(value)}"
+    return None
+
+
+def _numbers(value: Any, path: str, depth: int = 0) -> Iterable[tuple[str, Any]]:
+    """Every number (Decimal, float, int) in decoded parameters, with its dotted key."""
+    if depth > 32:
+        return
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, (Decimal, float, int)):
+        yield path, value
+    elif isinstance(value, msgspec.Struct):
+        for f in msgspec.structs.fields(value):
+            yield from _numbers(getattr(value, f.name), f"{path}.{f.encode_name}" if path else f.encode_name, depth + 1)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _numbers(v, f"{path}.{k}" if path else str(k), depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _numbers(v, f"{path}[{i}]", depth + 1)
+
+
+def finite_problems(params: Any) -> list[str]:
+    """Numbers that are no numbers (``nan``, ``inf``): refused whenever parameters are decoded,
+    before a rule set's own checks compare them."""
+    return [f"key `{path}`: expected a finite number, got {v}" for path, v in _numbers(params, "")
+            if isinstance(v, (Decimal, float)) and not (v.is_finite() if isinstance(v, Decimal) else math.isfinite(v))]
+
+
+def range_problems(params: Any) -> list[str]:
+    """The ranges every rule set's new parameters keep (adopt, what-if, an ingested adoption):
+    ``precision`` an integer 0 to 10, every number within ±10¹²."""
+    problems = []
+    if hasattr(params, "precision") and (p := precision_problem(params.precision)):
+        problems.append(p)
+    for path, v in _numbers(params, ""):
+        if path == "precision" or isinstance(v, float) and not math.isfinite(v):
+            continue
+        if isinstance(v, Decimal) and not v.is_finite():
+            continue
+        if abs(v) > LARGEST:
+            problems.append(f"key `{path}`: expected a number from -10^12 to 10^12, got {shown(v)}")
+    return problems
+
+
+def outside(key: str, value: Any, low: Any = None, high: Any = None) -> list[str]:
+    """``[problem]`` when ``value`` (a number) lies outside [low, high] (None: unbounded), for a rule
+    set's :meth:`~csat.engine.scoring.ruleset.RuleSet.check_ranges`; else ``[]``."""
+    if (low is None or value >= low) and (high is None or value <= high):
+        return []
+    want = (f"{low} to {high}" if low is not None and high is not None
+            else f"≥ {low}" if low is not None else f"≤ {high}")
+    return [f"key `{key}`: expected {want}, got {shown(value)}"]
+
+
 def _type_problems(params_type: type, data: dict[str, Any], source: str) -> list[str]:
     """Every top-level key's problem, one each: unknown keys, missing keys, wrong values."""
     fields = {f.encode_name: f for f in msgspec.structs.fields(params_type)}
@@ -73,6 +150,9 @@ def _type_problems(params_type: type, data: dict[str, Any], source: str) -> list
         try:
             msgspec.convert(data[name], f.type, strict=False)
         except msgspec.ValidationError as e:
+            if name == "precision" and f.type is int and (p := precision_problem(data[name])):
+                problems.append(f"{source}: {p}")
+                continue
             pinned = pin_path({name: data[name]}, lambda d: msgspec.convert(d[name], f.type, strict=False),
                               str(e).replace(" - at `$", f" - at `$.{name}", 1) if " - at `$" in str(e)
                               else f"{e} - at `$.{name}`")

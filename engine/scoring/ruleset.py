@@ -27,7 +27,7 @@ from ..log.events import NA, Answer, ResponseRecorded
 from ..log import personal
 from .numbers import dec, mean, plain, publish
 from ..errors import InvalidParams
-from .params import canonical, decode, merge, read_toml, replace_problems
+from .params import canonical, decode, finite_problems, merge, range_problems, read_toml, replace_problems
 
 
 #: Whether an answer recorded after its round's due date counts in a score: a rule set's parameter
@@ -326,7 +326,7 @@ class RuleSet:
     def decode_params(self, data: dict[str, Any], source: str = "params") -> Any:
         """Complete parameters (plain data) to the typed ``params_type``; raises InvalidParams."""
         params = decode(self.params_type, data, source)
-        problems = self.check_params(params)
+        problems = finite_problems(params) or self.check_params(params)  # (nan compares by raising)
         if problems:
             raise InvalidParams([f"{source}: {p}" for p in problems])
         return params
@@ -338,8 +338,11 @@ class RuleSet:
         problems = replace_problems(data, replace)
         if problems:
             raise InvalidParams([f"{source}: {p}" for p in problems])
-        return canonical(self.decode_params(merge(self.default_params() if base is None else base, data, replace),
-                                            source))
+        params = self.decode_params(merge(self.default_params() if base is None else base, data, replace), source)
+        problems = range_problems(params) + self.check_ranges(params)
+        if problems:
+            raise InvalidParams([f"{source}: {p}" for p in problems])
+        return canonical(params)
 
     def upgrade_params(self, data: dict[str, Any], from_version: int) -> dict[str, Any]:
         """Complete parameters stored under ``from_version`` (plain data), as this version's.
@@ -353,7 +356,14 @@ class RuleSet:
                              f"version {self.params_version} (the rule set has no upgrade_params for them)"])
 
     def check_params(self, params: Any) -> list[str]:
-        """Checks beyond the schema (``key: what was expected``); none by default."""
+        """Checks beyond the schema (``key: what was expected``), whenever parameters are decoded
+        (stored adoptions too); none by default."""
+        return []
+
+    def check_ranges(self, params: Any) -> list[str]:
+        """Ranges of new parameters (``key: expected …``, :func:`~csat.engine.scoring.params.outside`),
+        checked before anything is appended, never on adoptions already in the log; the engine
+        adds the common ones (``precision`` 0 to 10, numbers within ±10¹²). Default: none."""
         return []
 
     def per_params(self, name: str, params: Any, build: Callable[[Any], Any]) -> Any:
