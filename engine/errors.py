@@ -96,3 +96,9 @@ class NoStore(StoreError):
 
 class PgIntegrityError(StoreError):
     """A PostgreSQL constraint refused a write (the counterpart of ``sqlite3.IntegrityError``)."""
+
+
+class NotYetCurrent(StoreError):
+    """What was asked for is in the log but not yet in the read models: another process holds the
+    write lock (an ingest, a catch-up) and the read answered from the read models last committed;
+    asking again in a moment answers it."""

@@ -3,10 +3,14 @@
 eventsourcing's SQLite recorder has no subscriptions, so the projection pulls:
 it reads the log in pages from its tracked position. Each page is applied to
 the working tables (``rm_*``) and marks the subject-months it touches as dirty,
-in one transaction with the tracking position (eventsourcing's ``tracking``
-table). :meth:`Scoring.settle` then rescores only the dirty subject-months,
-the subject's later months when the rule set is sequential, and the quarters
-and years above them — never everything. A rebuild is a catch-up from 0.
+with the tracking position (eventsourcing's ``tracking`` table).
+:meth:`Scoring.settle` then rescores only the dirty subject-months, the
+subject's later months when the rule set is sequential, and the quarters and
+years above them — never everything. A rebuild is a catch-up from 0. A
+catch-up commits all its pages and their scoring in one transaction, up to
+the end of the log as it stands once the write lock is held: whole
+transactions of the log (an ingest's file is one), so a reader in another
+process sees a catch-up's work all or none.
 
 Many processes (``events.md`` §6). Work is done under the store's write lock,
 and what to do is decided *inside* it: a page is read after the tracked
@@ -34,6 +38,7 @@ from ..errors import LogDamaged, RuleSetFailed, StoreError
 from ..log.events import ParametersAdopted
 from .readmodel import (Adoptions, Org, chart_mark, clear_all, drop_all, ensure_schema, schema_version,
                         SCHEMA_VERSION)
+from ..scoring.guard import ParamsFailed
 from ..scoring.ruleset import RuleSet
 from .replay import Replay
 from .settle import EXTRAS_DEC, SCORE_COLUMNS, Progress, Scorer, exclusion
@@ -68,8 +73,9 @@ class Projection:
         self._chart: str | None = None  # the stored chart's mark it was loaded at (readmodel.chart_mark)
         #: rule set -> why it cannot be used in this process (its plugin raised or its parameters fail)
         self.unusable: dict[str, str] = {}
-        #: one line per scoring failure met by this process (rule set, subject-month, what was wrong)
-        self.failures: dict[str, None] = {}
+        #: the scoring failures met by this process, one group per line (:attr:`failures`), and how many
+        self._failed: dict[tuple[str, ...], tuple[RuleSetFailed, dict[str, None]]] = {}
+        self.failed_count = 0
         self.strict = False  # a rebuild: an event of a rule set that cannot be used stops it
         #: scores subject-months and what stands above them (its collaborator on both paths)
         self.scorer = Scorer(self.conn, rulesets, self.usable, self.failed)
@@ -106,7 +112,16 @@ class Projection:
 
     def failed(self, e: RuleSetFailed) -> None:
         """Note a scoring failure: its subject-month stays dirty and keeps its published rows."""
-        self.failures[str(e)] = None
+        self.failed_count += 1
+        key = (e.ruleset, "adoption", e.adoption) if isinstance(e, ParamsFailed) else (str(e),)
+        self._failed.setdefault(key, (e, {}))[1][e.where] = None
+
+    @property
+    def failures(self) -> dict[str, None]:
+        """One line per scoring failure met by this process (rule set, subject-month, what was
+        wrong) — one for all the subject-months an adoption's parameters could not score."""
+        return {str(e) + (f" (and {len(where) - 1} more)" if len(where) > 1 else ""): None
+                for e, where in self._failed.values()}
 
     def give_up(self, e: RuleSetFailed) -> None:
         """A rule set whose code failed while events were applied is unusable for this process."""
@@ -213,34 +228,39 @@ class Projection:
             if replayed is not None:
                 return replayed
         applied = 0
-        resumed = False
-        while True:
-            with self.transaction():
-                if not resumed:
-                    self.applier.resume()
-                    resumed = True
-                start = self.tracked()  # read under the lock: another process may have moved it
-                end = self.store.max_position() if upto is None else min(upto, self.store.max_position())
-                page = self.store.read(start, self.PAGE, end) if end > start else []
-                if page:
-                    adoptions, org = self.state()
-                    self.applier.apply(page, adoptions, org)
-                    self._track(page[-1].position)
-                    if self._announced:  # still at it: readers keep answering at once
-                        self.will_catch_up()
-            if not page:
-                break
-            self._state_at = page[-1].position
-            applied += len(page)
-            if progress:
-                progress(events=len(page))
-        if settle:
-            self.settle(progress)
+        damaged: LogDamaged | None = None
+        # One transaction for all of it (the log read a page at a time): whole transactions of the log
+        # are applied and scored, and a reader in another process sees a catch-up's work all or none.
+        with self.transaction():
+            self.applier.resume()
+            start = self.tracked()  # read under the lock: another process may have moved it
+            end = self.store.max_position() if upto is None else min(upto, self.store.max_position())
+            while start < end:
+                try:
+                    page = self.store.read(start, self.PAGE, end)
+                except LogDamaged as e:  # what chains before the break is kept; the break is raised after
+                    if not applied:
+                        raise
+                    damaged = e
+                    break
+                if not page:
+                    break
+                adoptions, org = self.state()
+                self.applier.apply(page, adoptions, org)
+                self._track(page[-1].position)
+                self._state_at = start = page[-1].position
+                applied += len(page)
+                if progress:
+                    progress(events=len(page))
+            if settle and damaged is None:
+                self.settle(progress)
+        if damaged is not None:
+            raise damaged
         return applied
 
-    #: how long a writer's word that it catches up holds since it was last renewed (at its append and
-    #: at each page it applies; while it works it holds the write lock anyway): a writer killed in
-    #: between leaves it behind, and readers catch up themselves once it is this old
+    #: how long a writer's word that it catches up holds since its append (while it catches up it
+    #: holds the write lock anyway): a writer killed in between leaves it behind, and readers catch
+    #: up themselves once it is this old
     CATCHING_UP_FOR = 60.0
 
     def will_catch_up(self) -> None:
@@ -299,7 +319,7 @@ class Projection:
         tracked, end = self.tracked(), self.store.max_position()
         if end - tracked < max(self.REPLAY_BACKLOG, tracked) or self.missing():
             return None
-        failures = len(self.failures)
+        failures = self.failed_count
         try:
             with self.transaction():
                 tracked, end = self.tracked(), self.store.max_position()  # another process may have caught up
@@ -307,7 +327,7 @@ class Projection:
                     return None
                 self._reset(indexes=False)
                 self.replay(progress, jobs=jobs)
-                if len(self.failures) > failures:  # a rule set failed: keep what was published, go page by page
+                if self.failed_count > failures:  # a rule set failed: keep what was published, go page by page
                     raise _Fallback
         except _Fallback:
             return None
@@ -325,27 +345,51 @@ class Projection:
     def rebuild(self, progress: Progress | None = None, jobs: int = 1) -> int:
         """Drop every read model and rebuild it from position 0, in one transaction: a reader
         in another process sees the old read models until the new ones are complete. ``jobs``:
-        the processes scoring rule-set months (:meth:`replay`).
+        the processes scoring rule-set months (:meth:`replay`). A subject whose rule set could not
+        score it before the rebuild (its code, or the parameters in force, failed there: parked,
+        its published rows kept) keeps its published rows and stays to be scored; everything else
+        is rebuilt, and the failure is warned of again.
 
-        :raises StoreError: when the log holds events of rule sets that cannot be used here
-            (a rebuild would drop their published scores); nothing changes then.
+        :raises StoreError: when the log holds events of rule sets that cannot be used here, or
+            when a rule set fails where it did not before (a rebuild would drop published scores);
+            nothing changes then.
         """
         self.catch_up()
         refuse_without(self.missing())
         if (tail := self.store.deleted_tail()) is not None:  # the one break a replay would not meet
             raise LogDamaged(tail.position, tail.problem)
         self.strict = True
-        failures = len(self.failures)
+        count, groups = self.failed_count, {k: len(g[1]) for k, g in self._failed.items()}
         try:
             with self.transaction():
+                kept = self._parked_rows()
                 self._reset(indexes=False)
                 applied = self.replay(progress, jobs=jobs)
-                if len(self.failures) > failures:
-                    raise StoreError("rebuild refused: " + "; ".join(list(self.failures)[failures:failures + 3])
-                                     + "; nothing was changed (the published scores stay)")
+                if self.failed_count > count:
+                    failing = {(r, s) for r, s, _ in self.scorer.dirty_groups()}
+                    if self.missing() or not failing <= set(kept):
+                        lines = [line for key, line in zip(self._failed, self.failures)
+                                 if len(self._failed[key][1]) != groups.get(key)] or list(self.failures)
+                        raise StoreError("rebuild refused: " + "; ".join(lines[:3])
+                                         + "; nothing was changed (the published scores stay)")
+                    self._restore(kept, failing)
                 return applied
         finally:
             self.strict = False
+
+    def _parked_rows(self) -> dict[tuple[str, str], list[tuple[object, ...]]]:
+        """The published rows of the subjects whose rule set could not score them (left dirty)."""
+        pairs = sorted({(r, s) for r, s, _ in self.scorer.dirty_groups()})
+        return {(r, s): self.conn.execute(f"SELECT {', '.join(SCORE_COLUMNS)} FROM scores WHERE ruleset = ? "
+                                          "AND subject = ?", (r, s)).fetchall() for r, s in pairs}
+
+    def _restore(self, kept: dict[tuple[str, str], list[tuple[object, ...]]], failing: set[tuple[str, str]]) -> None:
+        """Put back the published rows of the subjects that still fail (a parked rule set's)."""
+        for ruleset, subject in sorted(failing):
+            self.conn.execute("DELETE FROM scores WHERE ruleset = ? AND subject = ?", (ruleset, subject))
+            self.conn.executemany(f"INSERT INTO scores ({', '.join(SCORE_COLUMNS)}) VALUES "
+                                  f"({', '.join('?' * len(SCORE_COLUMNS))})", [tuple(r) for r in kept[(ruleset, subject)]])
+
 
 class Busy(Exception):
     """Another process holds the write lock (raised only while :meth:`Projection.catch_up_now` runs)."""
