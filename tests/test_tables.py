@@ -30,6 +30,7 @@ def scored(engine):
     """iso-100 in two months; ``east`` in March scores 83.10 (a trailing zero to keep)."""
     engine.append([
         {"type": "unit", "id": "east", "name": "华东区"},
+        {"type": "unit", "id": "west"},  # (a store with units names only units: issue 31)
         response("r1", "2026-02", "east", (28, 18, 14, 18, 13)),
         response("r2", "2026-02", "west", (20, 14, 10, 12, 9)),
         response("r3", "2026-03", "east", (28.1, 18, 14, 10, 13)),
