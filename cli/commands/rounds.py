@@ -40,7 +40,9 @@ def open_(c: Context, file: str) -> None:
     for it), or a `[rule]` over the org chart as of the period: `raters` and
     `subjects` name unit kinds (every workshop rates every department). A
     rater declares it had no dealings with a subject with a `no_dealings`
-    event (csat ingest).
+    event (csat ingest). An assignment has one return: a second one (another
+    id, another channel) corrects the first until the due date, or — with
+    `changes = false` — is refused, naming the first.
 
     \b
     Example (2026-03.toml):
@@ -61,7 +63,8 @@ def open_(c: Context, file: str) -> None:
 
 @round.command()
 @click.argument("round_id", metavar="ID")
-@click.option("--as-of", "as_of", metavar="YYYY-MM-DD", type=DATE, help="The returns recorded by this day.")
+@click.option("--as-of", "as_of", metavar="YYYY-MM-DD", type=DATE,
+              help="The returns received by this day (their `received` day, else the day recorded).")
 @click.option("--missing", is_flag=True, help="Only the returns still missing (the list to chase).")
 @format_option("table", "json", "csv")
 @output_option
@@ -69,8 +72,9 @@ def open_(c: Context, file: str) -> None:
 @handles_errors
 def status(c: Context, round_id: str, as_of: str | None, missing: bool, fmt: str, output: str | None) -> None:
     """Show a round's returns: each assignment answered, declined (no dealings)
-    or missing, and late (recorded after the due date); the response rate
-    (回收率) per rater, per subject and overall.
+    or missing, and late (received after the due date: a return's `received`
+    day — `csat ingest --received`, a workbook's 收到日期 — else the day it was
+    recorded); the response rate (回收率) per rater, per subject and overall.
 
     \b
     Examples:
@@ -98,7 +102,8 @@ def _text(s: dict[str, Any], rows: list[dict[str, Any]], missing: bool) -> str:
     if not missing:
         lines += ["By rater", render(s["raters"], "table", first=("rater",)), ""]
     lines.append("Missing" if missing else "Assignments")
-    shown = [{k: v for k, v in r.items() if k in ("rater", "subject", "subject_name", "status", "late", "recorded")}
+    shown = [{k: v for k, v in r.items() if k in ("rater", "subject", "subject_name", "status", "late", "received",
+                                                       "recorded")}
              for r in rows]
     lines.append(render(shown, "table", empty="(none)"))
     return "\n".join(lines)

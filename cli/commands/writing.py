@@ -10,10 +10,11 @@ import click
 
 from csat.engine import CsatError
 
+from csat.engine.app.returns import receiving
 from csat.engine.log.pgsql import StoreLost
 
 from ..app import INTERRUPTED, CommitWatch, Context, fail, foreign_db_error, handles_errors, interrupted, pause_for_test
-from ..options import MONTH, PERIOD, jobs_option
+from ..options import DATE, MONTH, PERIOD, jobs_option
 from ..output import format_option, opened, output_option, render, to_json
 from ..progress import ProgressLine
 
@@ -36,11 +37,13 @@ def _count_lines(files: tuple[str, ...]) -> int:
 @click.option("--sheet", metavar="NAME", help="The sheet of an .xlsx workbook to read (default: the first).")
 @click.option("--columns", metavar="MAP.toml", type=click.Path(dir_okay=False),
               help="Sheet headers to column names: a [columns] table of \"header\" = \"column\" lines.")
+@click.option("--received", metavar="YYYY-MM-DD", type=DATE,
+              help="The day these returns were handed in, for every response that names none (lateness goes by it).")
 @jobs_option("rule-set months when most of the log is new and replayed whole")
 @click.pass_obj
 @handles_errors
 def ingest(c: Context, files: tuple[str, ...], dry_run: bool, sheet: str | None, columns: str | None,
-           jobs: int) -> None:
+           received: str | None, jobs: int) -> None:
     """Append the events of FILES to the log, all or nothing.
 
     FILES are JSON Lines, or survey sheets: CSV (UTF-8 or GB18030) or an Excel
@@ -57,6 +60,7 @@ def ingest(c: Context, files: tuple[str, ...], dry_run: bool, sheet: str | None,
       csat ingest --dry-run survey-2026-04.csv
       csat ingest 满意度调查.xlsx --sheet 四月
       csat ingest 回访记录.csv --columns 回访表头.toml   # [columns] "回访单号" = "id", …
+      csat ingest forms/ws-4.xlsx --received 2026-03-27   # handed in on the 27th, keyed in later
     """
     existed = os.path.exists(c.db)
     show = ProgressLine("ingest", lines_total=_count_lines(files) if sys.stderr.isatty() else 0)
@@ -65,8 +69,9 @@ def ingest(c: Context, files: tuple[str, ...], dry_run: bool, sheet: str | None,
         engine = c.engine(create=True)
         watch = CommitWatch(engine.store)
         try:
-            report = engine.ingest(files, dry_run=dry_run, progress=show, sheet=sheet, columns=columns,
-                                   catching_up=True)
+            with receiving(received):  # (a response that names its own `received` keeps it)
+                report = engine.ingest(files, dry_run=dry_run, progress=show, sheet=sheet, columns=columns,
+                                       catching_up=True)
         finally:
             watch.detach()  # a Ctrl-C held over the commit is raised now
         pause_for_test("AFTER_COMMIT")

@@ -23,14 +23,14 @@ from .. import periods
 from ..read import explained, scoreviews
 from . import announce, redact, tables
 from ..log import transfer
-from ..errors import CsatError, IngestFailed, InvalidParams, LogDamaged, UnknownRuleSet
+from ..errors import CsatError, IngestFailed, InvalidParams, LogDamaged, NotFound, UnknownRuleSet
 from ..log.events import Event, ParametersAdopted
 from ..read.explain import explain
 from .ingest import Ingest, IngestReport, dict_lines, file_lines
 from .accounts import Accounts
 from .erasure import PersonalData  # (Engine's parts: personal data, raters' links, listings)
 from .links import RaterLinks
-from .listings import Listings
+from .listings import Listings, one_snapshot
 from .readers import column_map
 from .threads import Gate, gated
 from ..scoring.params import read_toml
@@ -273,8 +273,9 @@ class Engine(Listings, PersonalData, RaterLinks):
                 raise CsatError("--announced gives the figures of one announced month: give --period")
             return tables.scores_out(self, scoreviews.Rows(self._open_names(announce.as_announced(self, ruleset, period))),
                                      output, ruleset)
-        rows = scoreviews.Rows(self._open_names(announce.beside(self, self._views(
-            ruleset, period, subject, metric, under, vs, self.store.conn))))
+        with one_snapshot(self.store.conn):  # one state of the read models (another process may commit)
+            views = self._views(ruleset, period, subject, metric, under, vs, self.store.conn)
+        rows = scoreviews.Rows(self._open_names(announce.beside(self, views)))
         rows.unscored = self.unscored
         return tables.scores_out(self, rows, output, ruleset)
 
@@ -293,6 +294,7 @@ class Engine(Listings, PersonalData, RaterLinks):
         :attr:`unscored` (and :meth:`warnings`) say what they do not reflect yet. A damaged log
         does not stop the read either: what is already published answers, and :meth:`warnings`
         says the log needs ``csat verify``. ``wait``: catch up fully first (a writing command)."""
+        self._said_behind = False
         try:
             if wait:
                 self.catch_up()
@@ -327,7 +329,7 @@ class Engine(Listings, PersonalData, RaterLinks):
         published scores are kept as they are), and scoring failures met by this process."""
         out = list(self.broken)
         events, groups = self.unscored
-        if events or groups:
+        if (events or groups) and not self._said_behind:  # (a NotYetCurrent said it already)
             what = " and ".join(([f"{events:,} logged events are not scored yet"] if events else [])
                                 + ([f"{groups:,} subject-months are being rescored"] if groups else []))
             out.append(f"{what}: another process holds the write lock (an ingest or a catch-up); the figures "
@@ -354,15 +356,8 @@ class Engine(Listings, PersonalData, RaterLinks):
         stamp = as_of.rstrip("Z")
         if not periods.valid_time(stamp):
             raise CsatError(f"--as-of: expected a log position or a real time YYYY-MM-DD[THH:MM[:SS]], got {as_of!r}")
-        lo, hi = 0, self.store.max_position()
-        while lo < hi:  # recording times do not decrease along the log
-            mid = (lo + hi + 1) // 2
-            at = self.store.at_positions([mid])[mid].at.rstrip("Z")
-            if at[:len(stamp)] <= stamp:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
+        from . import anonymous  # (an anonymous response carries its day, not its time)
+        return anonymous.position_at(self.store, stamp)
 
     def _score_rows(self, ruleset: str | None, period: str | None, subject: str | None,
                     metric: str | None, conn: Any = None) -> list[dict[str, Any]]:
@@ -503,10 +498,19 @@ class Engine(Listings, PersonalData, RaterLinks):
             out["log_position"], out["log_head"] = self.store.head(position)
             return self._redacted(out) if redact else out
         self._catch_up_to_read()
-        conn, tracked = self.store.conn, self.projection.tracked()
-        out = explained.lookup(conn, ruleset, period, subject, metric, tracked)
-        if out is None:
-            out = explain(self.projection, rs, subject, period, metric)
+        conn = self.store.conn
+        with one_snapshot(conn):  # one state of the read models (another process may commit meanwhile)
+            tracked = self.projection.tracked()
+            out = kept = explained.lookup(conn, ruleset, period, subject, metric, tracked)
+            try:
+                if out is None:
+                    out = explain(self.projection, rs, subject, period, metric)
+            except NotFound:  # logged, not yet applied: not yet current rather than "no responses"
+                wanted = {(ruleset, subject, month) for month in periods.months_of(period)}
+                self._in_log(f"a response of {ruleset} about {subject!r} in {period}", about=lambda ev: (
+                    getattr(ev, "ruleset", None), getattr(ev, "subject", None), getattr(ev, "period", None)) in wanted)
+                raise
+        if kept is None:
             self._keep_explanation(ruleset, period, subject, metric, tracked, out)
         out = self._opened(announce.beside(self, [self._named(out, conn)])[0])  # as its score row
         out["log_position"], out["log_head"] = self.store.head(tracked)

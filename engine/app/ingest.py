@@ -26,10 +26,12 @@ from ..log.events import (ComplaintClosed, ComplaintFiled, DealingsDeclined, Eve
                           natural_key)
 from ..scoring.guard import checked_labels, guarded
 from ..read.projection import Projection
-from . import adoption_check
+from . import adoption_check, anonymous
 from .inputs import EVENTS, Noted, dict_lines, line_problems  # (dict_lines: Engine.append's lines)
+from .orgcheck import OrgCheck  # ids that break links; units named that the org chart lacks
 from .privacy import IngestPrivacy
 from .readers import Line, file_lines, is_sheet  # (file_lines: Engine.ingest's lines)
+from .returns import Returns  # one return per assignment of a round; `received`
 from ..read.readmodel import load_states
 from ..scoring.params import merge
 from ..scoring.ruleset import RuleSet
@@ -75,6 +77,7 @@ class Ingest:
         self.projection = projection
         self._labels: dict[tuple[str, str | None], dict[str, str]] = {}  # item labels -> ids, by adoption
         self.privacy: IngestPrivacy | None = None  # each call's own (its keys end with the call)
+        self.hold: anonymous.Hold | None = None  # an anonymous link's return (csat.engine.app.anonymous)
 
     def run(self, lines: Iterable[Line], *, dry_run: bool = False,
             progress: Callable[[int], None] | None = None, catching_up: bool = False,
@@ -122,14 +125,18 @@ class Ingest:
         self.report = IngestReport(dry_run=dry_run)
         self.privacy = IngestPrivacy(self.store, dry_run)
         self.report.warnings = self.privacy.warnings
-        self.at = self.privacy.recording_time(now())
+        self.at = now()  # precise: an anonymous response alone records its day (_accept)
+        if self.privacy.anonymous and not dry_run:  # a day's held anonymous returns, released shuffled
+            anonymous.release_due(self.store)
         adoptions, org = self.projection.state()
         self.adoptions = adoptions.copy()   # this call's lines join the copies, never the projection's
         self.org = org.copy()
+        self.orgcheck = OrgCheck(self.store.conn, self.org, self._problem)  # ids and units named (orgcheck.py)
         self.closed: dict[str, str] = {}              # case id -> closure id, this call
         self.rect_state: dict[str, tuple[str, str]] = {}  # rectification -> (status, date) after this call's updates
         self.next_position = self.store.max_position() + 1
         self.withdrawn: dict[str, str] = {}           # response id -> withdrawal id, this call
+        self.returns = Returns(self.store, self.org, self.withdrawn, self.at)
         self.first_new = self.next_position - 1         # this call's events come after this position
         self.touched: set[str] = set()                # rule sets whose responses this call changes
         self.noted: dict[tuple[str, int], Noted] = {}  # lines given as Python values that needed care
@@ -158,6 +165,7 @@ class Ingest:
             self._chunk(chunk)
             if progress:
                 progress(lines=len(chunk))
+        self.orgcheck.finish(self.problems)  # units named that no line declared
         return self.report
 
     def _chunk(self, chunk: list[tuple[str, int, Event]]) -> None:
@@ -166,6 +174,8 @@ class Ingest:
         keys |= {f"response:{ev.response}" for _, _, ev in chunk
                  if type(ev).__struct_config__.tag in _NAMES_A_RESPONSE and ev.response}
         self.known = {k: lg.event for k, lg in self.store.get(sorted(keys)).items()}
+        if self.hold is not None:  # a page sent again finds its return in the pool
+            self.known.update(self.hold.known(sorted(keys)))
         self.pending: list[Recorded] = []
         self.pending_keys: list[str] = []
         sheets = {source for source in {source for source, _, _ in chunk} if is_sheet(source)}
@@ -174,6 +184,8 @@ class Ingest:
                 self.actor = self.actors[number - 1]
             if source in sheets and type(ev).__struct_config__.tag == "response" and ev.ruleset in self.rulesets:
                 ev = self._item_ids(ev)  # a sheet's item columns may be headed by their labels
+            if (ev := self.orgcheck.named(ev, source, number)) is None:
+                continue  # a name of several units (reported); units given by name stored by their id
             note = self.noted.pop((source, number), None) if self.noted else None
             if note is not None and note.problems:  # a value that could not be sent: refused, with the rest
                 for p in note.amend(self._check(ev) if type(ev).__struct_config__.tag == "response" else []):
@@ -203,6 +215,8 @@ class Ingest:
                 except RuleSetFailed as e:
                     self._problem(source, number, str(e))
                     continue
+            if type(ev).__struct_config__.tag == "response":  # --received, or the stored one's if re-sent
+                ev = self.returns.given(ev, self.known.get(key))
             if key in self.known:
                 if self.privacy.same(self.known[key], ev):
                     self.report.present += 1
@@ -210,13 +224,23 @@ class Ingest:
                     self._problem(source, number, f"conflict: {key.split(':', 1)[0]} {ev.id!r} is already in the log "
                                   "with a different body (fix data with a correction or withdrawal, never by re-sending)")
                 continue
-            problems = self._check(ev)
+            problems = self.orgcheck.problems(ev, source, number) or self._check(ev)
             if problems and note is not None:
                 problems = note.amend(problems)
             if problems:
                 for p in problems:
                     self._problem(source, number, p)
                 continue
+            if type(ev).__struct_config__.tag in ("response", "round"):  # one return per assignment (returns.py)
+                routed = self.returns.route(ev)
+                if isinstance(routed, str):
+                    self._problem(source, number, routed)
+                    continue
+                if routed is not ev:  # a second return: a correction of the first (sent again: there already)
+                    ev, key = routed, natural_key(routed)
+                    if self._exists(key):
+                        self.report.present += 1
+                        continue
             if type(ev).__struct_config__.tag == "response" and ev.respondent is not None:
                 self.privacy.warn(f"{EVENTS}[{number - 1}]" if source == EVENTS else f"{source}:{number}", ev)
             self._accept(ev, key)
@@ -224,6 +248,8 @@ class Ingest:
             if self.privacy.anonymous:  # (the bulk of every ingest: no anonymous round open, no scan)
                 self.privacy.shuffle(self.pending, self.pending_keys, [
                     i for i, r in enumerate(self.pending) if self.privacy.is_anonymous(r.event)])
+            if self.hold is not None:  # the link's marks taken, its responses held (or refused)
+                self.hold.take(self)
             self.store.append(self.pending, self.pending_keys)
 
     def _problem(self, source: str, number: int, message: str) -> None:
@@ -246,11 +272,14 @@ class Ingest:
             self.closed[ev.complaint] = ev.id
         if isinstance(ev, RectificationUpdated):
             self.rect_state[ev.rectification] = (ev.status, ev.date)
+        if isinstance(ev, RoundClosed) and ev.round in self.privacy.anonymous.values():
+            anonymous.release_round(self, ev.round)  # its held returns go before its closing
         self.privacy.note(ev)
         self.known[key] = ev
         target = self._response(ev.response) if isinstance(ev, ResponseCorrected) else None
         person = isinstance(ev, UnitDeclared) and self.org.kinds.get(ev.id) == "person"
-        self.pending.append(Recorded(self.at, self.privacy.seal(ev, target, person), self.actor))
+        at = anonymous.day_of(self.at) if self.privacy.is_anonymous(ev) else self.at
+        self.pending.append(Recorded(at, self.privacy.seal(ev, target, person), self.actor))
         self.pending_keys.append(key)
         self.report.appended += 1
 

@@ -2,6 +2,9 @@
 
 A round's assignments (``round`` event) give each rater — or each respondent a round names for a
 rater — one link: an unguessable token whose SHA-256 alone is kept (:mod:`csat.engine.app.accounts`).
+Making a round's links again revokes the earlier set: one live link per assignment (a rater who
+answers through an old link after that finds it gone; their return through the new one is the
+assignment's second return — a correction of the first or refused, :mod:`csat.engine.app.returns`).
 A link opens its assignment while the round is open and the link not revoked: the rule set and
 month, the due date, the subjects to rate (as of the round's org chart) with their names, and
 whether the round is anonymous. A named respondent is kept as the round stored it (sealed) and
@@ -11,9 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import NotFound
+from ..errors import CsatError, NotFound
 from ..read.cases import ROUND_SPEC
 from ..read.readmodel import decode_state
+from .anonymous import Returned
 from .rounds import assignments_of
 
 
@@ -25,9 +29,11 @@ def _round(engine: Any, round_id: str) -> tuple[Any, bool] | None:
     return ROUND_SPEC.decode(opened), any(kind == "closed" for kind, _ in rows)
 
 
-def round_links(engine: Any, round_id: str) -> list[dict[str, Any]]:
+def round_links(engine: Any, round_id: str, actor: str | None = None) -> list[dict[str, Any]]:
     """New links for every assignment of an open round: ``rater``, ``respondent`` (as the round
-    names it, opened) and ``token`` (shown now only)."""
+    names it, opened) and ``token`` (shown now only); made in one go, one row of the accounts'
+    audit trail naming ``actor`` — after the round's earlier live links are revoked in the same
+    transaction (one row more, when there were any)."""
     engine.catch_up()
     found = _round(engine, round_id)
     if found is None or found[1]:
@@ -39,8 +45,28 @@ def round_links(engine: Any, round_id: str) -> list[dict[str, Any]]:
         for respondent in respondents or [None]:
             who.setdefault((rater, respondent))
     opener = engine.opener()
+    accounts, conn = engine.accounts, engine.accounts.conn
+    with accounts._write():  # (one transaction: never two live sets, never none made)
+        (earlier,) = conn.execute("SELECT COUNT(*) FROM csat_links WHERE round = ? AND revoked = 0",
+                                  (round_id,)).fetchone()
+        if earlier and spec.anonymous and _anonymous_returns(engine, spec):
+            raise CsatError(f"anonymous round {round_id!r} has returns through its links: links made again "
+                            "could return twice, as the store cannot tell which links returned (by design); "
+                            "revoke a rater's link instead (csat round links --help)")
+        if earlier:
+            conn.execute("UPDATE csat_links SET revoked = 1 WHERE round = ? AND revoked = 0", (round_id,))
+            accounts._audit(actor, "links.revoke", round_id, links=earlier, why="links made again")
+        tokens = accounts.new_links(round_id, list(who), actor=actor)
     return [{"rater": rater, "respondent": opener.text(respondent, "respondent") if respondent else None,
-             "token": engine.accounts.new_link(round_id, rater, respondent)} for rater, respondent in who]
+             "token": token} for (rater, respondent), token in zip(who, tokens)]
+
+
+def _anonymous_returns(engine: Any, spec: Any) -> int:
+    """How many returns an anonymous round has had: its month's responses, in the log and held."""
+    from .anonymous import held
+    (logged,) = engine.store.conn.execute("SELECT COUNT(*) FROM rm_responses WHERE ruleset = ? AND period = ?",
+                                          (spec.ruleset, spec.period)).fetchone()
+    return int(logged) + held(engine.store, spec.id)
 
 
 def assignment(engine: Any, token: str) -> dict[str, Any] | None:
@@ -64,17 +90,40 @@ def assignment(engine: Any, token: str) -> dict[str, Any] | None:
 class RaterLinks:
     """Raters' links and their responses (a part of :class:`~csat.engine.app.api.Engine`)."""
 
-    def round_links(self, round_id: str) -> list[dict[str, Any]]:
+    #: raised by :meth:`return_anonymously`: the link returned that subject (and form) already
+    Returned = Returned
+
+    def round_links(self, round_id: str, actor: str | None = None) -> list[dict[str, Any]]:
         """New personal links for every assignment of an open round (:func:`round_links`): the
-        tokens are returned now and never again.
+        tokens are returned now and never again; the round's earlier links are revoked (one live
+        link per assignment); ``actor`` is named in the accounts' audit trail.
 
         :raises NotFound: no open round of that id.
         """
-        return round_links(self, round_id)
+        return round_links(self, round_id, actor)
 
     def rater_assignment(self, token: str) -> dict[str, Any] | None:
         """What a rater's link opens (:func:`assignment`), or None: unknown, revoked, round closed."""
         return assignment(self, token)
+
+    def return_anonymously(self, token: str, events: list[dict[str, Any]]) -> Any:
+        """An anonymous link's return: its marks and its events in one write transaction, or
+        nothing (:func:`csat.engine.app.anonymous.return_anonymously`); the report.
+
+        :raises Returned: the link returned one of these subjects (and forms) already.
+        """
+        from .anonymous import return_anonymously
+        return return_anonymously(self, token, events)
+
+    def anonymous_returned(self, token: str) -> list[tuple[str, str | None]]:
+        """The (subject, form) pairs an anonymous link has returned."""
+        from .anonymous import returned_of
+        return returned_of(self, token)
+
+    def release_anonymous(self) -> int:
+        """Append every anonymous response still held back, shuffled; how many."""
+        from .anonymous import release_all
+        return release_all(self)
 
     def response(self, response_id: str) -> dict[str, Any] | None:
         """A response as it stands now (after corrections; personal fields opened), or None:

@@ -2,9 +2,10 @@
 rectifications, the org chart and the log itself, each read after catching up."""
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -12,8 +13,8 @@ import msgspec
 from .. import periods
 
 from ..read import scoreviews
-from ..errors import CsatError, NotFound
-from ..log.events import TAGS
+from ..errors import CsatError, NotFound, NotYetCurrent
+from ..log.events import TAGS, UnitDeclared
 from ..read.describe import describe
 from ..read.items import item_rows
 from .redact import Pseudonyms
@@ -51,6 +52,28 @@ def _subject_period_filter(subject: str | None, period: str | None, prefix: str 
     return where, args
 
 
+@contextlib.contextmanager
+def one_snapshot(conn: Any) -> Iterator[None]:
+    """The queries of one answer read one state of the store, whatever another process commits
+    meanwhile (a catch-up): one read transaction — SQLite's (WAL keeps the state of its first read),
+    PostgreSQL's ``BEGIN`` is REPEATABLE READ (:mod:`csat.engine.log.pgsql`); in a transaction
+    already, that one. Nothing in it may write."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except Exception:  # noqa: BLE001 - a lost connection has no transaction left to end
+            pass
+        raise
+    conn.execute("COMMIT")
+
+
 class Listings:
     """Mixed into :class:`~csat.engine.app.api.Engine`: uses its ``store``, ``projection`` and
     ``_catch_up_to_read``."""
@@ -59,6 +82,30 @@ class Listings:
     projection: Projection
     sources: dict[str, str]
     hooks: dict[str, tuple[str, ...]]
+    unscored: tuple[int, int]
+    damaged: Any
+    #: the last read raised NotYetCurrent, which says what :meth:`warnings` would say of ``unscored``
+    _said_behind = False
+
+    def _in_log(self, what: str, key: str | None = None, about: Callable[[Any], bool] | None = None) -> None:
+        """After a read found no ``what`` in the read models: when they are behind because another
+        process holds the write lock (:attr:`unscored`) and the log holds it — under its natural
+        ``key``, or as an event not yet applied that ``about`` matches — raise NotYetCurrent
+        rather than deny it (``events.md`` §6); otherwise return (the caller's NotFound stands)."""
+        events = self.unscored[0]
+        if not events or self.damaged is not None:
+            return
+        tracked = self.projection.tracked()
+        if key is not None:
+            found = self.store.get([key]).get(key)
+            held = found is not None and found.position > tracked
+        else:
+            held = about is not None and any(lg.event is not None and about(lg.event)
+                                             for page in self.store.lenient_pages(tracked) for lg in page)
+        if held:
+            self._said_behind = True
+            raise NotYetCurrent(f"{what} is in the log but not yet in the read models ({events:,} logged events are "
+                                "not scored yet: another process is catching up); try again in a moment")
 
     def _catch_up_to_read(self, wait: bool = False) -> None:  # pragma: no cover - the Engine's is called
         raise NotImplementedError
@@ -124,6 +171,9 @@ class Listings:
         conn = self.store.conn if conn is None else conn
         if not org.history(unit) and conn.execute("SELECT 1 FROM scores WHERE subject = ? LIMIT 1",
                                                   (unit,)).fetchone() is None:
+            if conn is self.store.conn:
+                self._in_log(f"unit {unit!r}", about=lambda ev: getattr(ev, "subject", None) == unit
+                             or (isinstance(ev, UnitDeclared) and ev.id == unit))
             raise NotFound(f"no unit {unit!r} in the log (csat units lists them)")
         return scoreviews.under(rows, org, unit)
 
@@ -165,6 +215,7 @@ class Listings:
         org = self.projection.state()[1]
         names = [unit] if unit is not None else org.units()
         if unit is not None and not org.history(unit):
+            self._in_log(f"unit {unit!r}", about=lambda ev: isinstance(ev, UnitDeclared) and ev.id == unit)
             raise NotFound(f"no unit {unit!r} in the log")
         out = []
         for u in names:
@@ -217,14 +268,24 @@ class Listings:
         (:func:`csat.engine.app.tables.round_schema`; the rates are a ``groupby`` of it).
 
         :raises NotFound: no such round.
+        :raises NotYetCurrent: the round is in the log, not yet in the read models (another
+            process holds the write lock: an ingest, a catch-up).
         """
         tables.check_output(output)
         if as_of is not None and (why := periods.date_problem(as_of)):
             raise CsatError(f"--as-of: {why}")
         self._catch_up_to_read()
-        org = self.projection.state()[1]
-        return tables.round_out(self._opened(round_status(self.store.conn, org, lambda ps: {
-            p: lg.at for p, lg in self.store.at_positions(ps).items()}, round_id, as_of)), output)
+        with one_snapshot(self.store.conn):  # never a catch-up's work half seen (issue 31)
+            org = self.projection.state()[1]
+            try:
+                from .anonymous import held_returns
+                status = round_status(self.store.conn, org, lambda ps: {
+                    p: lg.at for p, lg in self.store.at_positions(ps).items()}, round_id, as_of,
+                    held_returns(self.store, round_id))
+            except NotFound:
+                self._in_log(f"round {round_id!r}", key=f"round:{round_id}")
+                raise
+        return tables.round_out(self._opened(status), output)
 
     def forms(self, round_id: str, rater: str | None = None) -> dict[str, bytes]:
         """A round's questionnaires as Excel workbooks (:mod:`csat.engine.render.forms`), one per

@@ -5,10 +5,9 @@ One :class:`IngestPrivacy` per ingest call (``docs/events.md`` §7):
 - each event's personal fields are sealed under their owner's key (:mod:`csat.engine.log.personal`;
   a response's texts under its rater unit's, unless the rater is of kind person) before they reach the log — the key store commits the keys first, so no event is ever logged
   under a key that was not kept;
-- a response to an anonymous round names no respondent (refused with one line); while an
-  anonymous round is open the log records times to the day only (never earlier than the last
-  event: recording times do not decrease along the log), and the anonymous responses of one
-  call are appended in a random order — the log keeps no finer trace of who came in when;
+- a response to an anonymous round names no respondent (refused with one line); its recording
+  time is its day only, and the anonymous responses reach the log in shuffled batches
+  (:mod:`csat.engine.app.anonymous`) — every other event keeps its precise time;
 - an id that contains its respondent's name is warned about (ids are never sealed);
 - a re-sent event is compared with the stored one opened: equal is "already present", different
   a conflict; a field whose key was destroyed (erased) matches anything and is not taken in again.
@@ -43,12 +42,6 @@ def anonymous_months(conn: Any) -> dict[tuple[str, str], str]:
     return out
 
 
-def coarse(at: str, last: str | None) -> str:
-    """A recording time to the day (midnight UTC), never before the log's last one."""
-    day = at[:10] + "T00:00:00.000000Z"
-    return max(day, last) if last else day
-
-
 class IngestPrivacy:
     """The personal-data side of one ingest call.
 
@@ -64,14 +57,6 @@ class IngestPrivacy:
         self.anonymous = anonymous_months(store.conn)
         self.warnings: list[str] = []
         self._kinds: dict[str, str] | None = None  # unit -> its kind (the log's, then this call's)
-
-    def recording_time(self, at: str) -> str:
-        """The call's recording time: to the day while an anonymous round is open."""
-        if not self.anonymous:
-            return at
-        last = self.store.max_position()
-        found = self.store.at_positions([last]) if last else {}
-        return coarse(at, found[last].at if last in found else None)
 
     # -- checks -----------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ item, the first row naming the columns. UTF-8 with or without BOM, or
 GB18030 (what Excel saves on a Chinese Windows), detected. Columns:
 
 - ``id``, ``ruleset``, ``period``, ``subject`` (required), ``form``, ``rater``,
-  ``respondent``, ``status``, ``comment``: the response's fields;
+  ``respondent``, ``status``, ``comment``, ``received``: the response's fields;
 - ``reason:<item>``: the reason given for that item;
 - ``role:<role>``: units credited in that role, separated by ``,`` ``;`` or ``、``;
 - any other column: an item; the cell is its answer. A number is taken as a
@@ -17,7 +17,7 @@ GB18030 (what Excel saves on a Chinese Windows), detected. Columns:
 
 The fixed columns may also be named in Chinese (:data:`ALIASES`: 编号, 规则,
 月份, 被考核单位/被考核部门/被考核人, 评价单位/考核部门/评价人, 客户, 表单, 状态,
-备注, and 原因:<item> / 理由:<item>, 角色:<role>, with a full-width colon too).
+备注, 收到日期/日期 (received), and 原因:<item> / 理由:<item>, 角色:<role>, with a full-width colon too).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ import msgspec
 
 Line = tuple[str, int, bytes | str]
 
-FIELDS = ("id", "ruleset", "period", "subject", "form", "rater", "respondent", "status", "comment")
+FIELDS = ("id", "ruleset", "period", "subject", "form", "rater", "respondent", "status", "comment", "received")
 #: the columns of a round's form (csat form): the round, and a rater's "no dealings" with the subject
 CYCLE = ("round", "no_dealings")
 _YES = {"是", "yes", "y", "1", "true", "✓", "√", "x"}
@@ -44,7 +44,7 @@ ALIASES = {"编号": "id", "规则": "ruleset", "规则集": "ruleset", "月份"
            "考核期": "period", "被考核单位": "subject", "被考核部门": "subject", "被考核人": "subject",
            "评价单位": "rater", "考核部门": "rater", "评价人": "rater", "客户": "respondent", "受访者": "respondent",
            "表单": "form", "问卷": "form", "状态": "status", "备注": "comment", "意见": "comment",
-           "轮次": "round", "无业务往来": "no_dealings"}
+           "轮次": "round", "无业务往来": "no_dealings", "收到日期": "received", "日期": "received"}
 _PREFIXES = {"原因": "reason:", "理由": "reason:", "角色": "role:"}
 
 

@@ -5,7 +5,9 @@ assignments, or a rule over the org chart as of the month (every unit of one kin
 unit of another). Each (rater, subject) of it is then, as of a date:
 
 - ``answered`` — a completed, not withdrawn response of the rule set and month from that rater
-  about that subject was recorded by then (``late`` when recorded after the due date);
+  about that subject was received by then (``late`` when received after the due date): received
+  on its ``received`` day when it names one (a return handed in before it was keyed in), else on
+  the day it was recorded (UTC);
 - ``declined`` — the rater said it had no dealings with the subject that month (``no_dealings``):
   neither an answer nor a missing return;
 - ``missing`` — neither: the return to chase.
@@ -17,10 +19,15 @@ Whether a late answer counts in a score is the rule set's parameter ``late_answe
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
+import msgspec
+
 from ..errors import NotFound
+from ..log.backend import EVENTS
 from ..log.events import RoundOpened
+from ..log.store import Recorded
 from ..read.readmodel import Org, decode_state
 from ..read.cases import ROUND_SPEC
 from ..read.settle import exclusion
@@ -37,12 +44,36 @@ def assignments_of(spec: RoundOpened, org: Org) -> list[tuple[str, str, list[str
     return [(r, s, []) for r in raters for s in subjects if r != s]
 
 
+_RECORDED = msgspec.json.Decoder(Recorded)
+
+
+def received_days(conn: Any, positions: list[int]) -> dict[int, str]:
+    """position → the ``received`` day of the responses stored there that name one (a row that
+    does not decode is left out: ``csat verify`` names it)."""
+    out: dict[int, str] = {}
+    for i in range(0, len(positions), 500):
+        chunk = positions[i:i + 500]
+        for position, state in conn.execute(
+                f"SELECT rowid, state FROM {EVENTS} WHERE rowid IN ({','.join('?' * len(chunk))})", chunk):
+            try:
+                day = getattr(_RECORDED.decode(bytes(state)).event, "received", None)
+            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, TypeError):
+                continue
+            if day:
+                out[position] = day
+    return out
+
+
 def _rate(answered: int, expected: int) -> str | None:
     return None if expected == 0 else f"{100 * answered / expected:.1f}"
 
 
-def round_status(conn: Any, org: Org, recorded_at: Any, round_id: str, as_of: str | None = None) -> dict[str, Any]:
-    """The round's returns as of ``as_of`` (a date ``YYYY-MM-DD``; default: everything recorded).
+def round_status(conn: Any, org: Org, recorded_at: Any, round_id: str, as_of: str | None = None,
+                 held: Iterable[tuple[str, str, str]] = ()) -> dict[str, Any]:
+    """The round's returns as of ``as_of`` (a date ``YYYY-MM-DD``; default: everything recorded):
+    a return counts from the day it was received (its ``received`` day, else its recording day).
+    ``held``: an anonymous round's returns not yet released to the log, as (rater, subject, day)
+    — answered, with no response id yet.
 
     :param recorded_at: ``positions -> {position: recording time}`` (the log's, ``…Z`` UTC).
     """
@@ -60,20 +91,26 @@ def round_status(conn: Any, org: Org, recorded_at: Any, round_id: str, as_of: st
         "SELECT position, state FROM rm_responses WHERE ruleset = ? AND period = ? ORDER BY position",
         (spec.ruleset, spec.period))]
     times = recorded_at([pos for pos, _ in responses])
-    answered: dict[tuple[str, str], tuple[str, str]] = {}  # (rater, subject) -> (response id, recorded)
+    day = {pos: at[:10] for pos, at in times.items()}
+    cut = min(spec.due, as_of) if as_of else spec.due  # a received day matters only for those recorded after
+    day.update(received_days(conn, [pos for pos, s in responses if s.rater is not None and day[pos] > cut]))
+    answered: dict[tuple[str, str], tuple[str, str, str]] = {}  # (rater, subject) -> (id, recorded, received)
     for pos, state in responses:
-        at = times[pos]
-        if state.rater is None or exclusion(state) is not None or (until is not None and at > until):
+        if state.rater is None or exclusion(state) is not None or (as_of is not None and day[pos] > as_of):
             continue
-        answered.setdefault((state.rater, state.subject), (state.id, at))
+        answered.setdefault((state.rater, state.subject), (state.id, times[pos], day[pos]))
+    for rater, subject, on in held:
+        if as_of is None or on <= as_of:
+            answered.setdefault((rater, subject), (None, None, on))  # type: ignore[arg-type]
     out_rows = []
     for rater, subject, respondents in assignments_of(spec, org):
         hit = answered.get((rater, subject))
         status = "answered" if hit else "declined" if (rater, subject) in declined else "missing"
-        late = bool(hit and hit[1][:10] > spec.due)
+        late = bool(hit and hit[2] > spec.due)
         out_rows.append({"rater": rater, "subject": subject, "subject_name": org.name(subject, spec.period),
                          "status": status, "late": late, "response": hit[0] if hit else None,
-                         "recorded": hit[1] if hit else None, **({"respondents": respondents} if respondents else {})})
+                         "recorded": hit[1] if hit else None, "received": hit[2] if hit else None,
+                         **({"respondents": respondents} if respondents else {})})
     return {"round": round_id, "ruleset": spec.ruleset, "period": spec.period, "due": spec.due, "closed": closed,
             "as_of": as_of, "assignments": out_rows, "raters": _rates(out_rows, "rater"),
             "subjects": _rates(out_rows, "subject"), "overall": _rates(out_rows, None)[0]}

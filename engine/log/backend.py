@@ -137,6 +137,10 @@ class Backend(ABC):
         """The read models' schema handle on ``conn`` (sqlite-utils' ``Database`` or its
         counterpart: ``create``, ``exists``, ``insert``, ``drop``, ``atomic``)."""
 
+    #: what makes a table keep no order of its own beyond its key (SQLite: ``WITHOUT ROWID``, its
+    #: rows in key order; PostgreSQL: nothing — a heap table with no serial column)
+    unordered_table: str = ""
+
     #: a rebuild empties the published tables instead of dropping them (a reader then keeps its
     #: snapshot of the old rows instead of waiting for the rebuild's commit)
     empties_on_rebuild: bool = False

@@ -58,6 +58,10 @@ class ResponseRecorded(Event, frozen=True, tag="response"):
     status: Literal["completed", "refused", "unreachable"] = "completed"
     reasons: dict[str, str] = {}
     comment: str | None = None
+    #: the day the return was received (``YYYY-MM-DD``), when it was keyed in later: a round's
+    #: lateness and ``round status --as-of`` go by it (else by the recording time); within the
+    #: period's first day and the day it is recorded (checked at ingest)
+    received: str | None = None
 
 
 class ResponseCorrected(Event, frozen=True, tag="correction"):
@@ -169,6 +173,9 @@ class RoundOpened(Event, frozen=True, tag="round"):
     #: an anonymous round: its responses name no respondent, and the log keeps no trace finer
     #: than the day of when each came in (the return is still counted for the 回收率)
     anonymous: bool = False
+    #: a second return for an assignment (another id, another channel) corrects the first until
+    #: the due date; ``False``: it is refused, naming the first (``engine/app/returns.py``)
+    changes: bool = True
 
 
 class DealingsDeclined(Event, frozen=True, tag="no_dealings"):
@@ -255,7 +262,7 @@ def natural_key(event: Event) -> str:
 # -- strict input -------------------------------------------------------------
 
 _MONTH_FIELDS = ("period", "from_")
-_DATE_FIELDS = ("date", "due")
+_DATE_FIELDS = ("date", "due", "received")
 
 
 def _check_fields(self: Event) -> None:

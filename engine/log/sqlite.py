@@ -55,6 +55,8 @@ def _check_is_store_file(path: str) -> None:
 class SQLiteBackend(Backend):
     """A store in one SQLite file."""
 
+    unordered_table = " WITHOUT ROWID"
+
     def open(self, create: bool) -> None:
         if not create:
             _check_is_store_file(self.target)

@@ -1,7 +1,8 @@
 """A round's questionnaires as Excel workbooks, one per rater — the subjects to rate pre-filled,
 a column per item headed by its label, drop-downs of the accepted answers, the reason columns
-marked where the method requires one, a note on each header. Filled in Excel or WPS, a workbook
-ingests unchanged (``csat ingest`` reads these headers)."""
+marked where the method requires one, a note on each header, and a 收到日期 column (the day a
+form was handed in, when it is keyed in later: the return's ``received``). Filled in Excel or
+WPS, a workbook ingests unchanged (``csat ingest`` reads these headers)."""
 from __future__ import annotations
 
 from typing import IO, Any
@@ -10,7 +11,9 @@ from ..errors import CsatError
 
 #: the fixed columns of a form, headed as Chinese sheets head them (csat ingest reads these headers)
 FIXED = (("编号", "id"), ("轮次", "round"), ("规则", "ruleset"), ("月份", "period"), ("表单", "form"),
-         ("被考核单位", "subject"), ("评价单位", "rater"))
+         ("被考核单位", "subject"), ("评价单位", "rater"), ("收到日期", "received"))
+#: the column of the day a form was handed in (text cells: what is typed stays YYYY-MM-DD)
+RECEIVED = "收到日期"
 #: the last column: the rater had no dealings with the subject this month (the row becomes a no_dealings)
 NO_DEALINGS = "无业务往来"
 REQUIRED_FILL = "FFF2CC"
@@ -61,7 +64,7 @@ def write_form(path: str | IO[bytes], rater: str, rows: list[dict[str, Any]], st
         for r in rows:
             values = {"id": f"{status['round']}-{rater}-{r['subject']}" + (f"-{form}" if form else ""),
                       "round": status["round"], "ruleset": status["ruleset"], "period": status["period"], "form": form,
-                      "subject": r["subject"], "rater": rater}
+                      "subject": r["subject"], "rater": rater, "received": None}
             sheet.append([values[c] for _, c in fixed])
         last = max(len(rows) + 1, 2)
         for k, item in enumerate(items):
@@ -78,6 +81,11 @@ def write_form(path: str | IO[bytes], rater: str, rows: list[dict[str, Any]], st
             dv.errorTitle, dv.error = "csat", f"expected {_note(item)}"[:255]
             sheet.add_data_validation(dv)
             dv.add(f"{letter}2:{letter}{last}")
+        got = sheet.cell(row=1, column=heads.index(RECEIVED) + 1)
+        got.comment = Comment("the day this form was handed in (YYYY-MM-DD), when it is keyed in later: "
+                              "lateness goes by it; leave blank: the day it is ingested", "csat")
+        for row in range(2, last + 1):
+            sheet.cell(row=row, column=got.column).number_format = "@"
         nd = sheet.cell(row=1, column=len(heads))
         nd.comment = Comment("是: no dealings with this department this month (neither an answer nor a missing "
                              "return); leave the answers blank", "csat")
