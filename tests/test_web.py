@@ -173,7 +173,7 @@ def test_every_change_needs_its_csrf_token(site):
     c = client(app, "qo")
     before = log_size(db)
     for data in ({"csrf": ""}, {"csrf": "forged"}, {"other": "1"}):
-        assert c.post("/rounds/r1/close", data=data).status_code == 403
+        assert c.post("/office/rounds/r1/close", data={**data, "confirm": "yes"}).status_code == 403
         assert c.post("/logout", data=data).status_code == 403
     rater = client(app)
     token = links["ws-1"]
@@ -181,8 +181,8 @@ def test_every_change_needs_its_csrf_token(site):
     other = rater_form(rater, links["ws-2"])["csrf"]  # another link's token does not do
     assert rater.post(f"/r/{token}", data={"csrf": other, **answers(["dept-0"])}).status_code == 403
     assert log_size(db) == before
-    assert client(app, "au").post("/rounds/r1/close", data={"csrf": "x"}).status_code == 404  # the auditor changes nothing
-    assert c.post("/rounds/r1/close", data={"csrf": csrf_of(c)}).status_code == 303
+    assert client(app, "au").post("/office/rounds/r1/close", data={"csrf": "x", "confirm": "yes"}).status_code == 404
+    assert c.post("/office/rounds/r1/close", data={"csrf": csrf_of(c), "confirm": "yes"}).status_code == 303
     with Engine.open(db) as e:
         (closed,) = [r for r in e.log(type="round_closed") if r["event"]["round"] == "r1"]
         assert closed["by"] == "qo"  # who did it is in the log
@@ -239,12 +239,13 @@ def test_an_anonymous_round_through_the_web(site):
     second = c.post(url, data={**first, "nonce": "another-page", **answers(["dept-0"], response="一般")})
     assert second.status_code == 409 and "只能提交一次" in second.text
     with Engine.open(db) as e:
+        e.release_anonymous()  # (held until a batch is full, the day ends or the round closes)
         (r,) = [r for r in e.log(type="response") if r["event"]["period"] == "2026-04"]
-        assert e.accounts.returned(link["token"])
-        marks = e.store.conn.execute("SELECT hash, mark FROM csat_link_returns").fetchall()
+        assert e.anonymous_returned(link["token"]) == [("dept-0", None)]
+        marks = [m for (m,) in e.store.conn.execute("SELECT mark FROM csat_anon_marks").fetchall()]
     assert "respondent" not in r["event"] and "by" not in r and link["token"][:8] not in r["id"]
     assert r["event"]["answers"]["response"] == "满意"  # one response, the first page's
-    assert not any(h in r["id"] or m in r["id"] or r["id"].split("-")[-1] in h + m for h, m in marks)
+    assert marks and not any(m in r["id"] or r["id"].split("-")[-1] in m for m in marks)
 
 
 # -- bad input ----------------------------------------------------------------------------------
@@ -324,16 +325,46 @@ def test_a_manager_records_a_rectification_s_progress_in_their_unit_only(site):
     assert "rect-dept-0" in page and "rect-dept-3" not in page and "dept-0 态度差" in page
     nonce = re.search(r'name="nonce" value="([^"]+)"', page).group(1)
     form = {"csrf": csrf_of(ma), "nonce": nonce, "status": "completed", "date": "2026-04-10", "note": "已改进"}
-    assert ma.post("/rectifications/rect-dept-0/progress", data=form).status_code == 303
-    assert ma.post("/rectifications/rect-dept-0/progress", data=form).status_code == 303  # a double submit: once
-    assert ma.post("/rectifications/rect-dept-3/progress", data={**form, "nonce": "x"}).status_code == 404  # not theirs
-    bad = ma.post("/rectifications/rect-dept-0/progress", data={**form, "nonce": "y", "status": "completed"})
+    assert ma.post("/cases/rect-dept-0/progress", data=form).status_code == 303
+    assert ma.post("/cases/rect-dept-0/progress", data=form).status_code == 303  # a double submit: once
+    assert ma.post("/cases/rect-dept-3/progress", data={**form, "nonce": "x"}).status_code == 404  # not theirs
+    bad = ma.post("/cases/rect-dept-0/progress", data={**form, "nonce": "y", "status": "completed"})
     assert bad.status_code == 422 and "completed" in bad.text  # the life cycle is the engine's: shown, not written
-    assert client(app, "au").post("/rectifications/rect-dept-0/progress", data=form).status_code == 404
+    assert client(app, "au").post("/cases/rect-dept-0/progress", data=form).status_code == 404
     with Engine.open(db) as e:
         (row,) = [r for r in e.rectifications(as_of="2026-04-30") if r["id"] == "rect-dept-0"]
         updates = list(e.log(type="rectification_update"))
     assert row["status"] == "completed" and len(updates) == 1 and updates[0]["by"] == "ma"
+
+
+def test_the_old_unconfirmed_routes_are_gone(site):
+    """Issue 31, items 13/14: closing a round, making and revoking links, and a rectification's
+    progress are the office's desk's (`/office/rounds/…`, `/cases/…/progress`) only — the old
+    routes, which closed without confirming, credited "api" in the audit trail and let a manager
+    verify their own rectification, answer nothing, and write nothing."""
+    app, db, links, _ = site
+    with Engine.open(db) as e:
+        e.append([{"type": "rectification", "id": "rect-0", "subject": "dept-0", "period": "2026-03",
+                   "issue": "回复慢", "due": "2026-04-15"}])
+        trail = len(e.accounts.audit())
+    qo, ma = client(app, "qo"), client(app, "ma")
+    before = log_size(db)
+    for action in ("close", "links", "revoke"):
+        r = qo.post(f"/rounds/r1/{action}", data={"csrf": csrf_of(qo), "confirm": "yes", "rater": "ws-1"})
+        assert r.status_code in (404, 405), (action, r.status_code)
+    for who, c in (("qo", qo), ("ma", ma)):
+        r = c.post("/rectifications/rect-0/progress", data={"csrf": csrf_of(c), "nonce": "old", "status": "verified",
+                                                            "date": "2026-04-10"})
+        assert r.status_code in (404, 405), (who, r.status_code)
+    r = ma.post("/cases/rect-0/progress", data={"csrf": csrf_of(ma), "nonce": "v", "status": "verified",
+                                                "date": "2026-04-10"})
+    assert r.status_code == 422 and "marked verified by the quality office" in r.text
+    assert log_size(db) == before
+    assert client(app).get(f"/r/{links['ws-1']}").status_code == 200  # its link still opens
+    with Engine.open(db) as e:
+        assert e.round_status("r1")["closed"] is None
+        assert not [a for a in e.accounts.audit()[trail:] if a["action"].startswith("links.")]
+        assert not list(e.log(type="rectification_update"))
 
 
 def test_the_office_verifies_announces_previews_and_adopts(site):
@@ -348,7 +379,7 @@ def test_the_office_verifies_announces_previews_and_adopts(site):
         assert au.post(path, data={"csrf": csrf_of(au), **data}).status_code == 404
     before = {r["subject"]: r["score"] for r in qo.get("/api/scores?period=2026-03").json()}
     r = qo.post("/office/announce", data={"csrf": csrf_of(qo), "ruleset": "plant-50", "period": "2026-03",
-                                          "date": "2026-04-03"})
+                                          "date": "2026-04-03", "confirm": "yes"})
     assert "公示 plant-50 2026-03 recorded" in r.text
     bad = qo.post("/office/whatif", data={"csrf": csrf_of(qo), "ruleset": "plant-50", "from": "2026-03",
                                           "toml": "points = = 2"})
@@ -416,11 +447,11 @@ def test_the_office_revokes_a_rater_s_link_and_changes_a_role(site):
     app, db, links, _ = site
     qo = client(app, "qo")
     assert client(app).get(f"/r/{links['ws-2']}").status_code == 200
-    assert qo.post("/rounds/r1/revoke", data={"csrf": csrf_of(qo), "rater": "ws-2"}).status_code == 303
+    assert qo.post("/office/rounds/r1/revoke", data={"csrf": csrf_of(qo), "rater": "ws-2"}).status_code == 303
     assert client(app).get(f"/r/{links['ws-2']}").status_code == 404  # a revoked link opens nothing
     assert client(app).get(f"/r/{links['ws-1']}").status_code == 200
-    assert qo.post("/rounds/r1/revoke", data={"csrf": csrf_of(qo), "rater": "ws-2"}).status_code == 409
-    assert qo.post("/rounds/r1/explode", data={"csrf": csrf_of(qo)}).status_code == 404
+    assert qo.post("/office/rounds/r1/revoke", data={"csrf": csrf_of(qo), "rater": "ws-2"}).status_code == 409
+    assert qo.post("/office/rounds/r1/explode", data={"csrf": csrf_of(qo)}).status_code == 404
     ma = client(app, "ma")
     assert ma.get("/explain/plant-50/dept-3/2026-03").status_code == 404
     r = qo.post("/office/accounts/role", data={"csrf": csrf_of(qo), "name": "ma", "role": "auditor", "unit": ""})
@@ -540,3 +571,28 @@ def test_a_rule_set_of_several_forms_is_answered_form_by_form(site):
         rows = [r["event"] for r in e.log(type="response") if r["event"]["ruleset"] == "supplier-400"]
     assert sorted(r["form"] for r in rows) == ["delivery", "quality"]
     assert [r["answers"] for r in rows if r["form"] == "delivery"] == [{"late_deliveries": 1}]
+
+
+def test_a_manager_s_scores_page_lists_a_moved_unit_for_its_own_months_only(site):
+    """dept-1 is under div-a until February and under div-b from March: the scores page, as
+    /api/scores, lists its first quarter (across the move) to neither manager, its second to mb,
+    January to ma — and ma's own dept-0 throughout."""
+    app, db, _, _ = site
+    with Engine.open(db) as e:
+        e.append([{"type": "unit", "id": "dept-1", "kind": "department", "name": "部门1", "parent": "div-b",
+                   "from": "2026-03"}])
+        e.append([{"type": "response", "id": f"moved-{d}-{m}", "ruleset": "plant-50", "period": m, "subject": d,
+                   "rater": "ws-1", "answers": {"attitude": "满意", "response": "满意", "solution": "满意"}}
+                  for m in ("2026-01", "2026-02", "2026-03", "2026-04") for d in ("dept-0", "dept-1")])
+    ma, mb, qo = client(app, "ma"), client(app, "mb"), client(app, "qo")
+    sees = {"ma": {"2026-01", "2026-02"}, "mb": {"2026-03", "2026-04", "2026-Q2"}, "qo": None}
+    for who, c in (("ma", ma), ("mb", mb), ("qo", qo)):
+        for period in ("2026-01", "2026-03", "2026-Q1", "2026-Q2"):
+            page = c.get(f"/scores?period={period}")
+            assert page.status_code == 200, (who, period)
+            listed = f"/explain/plant-50/dept-1/{period}" in page.text
+            assert listed == (sees[who] is None or period in sees[who]), (who, period)
+            api = {r["subject"] for r in c.get(f"/api/scores?period={period}").json()}
+            assert ("dept-1" in api) == listed, (who, period)  # the page lists what the API gives
+        if who == "ma":
+            assert "/explain/plant-50/dept-0/2026-Q1" in c.get("/scores?period=2026-Q1").text

@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from csat.engine import CsatError
 
-from .auth import READERS, in_scope, not_found, require
+from .auth import READERS, in_scope, not_found, require, scoped
 
 _ENC = msgspec.json.Encoder(decimal_format="string")
 
@@ -38,7 +38,8 @@ def scores(request: Request) -> Response:
                                  under=acct["unit"] if acct["role"] == "manager" else q.get("under"))
         except CsatError as e:
             raise HTTPException(400, str(e)) from None
-    return _json(list(rows))
+        rows = scoped(engine, acct, list(rows))  # a manager's quarters and years: month by month
+    return _json(rows)
 
 
 def explain(request: Request) -> Response:
@@ -85,7 +86,8 @@ OPENAPI = {
     "components": {"securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": "csat_session"},
                                        "bearer": {"type": "http", "scheme": "bearer"}}},
     "paths": {
-        "/api/scores": _op("Score rows (events.md §4); a manager's are those of their unit and below it.",
+        "/api/scores": _op("Score rows (events.md §4); a manager's are those of their unit and below it "
+                           "(a quarter's or a year's when every month of it was).",
                            "office, auditor, manager",
                            [("ruleset", "query", False), ("period", "query", False), ("subject", "query", False),
                             ("under", "query", False)]),

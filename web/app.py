@@ -1,19 +1,23 @@
 """The ASGI application: routes, middleware, templates.
 
 :func:`create_app` wires :mod:`csat.web.pages` (HTML) and :mod:`csat.web.api` (JSON under
-``/api/``) behind three layers: a body limit (1 MiB; 413), the signed session cookie, and the
-security headers every response carries (a CSP without inline scripts, no framing, no sniffing,
-no referrer), and ``Server-Timing`` (the time the application spent on it, queueing included).
+``/api/``) behind three layers: a body limit (1 MiB; 413, whether the body says its length or
+not), the signed session cookie, and the security headers every response carries — the 500 page
+too (a CSP without inline scripts, no framing, no sniffing, no referrer unless the page says
+otherwise), and ``Server-Timing`` (the time the application spent on it, queueing included).
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import secrets
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -21,7 +25,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
@@ -59,22 +63,33 @@ class Guard:
             await JSONResponse({"error": "request body too large (at most 1 MiB)"}, 413,
                                headers=dict(_str_headers()))(scope, receive, send)
             return
-        seen = 0
+        seen, over, swallow = 0, False, False
 
         async def limited() -> Any:  # a body sent without a length is counted as it comes
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > MAX_BODY:
+                over = True
                 raise HTTPException(413, "request body too large (at most 1 MiB)")
             return message
 
         started = time.perf_counter()
 
         async def with_headers(message: dict) -> None:
-            if message["type"] == "http.response.start":  # Server-Timing: the time spent here, in ms
-                spent = f"app;dur={(time.perf_counter() - started) * 1000:.1f}".encode()
-                message["headers"] = [*message.get("headers", []), *HEADERS, (b"server-timing", spent)]
+            nonlocal swallow
+            if swallow:  # the answer of a handler that took the body's end for a malformed body
+                return
+            if message["type"] == "http.response.start":
+                if over and message["status"] != 413:
+                    swallow = True
+                    await JSONResponse({"error": "request body too large (at most 1 MiB)"}, 413,
+                                       headers=dict(_str_headers()))(scope, receive, send)
+                    return
+                own = {k.lower() for k, _ in message.get("headers", [])}  # a page's own policy stands
+                spent = f"app;dur={(time.perf_counter() - started) * 1000:.1f}".encode()  # Server-Timing, in ms
+                message["headers"] = [*message.get("headers", []), *((k, v) for k, v in HEADERS if k not in own),
+                                      (b"server-timing", spent)]
             await send(message)
 
         await self.app(scope, limited, with_headers)
@@ -88,10 +103,74 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if request.url.path.startswith("/api/"):
         return JSONResponse({"error": exc.detail}, exc.status_code)
-    if exc.status_code == 401:
-        return RedirectResponse(f"/login?next={request.url.path}", 303)
+    if exc.status_code == 401:  # sign in, then back here (the sign-in page keeps only a page a GET answers)
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(here, safe='')}", 303)
     return request.app.state.templates.TemplateResponse(
         request, "error.html", {"status": exc.status_code, "detail": exc.detail}, status_code=exc.status_code)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """A failure of the application: one line to the user (the traceback goes to the server's
+    log), with the security headers (this answer is sent outside :class:`Guard`)."""
+    detail = "something went wrong on the server: try again, or tell the quality office"
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": detail}, 500, headers=dict(_str_headers()))
+    try:
+        page = request.app.state.templates.TemplateResponse(request, "error.html", {"status": 500, "detail": detail},
+                                                            status_code=500)
+    except Exception:  # noqa: BLE001 — the templates themselves failing: the line alone
+        page = Response(detail, 500, media_type="text/plain; charset=utf-8")
+    page.headers.update(dict(_str_headers()))
+    return page
+
+
+#: every role a request may come as (:data:`POLICY`): ``anonymous`` (no session), ``rater`` (the
+#: holder of a rater's link: its token in the path is the credential), a signed-in ``office``,
+#: ``manager`` or ``auditor``, and ``bearer`` (the API: an account's ``Authorization: Bearer``
+#: token stands for its session, within the account's role named beside it)
+ROLES = ("anonymous", "rater", "office", "manager", "auditor", "bearer")
+EVERYONE = ("anonymous", "rater", "office", "manager", "auditor")
+_SIGNED_IN = ("office", "manager", "auditor")
+
+#: who may ask each route (method, path as the route table spells it) — the others are refused
+#: with a sign-in (no session: 303 to /login, 401 under /api/) or the one 404 of what one may not
+#: see. Each handler checks its own (:func:`csat.web.auth.require`); tests/test_authz_matrix.py
+#: plays every route of :func:`routes` against every role, and fails a route not declared here.
+POLICY: dict[tuple[str, str], tuple[str, ...]] = {
+    # signing in and out; what anyone may read
+    ("GET", "/"): _SIGNED_IN,  # to one's desk (no session: to the sign-in page)
+    ("GET", "/login"): EVERYONE, ("POST", "/login"): EVERYONE, ("POST", "/logout"): EVERYONE,
+    ("GET", "/openapi.json"): EVERYONE, ("GET", "/static"): EVERYONE,
+    # a rater: their link only
+    ("GET", "/r/{token}"): ("rater",), ("POST", "/r/{token}"): ("rater",),
+    # figures (a manager: their unit's, month by month)
+    ("GET", "/scores"): _SIGNED_IN, ("GET", "/explain/{ruleset}/{subject}/{period}"): _SIGNED_IN,
+    ("GET", "/trend/{ruleset}/{subject}"): _SIGNED_IN, ("GET", "/cases"): _SIGNED_IN,
+    ("POST", "/cases/{id}/progress"): ("office", "manager"),
+    ("POST", "/account/password"): _SIGNED_IN,
+    # rounds: the office changes, the auditor reads
+    ("GET", "/rounds"): ("office", "auditor"), ("GET", "/rounds/{round}"): ("office", "auditor"),
+    ("POST", "/office/rounds"): ("office",), ("POST", "/office/rounds/{round}/{action:str}"): ("office",),
+    ("GET", "/rounds/{round}/forms"): ("office",), ("GET", "/rounds/{round}/forms/{rater}"): ("office",),
+    # the office's desk
+    ("GET", "/office"): ("office", "auditor"), ("POST", "/office/verify"): ("office", "auditor"),
+    ("GET", "/office/report"): ("office", "auditor"),
+    ("POST", "/office/accounts/{action}"): ("office",), ("POST", "/office/announce"): ("office",),
+    ("POST", "/office/whatif"): ("office",), ("POST", "/office/adopt"): ("office",),
+    # the JSON API: a session or a bearer token
+    ("GET", "/api/scores"): (*_SIGNED_IN, "bearer"),
+    ("GET", "/api/explain/{ruleset}/{subject}/{period}"): (*_SIGNED_IN, "bearer"),
+    ("GET", "/api/rounds"): ("office", "auditor", "bearer"),
+    ("GET", "/api/rounds/{round}"): ("office", "auditor", "bearer"),
+}
+
+
+def routes() -> list[BaseRoute]:
+    """The route table: the pages, the office's desk, the downloads, the JSON API, the static files
+    (each route's (method, path) declared in :data:`POLICY`)."""
+    return [*pages.ROUTES, *office.ROUTES, *downloads.ROUTES, *api.ROUTES, Route("/openapi.json", api.openapi),
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
 
 
 def create_app(target: str, *, secret: str | None = None, https: bool = False, engines: int = 8) -> Starlette:
@@ -103,8 +182,6 @@ def create_app(target: str, *, secret: str | None = None, https: bool = False, e
     :param engines: how many engines serve requests at once.
     """
     secret = secret or os.environ.get("CSAT_SECRET") or secrets.token_urlsafe(32)
-    routes = [*pages.ROUTES, *office.ROUTES, *downloads.ROUTES, *api.ROUTES, Route("/openapi.json", api.openapi),
-              Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]
     engines_ = EnginePool(target, engines)
     writer = Writer(target, engines_.rulesets)
 
@@ -114,7 +191,8 @@ def create_app(target: str, *, secret: str | None = None, https: bool = False, e
         writer.close()
         engines_.close()
 
-    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error}, lifespan=lifespan,
+    app = Starlette(routes=routes(), lifespan=lifespan,
+                    exception_handlers={HTTPException: _http_error, Exception: _server_error},
                     middleware=[Middleware(Guard),
                                 Middleware(SessionMiddleware, secret_key=secret, session_cookie="csat_session",
                                            max_age=8 * 3600, same_site="strict", https_only=https)])
@@ -127,7 +205,32 @@ def create_app(target: str, *, secret: str | None = None, https: bool = False, e
     return app
 
 
+def _die_with_parent(parent: int) -> None:
+    """End this process when ``parent`` ends: Linux kills it at once (``PR_SET_PDEATHSIG``, as the
+    rebuild's scorers do); elsewhere a thread looks every half second."""
+    try:
+        import ctypes
+        if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0) == 0:  # PR_SET_PDEATHSIG
+            if os.getppid() != parent:  # it ended before this was set
+                os._exit(1)
+            return
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+    def watch() -> None:  # pragma: no cover - not Linux
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="csat-parent-watch", daemon=True).start()  # pragma: no cover
+
+
 def app_from_env() -> Starlette:
     """The application of ``$CSAT_DB`` (``csat serve --workers N`` starts one per worker process;
-    they share ``$CSAT_SECRET``, so a session signed by one is good at every other)."""
+    they share ``$CSAT_SECRET``, so a session signed by one is good at every other). A worker
+    ends with the ``csat serve`` that started it (``$CSAT_SERVE_PID``), a ``kill -9`` too: none
+    is left holding the port."""
+    parent = os.environ.get("CSAT_SERVE_PID", "")
+    if parent.isdigit():
+        _die_with_parent(int(parent))
     return create_app(os.environ["CSAT_DB"], https=os.environ.get("CSAT_HTTPS") == "1")

@@ -10,17 +10,18 @@ import hashlib
 import secrets
 import time
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
-from csat.engine import CsatError, IngestFailed, periods
+from csat.engine import CsatError, IngestFailed, NotFound, periods
 
-from .auth import (READERS, LoginLimit, account, check_csrf, check_link_csrf, csrf_token, in_scope, link_csrf,
-                   not_found, require)
+from .auth import (READERS, LoginLimit, account, check_csrf, check_link_csrf, cross_site, csrf_token, in_scope,
+                   link_csrf, not_found, require, scoped)
 
 __all__ = ["ROUTES", "LoginLimit"]
 
@@ -37,6 +38,8 @@ async def form_of(request: Request) -> Any:
         raise HTTPException(415, "send the form as application/x-www-form-urlencoded")
     try:
         return await request.form(max_files=0, max_fields=2000)
+    except HTTPException:  # the body went over the limit as it came (413)
+        raise
     except Exception:  # noqa: BLE001 — a malformed body
         raise HTTPException(400, "the form could not be read") from None
 
@@ -44,34 +47,72 @@ async def form_of(request: Request) -> Any:
 # -- signing in --------------------------------------------------------------------------
 
 async def login(request: Request) -> Response:
-    nxt = request.query_params.get("next", "/")
-    nxt = nxt if nxt.startswith("/") and not nxt.startswith("//") else "/"
+    nxt = _next(request, request.query_params.get("next", "/"))
     if request.method == "GET":
-        return render(request, "login.html", {"next": nxt, "error": None})
+        return _login_page(request, nxt, None)
+    if cross_site(request):  # login CSRF: another site's page would sign the visitor in as someone else
+        return _login_page(request, nxt, "a sign-in sent from another site is refused: sign in on this page", 403)
     form = await form_of(request)
     name, password = str(form.get("name", "")), str(form.get("password", ""))
     who = (request.client.host if request.client else "?", name)
     limit: LoginLimit = request.app.state.login_limit
-    if limit.blocked(who):
-        return render(request, "login.html", {"next": nxt, "error": "too many attempts: wait a few minutes"}, 429)
+    refused = limit.begin(who)  # counted as failed until the password is found right
+    if refused is not None:
+        return _login_page(request, nxt, refused, 429, retry=60)
+    if not await limit.hashing():
+        limit.passed(who)  # never checked: not a failure
+        return _login_page(request, nxt, "the server is busy signing others in: try again in a moment", 503, retry=2)
 
     def check() -> dict[str, Any] | None:
         with request.app.state.engines.borrow() as engine:
             return engine.accounts.check(name, password)
 
-    acct = await run_in_threadpool(check)
+    try:
+        acct = await run_in_threadpool(check)
+    finally:
+        limit.done()
     if acct is None:
-        limit.failed(who)
-        return render(request, "login.html", {"next": nxt, "error": "wrong name or password"}, 401)
+        return _login_page(request, nxt, "wrong name or password", 401)
+    limit.passed(who)
     request.session.clear()
     request.session.update({"user": acct["name"], "role": [acct["role"], acct["unit"]],
-                            "csrf": secrets.token_urlsafe(24)})
+                            "v": acct["session_version"], "csrf": secrets.token_urlsafe(24)})
     return RedirectResponse(nxt, 303)
 
 
+def _login_page(request: Request, nxt: str, error: str | None, status: int = 200, retry: int = 0) -> Response:
+    page = render(request, "login.html", {"next": nxt, "error": error}, status)
+    page.headers["referrer-policy"] = "same-origin"  # its form's POST carries this site's Origin (cross_site)
+    if retry:
+        page.headers["retry-after"] = str(retry)
+    return page
+
+
+def _next(request: Request, value: str) -> str:
+    """Where to go after signing in: ``value`` when it is a page of this site (a path a GET is
+    answered on, its query kept), else ``/`` — never another site, nor a POST-only route."""
+    if not value.startswith("/") or value.startswith("//") or "\\" in value or any(ord(c) < 32 for c in value):
+        return "/"
+    path = unquote(urlsplit(value).path)
+    if path == "/login":
+        return "/"
+    scope = {"type": "http", "method": "GET", "path": path, "root_path": ""}
+    if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+        return value
+    return "/"
+
+
 async def logout(request: Request) -> Response:
-    if account(request) is not None:
+    """Sign out everywhere: every session of the account ends (a cookie kept anywhere opens nothing)."""
+    acct = account(request)
+    if acct is not None:
         check_csrf(request, await form_of(request))
+
+        def end() -> None:
+            with request.app.state.engines.borrow() as engine:
+                engine.accounts.end_sessions(acct["name"], actor=acct["name"])
+
+        await run_in_threadpool(end)
     request.session.clear()
     return RedirectResponse("/login", 303)
 
@@ -81,6 +122,10 @@ async def logout(request: Request) -> Response:
 def _period(request: Request, engine: Any) -> str | None:
     period = request.query_params.get("period")
     if period:
+        try:
+            periods.kind(period)
+        except CsatError as e:  # a period that cannot be: say so (400), not "not found"
+            raise HTTPException(400, f"period: {e}") from None
         return period
     months = engine.months()
     return months[-1] if months else None
@@ -102,6 +147,7 @@ def scores(request: Request) -> Response:
             rows = engine.scores(period=period, under=under, vs=periods.previous(period)) if period else []
         except CsatError:
             raise not_found() from None
+        rows = scoped(engine, acct, list(rows))  # a manager's quarters and years: month by month
     return render(request, "scores.html", {"account": acct, "rows": rows, "period": period,
                                            "previous": periods.previous(period) if period else None})
 
@@ -138,36 +184,6 @@ def round_page(request: Request, links: list[dict[str, Any]] | None = None) -> R
             raise not_found() from None
     base = str(request.base_url).rstrip("/")
     return render(request, "round.html", {"account": acct, "s": status, "links": links, "base": base})
-
-
-async def round_action(request: Request) -> Response:
-    acct = require(request, "office")
-    form = await form_of(request)
-    check_csrf(request, form)
-    round_id, action = request.path_params["round"], request.path_params["action"]
-    if action not in ("links", "close", "revoke"):
-        raise not_found()
-
-    def act() -> list[dict[str, Any]] | None:
-        with request.app.state.engines.borrow() as engine:
-            if round_id not in {r["round"] for r in engine.rounds()}:
-                raise not_found()
-            if action == "links":
-                return engine.round_links(round_id)
-            if action == "revoke":  # a rater's links (a lost or forwarded one); a new one can be made
-                n = engine.accounts.revoke(round_id, str(form.get("rater", "")), str(form.get("respondent", "")) or None)
-                if n == 0:
-                    raise HTTPException(409, "no live link of that rater in this round")
-                return None
-            engine.append([{"type": "round_closed", "id": f"close-{round_id}", "round": round_id,
-                            "date": _dt.date.today().isoformat()}], actor=acct["name"])
-            return None
-
-    try:
-        links = await run_in_threadpool(act)
-    except CsatError as e:
-        raise HTTPException(409, str(e)) from None
-    return round_page(request, links) if action == "links" else RedirectResponse(f"/rounds/{round_id}", 303)
 
 
 # -- raters ---------------------------------------------------------------------------------
@@ -218,21 +234,23 @@ def _rater_page(request: Request, engine: Any, a: dict[str, Any], given: dict[st
                 done: bool = False, status: int = 200) -> Response:
     q = _questionnaire(request, engine, a)
     answered, forms = {}, parts(q)
-    if a["anonymous"]:
-        done = done or engine.accounts.returned(request.path_params["token"])
+    sealed = False
+    if a["anonymous"]:  # each subject (and form) returned once: those returned are offered no more
+        gone = set(engine.anonymous_returned(request.path_params["token"]))
+        a = {**a, "subjects": [s for s in a["subjects"] if any((s["id"], f) not in gone for f, _ in forms)]}
+        sealed = not a["subjects"]
     else:
         ids = {_response_id(a, request.path_params["token"], s["id"], "", f): field(s["id"], f)
                for s in a["subjects"] for f, _ in forms}
         answered = {ids[rid]: r for rid, r in engine.responses(list(ids)).items()}
     return request.app.state.templates.TemplateResponse(request, "rater.html", {
         "a": a, "q": q, "forms": forms, "field": field, "given": given,
-        "sealed": a["anonymous"] and done, "problems": problems, "answered": answered, "done": done,
+        "sealed": sealed, "problems": problems, "answered": answered, "done": done,
         "csrf": link_csrf(request.app.state.secret, request.path_params["token"]),
         "nonce": given.get("nonce") or secrets.token_urlsafe(12), "account": None}, status_code=status)
 
 
 def _submit(request: Request, token: str, form: Any) -> Response:
-    nonce = str(form.get("nonce", ""))[:64]
     with request.app.state.engines.borrow() as engine:
         a = _assignment(request, engine)
         q = _questionnaire(request, engine, a)
@@ -245,26 +263,42 @@ def _submit(request: Request, token: str, form: Any) -> Response:
                        for i in items)
             return _rater_page(request, engine, a, {} if done else dict(form), [] if done else [
                 "nothing to send: answer at least one subject"], done=done, status=200 if done else 400)
-        if a["anonymous"] and not engine.accounts.claim_return(token, nonce):  # one return per link (this page's)
-            return _rater_page(request, engine, a, {}, [], done=True, status=409)
-    by = None if a["anonymous"] else f"rater-link:{hashlib.sha256(token.encode()).hexdigest()[:8]}"
+        if a["anonymous"]:
+            return _anonymous_return(request, engine, token, a, form, events)
+    by = f"rater-link:{hashlib.sha256(token.encode()).hexdigest()[:8]}"
     problems: list[str] = []
     try:  # appended together with the other submissions waiting now (csat.web.writer)
         request.app.state.writer.submit(events, by).result(timeout=120)
     except IngestFailed as e:
         names = {f"events[{i}]": ev.get("subject") for i, ev in enumerate(events)}
         problems = [_problem_line(p, names) for p in e.problems]
-    except BaseException:
-        if a["anonymous"]:  # nothing recorded: the link may send again
-            with request.app.state.engines.borrow() as engine:
-                engine.accounts.release_return(token, nonce)
-        raise
     with request.app.state.engines.borrow() as engine:
         if problems:
-            if a["anonymous"]:
-                engine.accounts.release_return(token, nonce)
             return _rater_page(request, engine, a, {k: str(v) for k, v in form.items()}, problems, status=422)
         return _rater_page(request, engine, a, {}, [], done=True)
+
+
+RETURNED = "已提交过 returned already: this link has sent these answers; nothing more was recorded"
+
+
+def _anonymous_return(request: Request, engine: Any, token: str, a: dict[str, Any], form: Any,
+                      events: list[dict[str, Any]]) -> Response:
+    """An anonymous link's return: the link's marks and its answers are recorded in one write
+    transaction, or neither (csat.engine.app.anonymous) — nothing is ever given back."""
+    try:
+        engine.return_anonymously(token, events)
+    except engine.Returned:
+        return _rater_page(request, engine, a, {}, [RETURNED], done=True, status=409)
+    except IngestFailed as e:
+        sent = {(ev["subject"], ev.get("form")) for ev in events if ev["type"] == "response"}
+        if sent & set(engine.anonymous_returned(token)):  # this page sent again with other answers
+            return _rater_page(request, engine, a, {}, [RETURNED], done=True, status=409)
+        names = {f"events[{i}]": ev.get("subject") for i, ev in enumerate(events)}
+        return _rater_page(request, engine, a, {k: str(v) for k, v in form.items()},
+                           [_problem_line(p, names) for p in e.problems], status=422)
+    except NotFound:
+        raise not_found() from None
+    return _rater_page(request, engine, a, {}, [], done=True)
 
 
 def parts(q: dict[str, Any]) -> list[tuple[str | None, list[dict[str, Any]]]]:
@@ -284,7 +318,7 @@ def field(subject: str, form: str | None) -> str:
 def _events(engine: Any, a: dict[str, Any], q: dict[str, Any], token: str, form: Any) -> list[dict[str, Any]]:
     """The events a rater's form records: a response per subject (and form) answered (a
     correction when it was answered before and changed), a no_dealings per subject so marked."""
-    nonce = str(form.get("nonce", ""))[:64]
+    nonce = str(form.get("nonce", ""))[:64] or secrets.token_urlsafe(12)  # (a page always sends one)
     forms = parts(q)
     ids = {(s["id"], f): _response_id(a, token, s["id"], nonce, f) for s in a["subjects"] for f, _ in forms}
     before_all = {} if a["anonymous"] else engine.responses(list(ids.values()))
@@ -352,7 +386,6 @@ ROUTES = [
     Route("/", home), Route("/login", login, methods=["GET", "POST"]), Route("/logout", logout, methods=["POST"]),
     Route("/scores", scores), Route("/explain/{ruleset}/{subject}/{period}", explain),
     Route("/rounds", rounds), Route("/rounds/{round}", round_page),
-    Route("/rounds/{round}/{action:str}", round_action, methods=["POST"]),
     Route("/r/{token}", rater, methods=["GET", "POST"]),
 ]
 
@@ -373,33 +406,7 @@ def cases(request: Request, problem: str | None = None) -> Response:
                   status=422 if problem else 200)
 
 
-async def rectification_progress(request: Request) -> Response:
-    """A manager (of the rectification's unit) or the office records its progress: an event."""
-    acct = require(request, "office", "manager")
-    form = await form_of(request)
-    check_csrf(request, form)
-    rid = request.path_params["id"]
-
-    def record() -> str | None:
-        with request.app.state.engines.borrow() as engine:
-            mine = [r for r in engine.rectifications(under=acct["unit"] if acct["role"] == "manager" else None)
-                    if r["id"] == rid]
-            if not mine:
-                raise not_found()
-            nonce = "".join(ch for ch in str(form.get("nonce", "")) if ch.isalnum())[:16] or secrets.token_hex(8)
-            try:  # the form's nonce in the id: a double submit records once
-                engine.append([{"type": "rectification_update", "id": f"{rid}-{nonce}", "rectification": rid,
-                                "status": str(form.get("status", "")), "date": str(form.get("date", "")),
-                                **({"note": str(form["note"])} if form.get("note") else {})}], actor=acct["name"])
-            except IngestFailed as e:
-                return said(e)
-            return None
-
-    problem = await run_in_threadpool(record)
-    return cases(request, problem) if problem else RedirectResponse("/cases", 303)
-
-
-ROUTES += [Route("/cases", cases), Route("/rectifications/{id}/progress", rectification_progress, methods=["POST"])]
+ROUTES += [Route("/cases", cases)]
 
 
 # -- a subject's trend --------------------------------------------------------------------------

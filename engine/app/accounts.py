@@ -5,28 +5,39 @@ append-only history, and an account is changed in place. Two tables, which a reb
 touches (they are not read models):
 
 - ``csat_accounts``: name, role, the unit a manager manages, an argon2id password hash
-  (argon2-cffi: memory-hard, the well-kept library), disabled or not;
+  (argon2-cffi: memory-hard, the well-kept library), disabled or not, and its session version —
+  a web session carries the version it was signed in under and ends when the version moves on
+  (signing out, a role changed, disabled, a new password, removed);
 - ``csat_links``: a rater's personal link to a round's questionnaire — only the SHA-256 of its
   token is kept (the token itself is shown once), with the assignment it opens (round, rater,
   respondent) and whether it was revoked. A link opens only while its round is open.
-- ``csat_link_returns``: an anonymous round's links that have returned their questionnaire (one
-  return per link). It holds the link's hash and a digest of the submitting page's one-time
-  nonce — never the response: the response's id is another one-way digest of that nonce, so
-  neither table leads to the other without the nonce, which is kept nowhere.
+- an anonymous round's links' returns are not here: :mod:`csat.engine.app.anonymous` keeps them
+  (marks no stored hash joins to a link). ``csat_link_returns`` (one row per link, its hash: what
+  csat before 31.17 wrote) is only read, by that module, and never written.
+
+Every change (an account added, its role, disabled or enabled, its password, removed, its API
+tokens made or revoked, its sessions ended; raters' links made or revoked) appends a row to the
+chained audit trail (:mod:`csat.engine.app.audit`) in the same transaction, naming the ``actor``
+(an embedding application that names nobody: ``api``).
 
 Roles: ``office`` (the quality office: everything), ``manager`` of a unit (that unit and the
 units below it in the org chart as of each period), ``auditor`` (reads everything, changes nothing).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import CsatError, NotFound
+from . import audit
 from .threads import Gate, gated
 
 ROLES = ("office", "manager", "auditor")
+#: who made a change, when the caller names nobody
+NOBODY = "api"
 #: the shortest password an account may have
 MIN_PASSWORD = 10
 
@@ -65,8 +76,45 @@ class Accounts:
         self.conn.execute("CREATE TABLE IF NOT EXISTS csat_links (hash TEXT PRIMARY KEY, round TEXT NOT NULL, "
                           "rater TEXT NOT NULL, respondent TEXT, revoked INTEGER NOT NULL DEFAULT 0)")
         self.conn.execute("CREATE TABLE IF NOT EXISTS csat_api_tokens (hash TEXT PRIMARY KEY, name TEXT NOT NULL)")
-        self.conn.execute("CREATE TABLE IF NOT EXISTS csat_link_returns (hash TEXT PRIMARY KEY, mark TEXT NOT NULL)")
+        audit.ensure(self.conn)
+        if not self._has_column("csat_accounts", "session_version"):  # a store made before sessions had versions
+            try:
+                self.conn.execute("ALTER TABLE csat_accounts ADD COLUMN session_version INTEGER NOT NULL DEFAULT 0")
+            except Exception:  # noqa: BLE001 — another process added it first
+                if not self._has_column("csat_accounts", "session_version"):
+                    raise
         self._ready = True
+
+    def _has_column(self, table: str, column: str) -> bool:
+        return column in [d[0] for d in self.conn.execute(f"SELECT * FROM {table} LIMIT 0").description]
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        """One write transaction (the store's write lock) for a change and its audit row — or the
+        caller's, when one is open already."""
+        self._tables()
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def _audit(self, actor: str | None, action: str, target: str, **details: Any) -> None:
+        audit.record(self.conn, actor or NOBODY, action, target, details)
+
+    def _existing(self, name: str) -> dict[str, Any]:
+        acct = self.get(name)
+        if acct is None:
+            raise NotFound(f"no account {name!r}")
+        return acct
+
+    def _next_session(self, name: str) -> None:
+        self.conn.execute("UPDATE csat_accounts SET session_version = session_version + 1 WHERE name = ?", (name,))
 
     # -- accounts -------------------------------------------------------------------
 
@@ -79,49 +127,95 @@ class Accounts:
         if password is not None and len(password) < MIN_PASSWORD:
             raise CsatError(f"a password has at least {MIN_PASSWORD} characters")
 
-    def add(self, name: str, role: str, password: str, unit: str | None = None) -> dict[str, Any]:
+    def add(self, name: str, role: str, password: str, unit: str | None = None, *,
+            actor: str | None = None) -> dict[str, Any]:
         """A new account. :raises CsatError: a name taken, an unknown role, a short password."""
         self._tables()
         self._checked(role, unit, password)
         if not name or name != name.strip() or len(name) > 64:
             raise CsatError("an account name is 1–64 characters, without surrounding spaces")
-        if self.get(name) is not None:
-            raise CsatError(f"there is an account {name!r} already")
-        self.conn.execute("INSERT INTO csat_accounts (name, role, unit, hash, disabled) VALUES (?, ?, ?, ?, 0)",
-                          (name, role, unit, _hasher().hash(password)))
+        hashed = _hasher().hash(password)
+        with self._write():
+            if self.get(name) is not None:
+                raise CsatError(f"there is an account {name!r} already")
+            self.conn.execute("INSERT INTO csat_accounts (name, role, unit, hash, disabled) VALUES (?, ?, ?, ?, 0)",
+                              (name, role, unit, hashed))
+            self._audit(actor, "account.add", name, role=role, unit=unit)
         return self.get(name)  # type: ignore[return-value]
 
     def get(self, name: str) -> dict[str, Any] | None:
-        """The account (``name``, ``role``, ``unit``, ``disabled``), or None."""
+        """The account (``name``, ``role``, ``unit``, ``disabled``, ``session_version``), or None."""
         self._tables()
-        row = self.conn.execute("SELECT name, role, unit, disabled FROM csat_accounts WHERE name = ?",
-                                (name,)).fetchone()
-        return None if row is None else {"name": row[0], "role": row[1], "unit": row[2], "disabled": bool(row[3])}
+        row = self.conn.execute("SELECT name, role, unit, disabled, session_version FROM csat_accounts "
+                                "WHERE name = ?", (name,)).fetchone()
+        return None if row is None else {"name": row[0], "role": row[1], "unit": row[2], "disabled": bool(row[3]),
+                                         "session_version": row[4]}
 
     def list(self) -> list[dict[str, Any]]:
         self._tables()
         return [{"name": n, "role": r, "unit": u, "disabled": bool(d)} for n, r, u, d in self.conn.execute(
             "SELECT name, role, unit, disabled FROM csat_accounts ORDER BY name")]
 
-    def set_role(self, name: str, role: str, unit: str | None = None) -> dict[str, Any]:
+    def set_role(self, name: str, role: str, unit: str | None = None, *, actor: str | None = None) -> dict[str, Any]:
+        """Change an account's role (and a manager's unit); its sessions end."""
         self._checked(role, unit)
-        if self.get(name) is None:
-            raise NotFound(f"no account {name!r}")
-        self.conn.execute("UPDATE csat_accounts SET role = ?, unit = ? WHERE name = ?", (role, unit, name))
+        with self._write():
+            was = self._existing(name)
+            self.conn.execute("UPDATE csat_accounts SET role = ?, unit = ? WHERE name = ?", (role, unit, name))
+            self._next_session(name)
+            self._audit(actor, "account.role", name, role=role, unit=unit, was=[was["role"], was["unit"]])
         return self.get(name)  # type: ignore[return-value]
 
-    def set_disabled(self, name: str, disabled: bool = True) -> dict[str, Any]:
-        if self.get(name) is None:
-            raise NotFound(f"no account {name!r}")
-        self.conn.execute("UPDATE csat_accounts SET disabled = ? WHERE name = ?", (int(disabled), name))
+    def set_disabled(self, name: str, disabled: bool = True, *, actor: str | None = None) -> dict[str, Any]:
+        """Disable (or enable again) an account; its sessions end either way."""
+        with self._write():
+            self._existing(name)
+            self.conn.execute("UPDATE csat_accounts SET disabled = ? WHERE name = ?", (int(disabled), name))
+            self._next_session(name)
+            self._audit(actor, "account.disable" if disabled else "account.enable", name)
         return self.get(name)  # type: ignore[return-value]
 
-    def set_password(self, name: str, password: str) -> None:
-        if self.get(name) is None:
-            raise NotFound(f"no account {name!r}")
+    def set_password(self, name: str, password: str, *, old: str | None = None, actor: str | None = None) -> None:
+        """Set an account's password (the office's reset; with ``old``, its owner's change, which
+        ``old`` must match); its sessions end.
+
+        :raises CsatError: a short password, or ``old`` that is not the password.
+        """
+        self._existing(name)
         if len(password) < MIN_PASSWORD:
             raise CsatError(f"a password has at least {MIN_PASSWORD} characters")
-        self.conn.execute("UPDATE csat_accounts SET hash = ? WHERE name = ?", (_hasher().hash(password), name))
+        if old is not None and not self._matches(name, old):
+            raise CsatError("the current password is not right")
+        hashed = _hasher().hash(password)
+        with self._write():
+            self._existing(name)
+            self.conn.execute("UPDATE csat_accounts SET hash = ? WHERE name = ?", (hashed, name))
+            self._next_session(name)
+            self._audit(actor, "account.password", name, by="owner" if old is not None else "reset")
+
+    def remove(self, name: str, *, actor: str | None = None) -> None:
+        """Remove an account and its API tokens (its sessions end with it)."""
+        with self._write():
+            was = self._existing(name)
+            revoked = self.conn.execute("SELECT COUNT(*) FROM csat_api_tokens WHERE name = ?", (name,)).fetchone()[0]
+            self.conn.execute("DELETE FROM csat_api_tokens WHERE name = ?", (name,))
+            self.conn.execute("DELETE FROM csat_accounts WHERE name = ?", (name,))
+            self._audit(actor, "account.remove", name, role=was["role"], unit=was["unit"], revoked=revoked)
+
+    def end_sessions(self, name: str, *, actor: str | None = None) -> None:
+        """End every web session of an account (signing out signs out everywhere)."""
+        with self._write():
+            self._existing(name)
+            self._next_session(name)
+            self._audit(actor, "account.signout", name)
+
+    def _matches(self, name: str, password: str) -> bool:
+        from argon2.exceptions import InvalidHashError, VerificationError
+        row = self.conn.execute("SELECT hash FROM csat_accounts WHERE name = ?", (name,)).fetchone()
+        try:
+            return row is not None and _hasher().verify(row[0], password)
+        except (VerificationError, InvalidHashError):
+            return False
 
     def check(self, name: str, password: str) -> dict[str, Any] | None:
         """The account when ``password`` is its password and it is not disabled; else None (the
@@ -141,13 +235,23 @@ class Accounts:
             self.conn.execute("UPDATE csat_accounts SET hash = ? WHERE name = ?", (hasher.hash(password), name))
         return self.get(name)
 
-    def new_token(self, name: str) -> str:
+    def new_token(self, name: str, *, actor: str | None = None) -> str:
         """A new API token for an account (``Authorization: Bearer …``; shown once)."""
-        if self.get(name) is None:
-            raise NotFound(f"no account {name!r}")
         token = "csat_" + secrets.token_urlsafe(32)
-        self.conn.execute("INSERT INTO csat_api_tokens (hash, name) VALUES (?, ?)", (token_hash(token), name))
+        with self._write():
+            self._existing(name)
+            self.conn.execute("INSERT INTO csat_api_tokens (hash, name) VALUES (?, ?)", (token_hash(token), name))
+            self._audit(actor, "token.new", name)
         return token
+
+    def revoke_tokens(self, name: str, *, actor: str | None = None) -> int:
+        """Revoke every API token of an account; returns how many."""
+        with self._write():
+            self._existing(name)
+            n = self.conn.execute("SELECT COUNT(*) FROM csat_api_tokens WHERE name = ?", (name,)).fetchone()[0]
+            self.conn.execute("DELETE FROM csat_api_tokens WHERE name = ?", (name,))
+            self._audit(actor, "token.revoke", name, revoked=n)
+        return int(n)
 
     def by_token(self, token: str) -> dict[str, Any] | None:
         """The account an API token belongs to, when it is not disabled; else None."""
@@ -158,13 +262,21 @@ class Accounts:
 
     # -- raters' links --------------------------------------------------------------------
 
-    def new_link(self, round_id: str, rater: str, respondent: str | None = None) -> str:
+    def new_link(self, round_id: str, rater: str, respondent: str | None = None, *,
+                 actor: str | None = None) -> str:
         """A new personal link's token for an assignment (shown once: only its hash is kept)."""
-        self._tables()
-        token = secrets.token_urlsafe(32)
-        self.conn.execute("INSERT INTO csat_links (hash, round, rater, respondent, revoked) VALUES (?, ?, ?, ?, 0)",
-                          (token_hash(token), round_id, rater, respondent))
-        return token
+        return self.new_links(round_id, [(rater, respondent)], actor=actor)[0]
+
+    def new_links(self, round_id: str, who: list[tuple[str, str | None]], *, actor: str | None = None) -> list[str]:
+        """New links for several assignments of a round (``(rater, respondent)`` each), in one
+        transaction with one audit row; their tokens, in order."""
+        tokens = [secrets.token_urlsafe(32) for _ in who]
+        with self._write():
+            for token, (rater, respondent) in zip(tokens, who):
+                self.conn.execute("INSERT INTO csat_links (hash, round, rater, respondent, revoked) "
+                                  "VALUES (?, ?, ?, ?, 0)", (token_hash(token), round_id, rater, respondent))
+            self._audit(actor, "links.new", round_id, raters=sorted({r for r, _ in who}), links=len(who))
+        return tokens
 
     def link(self, token: str) -> dict[str, Any] | None:
         """The assignment a token opens (``round``, ``rater``, ``respondent``), or None (unknown or
@@ -174,43 +286,29 @@ class Accounts:
                                 (token_hash(token),)).fetchone()
         return None if row is None else {"round": row[0], "rater": row[1], "respondent": row[2]}
 
-    def revoke(self, round_id: str, rater: str, respondent: str | None = None) -> int:
-        """Revoke an assignment's links; returns how many."""
-        self._tables()
-        rows = self.conn.execute("SELECT hash FROM csat_links WHERE round = ? AND rater = ? AND revoked = 0 AND "
-                                 "COALESCE(respondent, '') = ?", (round_id, rater, respondent or "")).fetchall()
-        for (h,) in rows:
-            self.conn.execute("UPDATE csat_links SET revoked = 1 WHERE hash = ?", (h,))
+    def revoke(self, round_id: str, rater: str, respondent: str | None = None, *, actor: str | None = None) -> int:
+        """Revoke an assignment's links; returns how many (none revoked: nothing recorded)."""
+        with self._write():
+            rows = self.conn.execute("SELECT hash FROM csat_links WHERE round = ? AND rater = ? AND revoked = 0 AND "
+                                     "COALESCE(respondent, '') = ?", (round_id, rater, respondent or "")).fetchall()
+            for (h,) in rows:
+                self.conn.execute("UPDATE csat_links SET revoked = 1 WHERE hash = ?", (h,))
+            if rows:
+                self._audit(actor, "links.revoke", round_id, rater=rater, named=respondent is not None,
+                            links=len(rows))
         return len(rows)
 
+    # -- the audit trail -------------------------------------------------------------------
 
-    # -- an anonymous link's one return ---------------------------------------------------
-
-    def claim_return(self, token: str, nonce: str) -> bool:
-        """Claim an anonymous link's one return for the page sent with ``nonce``: True when it is
-        this page's (claimed now, or by this same page before: a retry or a double click), False
-        when the link has returned another page already. Two pages sent at once: one wins."""
+    def audit(self) -> list[dict[str, Any]]:
+        """The audit trail, oldest first: ``position``, ``at``, ``actor``, ``action``, ``target``,
+        ``details``, ``hash`` (:mod:`csat.engine.app.audit`)."""
         self._tables()
-        h, mark = token_hash(token), _return_mark(nonce)
-        self.conn.execute("INSERT OR IGNORE INTO csat_link_returns (hash, mark) VALUES (?, ?)", (h, mark))
-        row = self.conn.execute("SELECT mark FROM csat_link_returns WHERE hash = ?", (h,)).fetchone()
-        return row is not None and row[0] == mark
+        return audit.rows(self.conn)
 
-    def release_return(self, token: str, nonce: str) -> None:
-        """Give the claim back (what it would have sent was refused: nothing was recorded)."""
-        self._tables()
-        self.conn.execute("DELETE FROM csat_link_returns WHERE hash = ? AND mark = ?",
-                          (token_hash(token), _return_mark(nonce)))
-
-    def returned(self, token: str) -> bool:
-        """Whether an anonymous link has returned its questionnaire."""
-        self._tables()
-        return self.conn.execute("SELECT 1 FROM csat_link_returns WHERE hash = ?",
-                                 (token_hash(token),)).fetchone() is not None
-
-
-def _return_mark(nonce: str) -> str:
-    return hashlib.sha256(f"return:{nonce}".encode("utf-8")).hexdigest()
+    def verify_audit(self) -> dict[str, Any]:
+        """Whether the audit trail's chain is unbroken (:func:`csat.engine.app.audit.verify`)."""
+        return audit.verify(self.audit())
 
 
 _DUMMY: list[str | None] = [None]
