@@ -10,13 +10,28 @@
 
 :func:`check_plugin` runs every check below; each raises ``AssertionError``
 with a message that names the rule set (or the plugin) and says what is wrong. The checks use the real engine on a
-real SQLite file, with the built-in rule sets installed beside yours.
+real SQLite file, with the built-in rule sets installed beside yours. :func:`check_scoring` runs
+your rule sets with the ``decimal`` context's ``FloatOperation`` trapped (a float that meets a
+Decimal fails, naming the line), and :func:`check_hash_seeds` scores the examples in two fresh
+interpreters under different ``PYTHONHASHSEED`` values and compares the published bytes — so the
+module that defines your rule set must be importable by name there (``sys.path`` is passed on).
 """
 from __future__ import annotations
 
+import copy
+import decimal
+import importlib
+import importlib.util
+import inspect
 import json
+import linecache
 import os
-from collections.abc import Iterable, Sequence
+import pickle
+import subprocess
+import sys
+import sysconfig
+import types
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,6 +41,7 @@ import pluggy
 
 from csat.engine import Engine, IngestFailed, InvalidParams, RuleSetFailed
 from csat.engine.events import ResponseRecorded
+from csat.engine.jsonable import to_json
 from csat.engine.ruleset import Questionnaire, QuestionItem, ResponseState, RuleSet
 
 from .manager import installed_rulesets, load_rulesets, make_plugin_manager
@@ -33,7 +49,8 @@ from .manager import installed_rulesets, load_rulesets, make_plugin_manager
 
 def check_plugin(plugin: object, examples: Sequence[str | os.PathLike[str]], tmp_path: str | os.PathLike[str],
                  name: str = "plugin-under-test") -> list[RuleSet]:
-    """Every check: hooks, parameters, examples, scoring, explanations, rebuild and incremental equality.
+    """Every check: hooks, parameters, examples, scoring (with floats trapped), explanations, rebuild and
+    incremental equality, the same published bytes under two hash seeds.
 
     :param plugin: the plugin object or module (what your entry point names).
     :param examples: JSON Lines files with events for your rule sets.
@@ -46,6 +63,7 @@ def check_plugin(plugin: object, examples: Sequence[str | os.PathLike[str]], tmp
         check_questionnaire(rs)
     check_examples(rulesets, examples)
     check_scoring(rulesets, examples, tmp_path)
+    check_hash_seeds(rulesets, examples, tmp_path, plugin=plugin)
     return rulesets
 
 
@@ -228,7 +246,74 @@ def check_scoring(rulesets: list[RuleSet], examples: Sequence[str | os.PathLike[
                   tmp_path: str | os.PathLike[str]) -> None:
     """The examples ingest and score (scores are Decimal, figures well-formed); every row explains
     to itself; item points (where the rule set gives them) are well-formed; a rebuild (in one process and
-    in several) and an event-by-event ingest give the same rows as one ingest."""
+    in several) and an event-by-event ingest give the same rows as one ingest.
+
+    All of it runs with the ``decimal`` context's ``FloatOperation`` trapped: a float that meets a
+    Decimal in a rule set (``Decimal(0.1)``, ``Decimal(float(w))``, ``score < 59.5``) fails, naming
+    the file and line — a float carries binary digits (9.375 through a float can publish 9.37)."""
+    met: list[tuple[str, BaseException]] = []
+    watched = [_watched(rs, met) for rs in rulesets]
+    try:
+        with decimal.localcontext() as ctx:  # a forked scorer inherits it (it forks from this thread)
+            ctx.traps[decimal.FloatOperation] = True
+            _check_scoring(watched, examples, tmp_path)
+    except Exception:  # noqa: BLE001 — a float met a Decimal: that is the cause to name
+        if met:
+            raise AssertionError(_float_message(*met[0])) from None
+        raise
+    if met:  # swallowed on the way (a remedy that failed, say): still a float in decimal arithmetic
+        raise AssertionError(_float_message(*met[0]))
+
+
+def _watched(rs: RuleSet, met: list[tuple[str, BaseException]]) -> RuleSet:
+    """A copy of ``rs`` whose methods note a ``FloatOperation`` they raise (the engine turns it
+    into a one-line failure; the traceback it had names the line)."""
+    def noting(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except decimal.FloatOperation as e:
+                met.append((rs.id, e))
+                raise
+        return call
+
+    clone = copy.copy(rs)
+    try:
+        for name, _ in inspect.getmembers(type(rs), inspect.isfunction):
+            if not name.startswith("_"):
+                object.__setattr__(clone, name, noting(getattr(clone, name)))
+    except (AttributeError, TypeError):  # __slots__: no instance attributes; a float still fails, unnamed
+        return rs
+    return clone
+
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: csat's own code and the standard library: a float is named where the rule set's code passed it
+_NOT_THEIRS = tuple(os.path.join(d, "") for d in (os.path.join(_ROOT, "engine"), os.path.join(_ROOT, "plugins"),
+                                                  os.path.abspath(sysconfig.get_paths()["stdlib"])))
+
+
+def _float_message(ruleset: str, e: BaseException) -> str:
+    """Where the float met the Decimal: the innermost frame of the rule set's own code (not
+    csat's, not the standard library's)."""
+    frames = [(f.f_code.co_filename, line) for f, line in _walk(e.__traceback__)]
+    theirs = [fl for fl in frames if not os.path.abspath(fl[0]).startswith(_NOT_THEIRS)]
+    file, line = (theirs or frames or [("?", 0)])[-1]
+    code = linecache.getline(file, line).strip()
+    shown = file if os.path.relpath(file).startswith("..") else os.path.relpath(file)
+    return (f"rule set {ruleset}: a float met a Decimal at {shown}:{line}" + (f" ({code})" if code else "")
+            + ": convert numbers with Decimal(str(x)) or csat.engine.numbers.dec(x), and keep parameters "
+            "Decimal — a float's binary digits change published figures")
+
+
+def _walk(tb: types.TracebackType | None) -> Iterator[tuple[types.FrameType, int]]:
+    while tb is not None:
+        yield tb.tb_frame, tb.tb_lineno
+        tb = tb.tb_next
+
+
+def _check_scoring(rulesets: list[RuleSet], examples: Sequence[str | os.PathLike[str]],
+                   tmp_path: str | os.PathLike[str]) -> None:
     builtins = [i.ruleset for i in installed_rulesets(make_plugin_manager(entry_points=False))]
     everything = builtins + [rs for rs in rulesets if rs.id not in {b.id for b in builtins}]
     ids = {rs.id for rs in rulesets}
@@ -269,3 +354,115 @@ def check_scoring(rulesets: list[RuleSet], examples: Sequence[str | os.PathLike[
             engine.append([event])
             engine.catch_up()
         assert _rows(engine, ids) == rows, f"{named}: ingesting event by event gives other rows than one ingest"
+
+
+#: the two hash seeds the published bytes are compared under (strings hash, and sets iterate, otherwise)
+HASH_SEEDS = (1, 2)
+
+
+def check_hash_seeds(rulesets: list[RuleSet], examples: Sequence[str | os.PathLike[str]],
+                     tmp_path: str | os.PathLike[str], plugin: object = None) -> None:
+    """The examples, ingested into a fresh store in a fresh interpreter, publish the same bytes
+    (the score rows with their extras, as ``csat scores --format json`` gives them) under
+    ``PYTHONHASHSEED`` 1 and 2: a result built in ``set`` order, or from a dict filled from a set,
+    changes when another process rebuilds the store.
+
+    The interpreters re-create the rule sets: from ``plugin`` when it is a module importable by
+    name (what an entry point names), else by pickling each rule set — its class must then be
+    defined at the top level of an importable module. This process's ``sys.path`` is passed on."""
+    tmp = Path(tmp_path)
+    ids = sorted({rs.id for rs in rulesets})
+    named = ", ".join(ids)
+    spec: dict[str, Any] = {"examples": [os.path.abspath(p) for p in examples], "ids": ids, "plugin": None,
+                            "pickles": []}
+    if _importable(plugin):
+        spec["plugin"] = plugin.__name__  # type: ignore[union-attr]
+    else:
+        for n, rs in enumerate(rulesets):
+            try:
+                blob = pickle.dumps(rs)
+                if type(pickle.loads(blob)) is not type(rs):
+                    raise TypeError(f"it unpickles as {type(pickle.loads(blob)).__name__}")
+            except Exception as e:  # noqa: BLE001 — say why it cannot be re-created
+                raise AssertionError(
+                    f"rule set {rs.id}: the kit cannot re-create it in a fresh interpreter to compare hash seeds "
+                    f"({type(e).__name__}: {e}): define its class at the top level of an importable module, or "
+                    "give check_plugin the plugin module") from None
+            (tmp / f"hashseed-{n}.pickle").write_bytes(blob)
+            spec["pickles"].append(str(tmp / f"hashseed-{n}.pickle"))
+    (tmp / "hashseed.json").write_text(json.dumps(spec), encoding="utf-8")
+    path = os.pathsep.join(os.path.abspath(p) if p else os.getcwd() for p in sys.path)
+    runs = []
+    for seed in HASH_SEEDS:
+        env = {**os.environ, "PYTHONHASHSEED": str(seed), "CSAT_NO_ENTRY_POINTS": "1", "PYTHONPATH": path}
+        (tmp / f"hashseed-{seed}.db").unlink(missing_ok=True)
+        runs.append(subprocess.Popen(
+            [sys.executable, "-c", "import sys; from csat.plugins.testing import _published_rows as p; "
+                                   "p(sys.argv[1], sys.argv[2])", str(tmp / "hashseed.json"),
+             str(tmp / f"hashseed-{seed}.db")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    outs = []
+    try:
+        done = [(seed, *run.communicate(timeout=600), run.returncode) for seed, run in zip(HASH_SEEDS, runs)]
+    finally:
+        for run in runs:  # a timeout, or an interrupt: leave no interpreter behind
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+    for seed, out, err, returncode in done:
+        if returncode:
+            tail = err.decode(errors="replace").strip().splitlines()[-3:]
+            raise AssertionError(f"rule set {named}: scoring the examples in a fresh interpreter "
+                                 f"(PYTHONHASHSEED={seed}) failed: " + " / ".join(tail))
+        outs.append(out)
+    if outs[0] != outs[1]:
+        raise AssertionError(f"rule set {named}: the published rows depend on PYTHONHASHSEED (set or dict order?): "
+                             f"first difference at {_first_difference(*outs)}: build lists and dicts in a fixed "
+                             "order (sorted(...)), not a set's")
+
+
+def _importable(plugin: object) -> bool:
+    """Whether ``plugin`` is a module another interpreter imports by its name (the same file)."""
+    if not isinstance(plugin, types.ModuleType) or not getattr(plugin, "__file__", None):
+        return False
+    try:
+        found = importlib.util.find_spec(plugin.__name__)
+    except (ImportError, ValueError):
+        return False
+    return found is not None and found.origin is not None and \
+        os.path.realpath(found.origin) == os.path.realpath(plugin.__file__)
+
+
+def _first_difference(a: bytes, b: bytes) -> str:
+    """Where two runs' published rows first differ: the row, the key and both values (as JSON)."""
+    first, second = HASH_SEEDS
+    rows_a, rows_b = json.loads(a), json.loads(b)
+    for ra, rb in zip(rows_a, rows_b):
+        at = " ".join(str(ra.get(k)) for k in ("ruleset", "subject", "period", "metric"))
+        for k in dict.fromkeys([*ra, *rb]):
+            va, vb = (json.dumps(r.get(k), ensure_ascii=False) for r in (ra, rb))
+            if va != vb:
+                return f"row {at}, {k}: {va:.120} (PYTHONHASHSEED={first}) vs {vb:.120} (PYTHONHASHSEED={second})"
+        if list(ra) != list(rb):
+            return f"row {at}: the order of its keys ({', '.join(ra)} vs {', '.join(rb)})"
+    return f"the number of rows ({len(rows_a)} vs {len(rows_b)})"
+
+
+def _published_rows(spec_file: str, db: str) -> None:
+    """In the fresh interpreter of :func:`check_hash_seeds`: the rule sets re-created, the examples
+    ingested into a new store, the rows of the rule sets under test written to stdout as JSON."""
+    spec = json.loads(Path(spec_file).read_text(encoding="utf-8"))
+    if spec["plugin"]:
+        pm = make_plugin_manager(builtins=True, entry_points=False,
+                                 plugins={"plugin-under-test": importlib.import_module(spec["plugin"])})
+        everything = [i.ruleset for i in installed_rulesets(pm)]
+    else:
+        builtins = [i.ruleset for i in installed_rulesets(make_plugin_manager(entry_points=False))]
+        mine = [pickle.loads(Path(p).read_bytes()) for p in spec["pickles"]]
+        everything = builtins + [rs for rs in mine if rs.id not in {b.id for b in builtins}]
+    with Engine.open(db, rulesets=everything) as engine:
+        try:
+            engine.ingest(spec["examples"])
+        except IngestFailed as e:
+            raise SystemExit("the examples do not ingest: " + "; ".join(e.problems)) from None
+        rows = _rows(engine, set(spec["ids"]))
+    sys.stdout.buffer.write(to_json(rows))

@@ -6,6 +6,7 @@ import time
 
 import click
 
+from csat.engine.read.explain import for_people
 from ..app import Context, handles_errors
 from ..options import AS_OF, DATE, MONTH, PERIOD, as_of_option
 from ..output import (columns_of, emit, event_summary, explanation_text, file_options, format_option, opened,
@@ -79,7 +80,7 @@ def explain(c: Context, ruleset: str, subject: str, period: str, metric: str | N
     """
     x = c.engine().explain(ruleset, subject, period, metric, as_of=as_of, redact=redact)
     with opened(output) as echo:
-        echo(to_json(x) if fmt == "json" else explanation_text(x))
+        echo(to_json(x) if fmt == "json" else explanation_text(for_people(x)))  # text: precision + 4 places
 
 
 @click.command()

@@ -4,9 +4,16 @@ An explanation recomputes the figure with the same rule-set code that
 published it, collecting each formula step, and lists every event read: the
 responses (used, or excluded and why), their corrections and withdrawals, and
 the adoption whose parameters were in force — each with its log position.
+
+A step's ``value`` is exact (34 digits where a division does not end): JSON keeps it so, for
+audit. For people, :func:`for_people` shows it at the rule set's precision plus
+:data:`SHOWN_DIGITS` decimals, rounded half-up (``723.333333`` for a score published as
+``723.33``), never the arithmetic's artefacts.
 """
 from __future__ import annotations
 
+import decimal
+from decimal import Decimal
 from typing import Any
 
 from .. import periods
@@ -29,6 +36,29 @@ def published_row(ruleset: str, period: str, subject: str, adoption: Adoption, f
     }
     row.update(figure.extras)
     return row
+
+
+#: decimals a step's value is shown with beyond the published precision (display only)
+SHOWN_DIGITS = 4
+
+
+def shown(value: Any, places: int) -> Any:
+    """``value`` for people: a Decimal with more than ``places`` decimals rounded half-up to them;
+    anything else (a shorter Decimal, None, text) as it is."""
+    if not isinstance(value, Decimal) or not value.is_finite() or value.as_tuple().exponent >= -places:
+        return value
+    return value.quantize(Decimal(1).scaleb(-places), rounding=decimal.ROUND_HALF_UP,
+                          context=decimal.Context(prec=decimal.MAX_PREC))
+
+
+def for_people(x: dict[str, Any]) -> dict[str, Any]:
+    """An explanation with its steps' values shown at the rule set's precision (the places of
+    the published score; 2 without one) plus :data:`SHOWN_DIGITS` — for the text of ``csat
+    explain``; ``--format json`` keeps every digit."""
+    score = x.get("score")
+    places = -score.as_tuple().exponent if isinstance(score, Decimal) and score.is_finite() else 2
+    places = max(places, 0) + SHOWN_DIGITS
+    return {**x, "steps": [{**s, "value": shown(s.get("value"), places)} for s in x.get("steps", ())]}
 
 
 def _events(inputs: list[MonthInput], trace: Trace, adoptions: list[Adoption], org: Org,
