@@ -86,23 +86,13 @@ def prepare(db: str) -> None:
 
 
 def serve(db: str, mode: str) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from bench_web import free_port, wait_up
+    port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--serve", mode, "--db", db, "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
-    import httpx
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/scores/plant-50/2026-01", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"the service did not start: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}")
-        time.sleep(0.2)
+    wait_up(proc, f"{base}/scores/plant-50/2026-01")
+    return proc, base
 
 
 async def load(base: str, clients: int, requests: int, writes_share: float = 0.2) -> dict[str, Any]:

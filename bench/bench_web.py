@@ -42,27 +42,47 @@ def prepare(db: str, raters: int) -> list[str]:
         return [r["token"] for r in e.round_links("load")]
 
 
-def serve(db: str, workers: int = 1) -> tuple[subprocess.Popen, str]:
-    """`csat serve` in a process of its own (the raters' client must not share its interpreter)."""
+def free_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "CSAT_SECRET": "bench"}
-    proc = subprocess.Popen([sys.executable, "-m", "csat.cli.main", "--db", db, "serve", "--port", str(port),
-                             "--workers", str(workers)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
+        return s.getsockname()[1]
+
+
+def wait_up(proc: subprocess.Popen, url: str, seconds: float = 60) -> None:
+    """Wait until ``url`` answers 200 (a server process starting); one line, no traceback, when
+    ``proc`` ends first or ``seconds`` pass."""
     import httpx
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + seconds
     while True:
         try:
-            if httpx.get(f"{base}/login", timeout=1).status_code == 200:
-                return proc, base
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
         except httpx.HTTPError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"csat serve did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
-        time.sleep(0.1)
+            err = proc.stderr.read().decode()[-500:] if proc.stderr and proc.poll() is not None else ""
+            raise SystemExit(f"{url}: the server did not start in {seconds:.0f} s {err}".rstrip())
+        time.sleep(0.05)
+
+
+def serve(db: str, workers: int = 1, *args: str, secret: str = "bench", seconds: float = 60,
+          stderr: Any = subprocess.PIPE) -> tuple[subprocess.Popen, str]:
+    """`csat serve` in a process of its own (the raters' client must not share its interpreter),
+    on a free port of 127.0.0.1, with ``args`` after it; returns once it answers."""
+    port = free_port()
+    env = {**os.environ, "CSAT_SECRET": secret}
+    proc = subprocess.Popen([sys.executable, "-m", "csat.cli.main", "--db", db, "serve", "--port", str(port),
+                             "--workers", str(workers), *args],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_up(proc, f"{base}/login", seconds)
+    except BaseException:
+        proc.kill()
+        proc.wait(10)
+        raise
+    return proc, base
 
 
 def _spent(r: Any) -> float:

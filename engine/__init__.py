@@ -5,13 +5,14 @@ No command line and no plugin machinery lives here; rule sets are handed in.
 """
 from .app.api import Engine, default_target
 from .app.pool import EnginePool
+from .processes import end_with_parent
 from .errors import (CsatError, IngestFailed, InvalidEvent, InvalidParams, NotFound, RuleSetFailed,
                      RuleSetUnavailable, StoreError, UnknownRuleSet)
 from .app.ingest import IngestReport
 from .jsonable import to_json
 
-__all__ = ["Engine", "AsyncEngine", "EnginePool", "default_target", "IngestReport", "CsatError", "IngestFailed",
-           "InvalidEvent", "InvalidParams", "NotFound", "RuleSetFailed", "RuleSetUnavailable", "StoreError",
+__all__ = ["Engine", "AsyncEngine", "EnginePool", "default_target", "end_with_parent", "IngestReport", "CsatError",
+           "IngestFailed", "InvalidEvent", "InvalidParams", "NotFound", "RuleSetFailed", "RuleSetUnavailable", "StoreError",
            "UnknownRuleSet", "to_json"]
 
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -20,28 +18,15 @@ import pytest
 
 from csat.engine import Engine
 
+import bench_web
+
 httpx = pytest.importorskip("httpx")
 
 RATERS = 10
 
 
 def _serve(db: str) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "csat.cli.main", "--db", db, "serve", "--port", str(port)],
-                            env={**os.environ, "CSAT_SECRET": "kill-test"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if httpx.get(f"{base}/login", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "csat serve did not start"
-        time.sleep(0.05)
+    return bench_web.serve(db, 1, secret="kill-test", seconds=20)
 
 
 def _submit(base: str, n: int, token: str, done: dict[int, bool]) -> None:

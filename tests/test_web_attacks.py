@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import bench_web
 import httpx
 import pytest
 
@@ -56,30 +57,11 @@ def store(tmp_path: Path) -> tuple[str, str]:
     return db, link["token"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serve(db: str, *args: str) -> Iterator[tuple[subprocess.Popen, str]]:
     """`csat serve` on 127.0.0.1 in a process of its own, until the block ends."""
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "csat.cli.main", "--db", db, "serve", "--port", str(port), *args],
-                            cwd=ROOT, env={**os.environ, "CSAT_SECRET": "attacks"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    proc, base = bench_web.serve(db, 1, *args, secret="attacks", seconds=30, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, "csat serve ended"
-            assert time.monotonic() < deadline, "csat serve did not answer in 30 s"
-            try:
-                if httpx.get(f"{base}/login", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         yield proc, base
     finally:
         if proc.poll() is None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import signal
-import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,7 +27,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from csat.engine import EnginePool
+from csat.engine import EnginePool, end_with_parent
 
 from . import api, downloads, office, pages
 from .writer import Writer
@@ -205,26 +203,6 @@ def create_app(target: str, *, secret: str | None = None, https: bool = False, e
     return app
 
 
-def _die_with_parent(parent: int) -> None:
-    """End this process when ``parent`` ends: Linux kills it at once (``PR_SET_PDEATHSIG``, as the
-    rebuild's scorers do); elsewhere a thread looks every half second."""
-    try:
-        import ctypes
-        if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0) == 0:  # PR_SET_PDEATHSIG
-            if os.getppid() != parent:  # it ended before this was set
-                os._exit(1)
-            return
-    except (OSError, AttributeError):  # pragma: no cover - not Linux
-        pass
-
-    def watch() -> None:  # pragma: no cover - not Linux
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="csat-parent-watch", daemon=True).start()  # pragma: no cover
-
-
 def app_from_env() -> Starlette:
     """The application of ``$CSAT_DB`` (``csat serve --workers N`` starts one per worker process;
     they share ``$CSAT_SECRET``, so a session signed by one is good at every other). A worker
@@ -232,5 +210,5 @@ def app_from_env() -> Starlette:
     is left holding the port."""
     parent = os.environ.get("CSAT_SERVE_PID", "")
     if parent.isdigit():
-        _die_with_parent(int(parent))
+        end_with_parent(int(parent))
     return create_app(os.environ["CSAT_DB"], https=os.environ.get("CSAT_HTTPS") == "1")

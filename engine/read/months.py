@@ -18,9 +18,6 @@ import collections
 import contextlib
 import multiprocessing
 import os
-import signal
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -28,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import RuleSetFailed, StoreError
+from ..processes import end_with_parent
 from ..scoring.guard import checked_figures, guarded, under_adoption
 from ..scoring.ruleset import Counted, Credit, Excluded, MonthInput, ResponseState, RuleSet
 from .apply import credits_of, remedy_rows
@@ -120,28 +118,6 @@ def _score_in_worker(task: tuple[str, str, list[bytes], str | None]) -> MonthSco
     return score_month(rulesets[ruleset], month, states, adoptions, org, due, lambda s: NO_CASES, lambda r: True)
 
 
-def _die_with_parent(parent: int) -> None:
-    """In a worker: end when the process that forked it ends — a ``kill -9`` of ``csat rebuild``
-    leaves no scoring process behind (holding the command's output open, or the store's files).
-    Linux ends it at once (``PR_SET_PDEATHSIG``); elsewhere a thread looks every half second."""
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0:  # PR_SET_PDEATHSIG
-            if os.getppid() != parent:  # it ended before this was set
-                os._exit(1)
-            return
-    except (OSError, AttributeError):  # pragma: no cover - not Linux
-        pass
-
-    def watch() -> None:  # pragma: no cover - not Linux
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="csat-parent-watch", daemon=True).start()  # pragma: no cover
-
-
 def can_fork() -> bool:
     """Whether this platform forks processes (Linux, macOS): the pool needs no pickled rule sets."""
     return "fork" in multiprocessing.get_all_start_methods()
@@ -159,7 +135,7 @@ class MonthPool:
         _INHERITED.update(rulesets=rulesets, adoptions=adoptions, org=org)
         self.window = 2 * jobs
         self.executor = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
-                                            initializer=_die_with_parent, initargs=(os.getpid(),))
+                                            initializer=end_with_parent, initargs=(os.getpid(),))
 
     def scored(self, tasks: Iterable[tuple[str, str, list[bytes], str | None]]) -> Iterator[MonthScored]:
         """Each task's :class:`MonthScored`, in the order of ``tasks`` (read lazily)."""
