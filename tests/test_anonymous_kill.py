@@ -46,7 +46,6 @@ def _submit(base: str, n: int, token: str, done: dict[int, bool]) -> None:
         done[n] = False
 
 
-@pytest.mark.sqlite_only("kills a server process on a file store")
 def test_a_killed_server_locks_no_rater_out(db):
     people = [f"p{i}" for i in range(RATERS)]
     with Engine.open(db) as e:
