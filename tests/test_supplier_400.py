@@ -206,3 +206,22 @@ def test_roll_up_means_of_months_and_grade_from_the_mean(engine):
     assert q["score"] == Decimal("77.50")  # (100 + 55) / 2 = 77.5 → B; months: A and C
     assert (q["grade"], q["grade_label"]) == ("B", "兰")
     assert row(engine, "s", "2026-Q1", "delivery")["score"] == Decimal("50.00")
+
+
+def test_a_supplier_that_changes_category_from_a_month_keeps_its_earlier_months(engine):
+    """A `unit` event giving a supplier another kind (category) from March re-weighs March on, and
+    the months before keep their category: the published figures equal a rebuild's (the org chart
+    kept only a unit's latest kind, so a rebuild re-weighed January and February too)."""
+    from conftest import EXAMPLES  # noqa: F401
+    from pathlib import Path
+    engine.ingest([Path(__file__).resolve().parents[1] / "rulesets" / "examples" / "supplier-demo.jsonl"])
+    engine.scores()
+    engine.append([{"type": "unit", "id": "sup-pcb", "name": "深联", "kind": "ic", "from": "2026-03"}])
+    key = lambda r: (r["subject"], r["period"], r["metric"])  # noqa: E731
+    published = {key(r): (r["score"], r["grade"]) for r in engine.scores(ruleset="supplier-400")}
+    january = engine.explain("supplier-400", "sup-pcb", "2026-01", "composite")
+    march = engine.explain("supplier-400", "sup-pcb", "2026-03", "composite")
+    assert "category pcb" in str(january["steps"]) and "category ic" in str(march["steps"])
+    assert engine.units("2026-01", "sup-pcb")[0]["kind"] == "pcb" and engine.units("2026-03", "sup-pcb")[0]["kind"] == "ic"
+    engine.rebuild()
+    assert {key(r): (r["score"], r["grade"]) for r in engine.scores(ruleset="supplier-400")} == published

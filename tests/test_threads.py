@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from csat.engine import CsatError, Engine, EnginePool
+from csat.engine import CsatError, Engine, EnginePool, IngestFailed
 from conftest import EXAMPLES, connect
 
 SUBJECTS = ["purchasing", "quality", "finance", "hr", "warehouse"]
@@ -164,3 +164,44 @@ def test_an_engine_pool_serves_threads_in_parallel(db):
     with pytest.raises(CsatError, match="closed"):
         with pool.borrow():
             pass
+
+
+def test_an_actor_that_is_not_a_name_is_refused_before_anything_is_written(db):
+    """actor=5 was stored as a number in the row's envelope, which then did not decode: the log
+    was broken for good by a caller's typo."""
+    with Engine.open(db) as engine:
+        engine.ingest([EXAMPLES / "plant-50.jsonl"])
+        head = engine.store.max_position()
+        for actor in (5, 1.5, True, b"bob", {"x": 1}, "", "a\nb", "\udc80", ["qo", 5], []):
+            with pytest.raises(CsatError, match="actor"):
+                engine.append([_response(0, 0, "hr")], actor=actor)
+        assert engine.store.max_position() == head and engine.verify()["intact"]
+        engine.append([_response(0, 0, "hr")], actor="qo")
+        assert engine.verify()["intact"] and list(engine.log(tail=1))[0]["by"] == "qo"
+
+
+def test_odd_python_values_are_one_line_each_and_a_closed_engine_says_so(db):
+    with Engine.open(db) as engine:
+        engine.ingest([EXAMPLES / "plant-50.jsonl"])
+        head = engine.store.max_position()
+        deep: dict = {}
+        node = deep
+        for _ in range(5000):
+            node["x"] = {}
+            node = node["x"]
+        cyclic: dict = {}
+        cyclic["self"] = cyclic
+        for odd in ({**_response(0, 1, "hr"), "subject": b"hr"}, {**_response(0, 2, "hr"), "comment": "\udc80"},
+                    {**_response(0, 3, "hr"), "comment": 10 ** 5000}, {**_response(0, 4, "hr"), "comment": deep},
+                    {**_response(0, 5, "hr"), "comment": cyclic}):
+            with pytest.raises(IngestFailed) as e:
+                engine.append([odd])
+            assert len(e.value.problems) >= 1 and all(p.startswith("events[0]") for p in e.value.problems)
+        for not_events in (None, 5, {"type": "response"}):
+            with pytest.raises(CsatError, match="expected a list of events"):
+                engine.append(not_events)
+        assert engine.store.max_position() == head and engine.verify()["intact"]
+    for call in (lambda: engine.scores(), lambda: engine.append([_response(0, 6, "hr")]), engine.head):
+        with pytest.raises(CsatError, match="closed"):
+            call()
+    engine.close()  # closing again is no error

@@ -12,6 +12,7 @@ models up to date with the log first, so nobody sees a stale score.
 """
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Iterable
 from decimal import Decimal
@@ -118,8 +119,11 @@ class Engine(Listings, PersonalData, RaterLinks):
             raise
 
     def close(self) -> None:
-        """Close the store (``with Engine.open(…) as engine:`` does it on leaving the block)."""
-        self.store.close()
+        """Close the store (``with Engine.open(…) as engine:`` does it on leaving the block); a
+        later call is refused with a CsatError, closing again does nothing."""
+        if not self._gate.closed:
+            self._gate.closed = True
+            self.store.close()
 
     def __enter__(self) -> "Engine":
         return self
@@ -135,7 +139,8 @@ class Engine(Listings, PersonalData, RaterLinks):
                catching_up: bool = False) -> IngestReport:
         """Append the events of JSON Lines files and survey sheets (CSV, .xlsx: the first sheet or
         ``sheet``), all or nothing. ``columns`` maps sheet headers to column names (a dict, or a
-        TOML file with a ``[columns]`` table). ``catching_up``: the caller calls :meth:`catch_up`
+        TOML file with a ``[columns]`` table); ``progress(n)`` is told the lines read so far.
+        ``catching_up``: the caller calls :meth:`catch_up`
         right after (as ``csat ingest`` does); readers in other processes answer at once meanwhile
         instead of doing that work (call :meth:`caught_up_done` if the catch-up is not made).
 
@@ -151,6 +156,15 @@ class Engine(Listings, PersonalData, RaterLinks):
         lines, problems = file_lines(paths, sheet, columns)
         if problems:
             raise IngestFailed(problems)
+        if progress is not None:  # ``progress(n)``: lines read so far, as the signature says (the CLI's takes lines=)
+            try:
+                inspect.signature(progress).bind(lines=0)
+            except (TypeError, ValueError):
+                count, given = [0], progress
+
+                def progress(lines: int = 0) -> None:
+                    count[0] += lines
+                    given(count[0])
         return Ingest(self.store, self.rulesets, self.projection).run(lines, dry_run=dry_run, progress=progress,
                                                                       catching_up=catching_up)
 

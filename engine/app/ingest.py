@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from ..collector import collector_paused
-from ..errors import IngestFailed, InvalidParams, RuleSetFailed
+from ..errors import CsatError, IngestFailed, InvalidParams, RuleSetFailed
 from ..log.events import (ComplaintClosed, ComplaintFiled, DealingsDeclined, Event, ParametersAdopted,
                           RectificationRequired, RectificationUpdated, ResponseCorrected, ResponseRecorded,
                           ResponseWithdrawn, ResultsAnnounced, RoundClosed, RoundOpened, UnitDeclared, decode_line,
@@ -83,8 +83,12 @@ class Ingest:
             progress: Callable[[int], None] | None = None, catching_up: bool = False,
             actor: str | Sequence[str | None] | None = None) -> IngestReport:
         # the account making the change (recorded with each event), or None; a sequence: one per line
-        self.actors = actor if isinstance(actor, (list, tuple)) else None
+        self.actors = list(actor) if isinstance(actor, (list, tuple)) else None
         self.actor = None if self.actors is not None else actor
+        for who in self.actors if self.actors is not None else [actor]:
+            if not (who is None or (isinstance(who, str) and who and who.isprintable()
+                                    and who.encode("utf-8", "surrogatepass").decode("utf-8", "replace") == who)):
+                raise CsatError(f"actor: expected an account name (text) or None, got {who!r}"[:200])
         self._start_transaction()
         try:
             with collector_paused():
@@ -181,6 +185,9 @@ class Ingest:
         sheets = {source for source in {source for source, _, _ in chunk} if is_sheet(source)}
         for (source, number, ev), key in zip(chunk, natural):
             if self.actors is not None:
+                if number > len(self.actors):
+                    raise CsatError(f"actor: a list of {len(self.actors)} for more events than that: give one "
+                                    "per event")
                 self.actor = self.actors[number - 1]
             if source in sheets and type(ev).__struct_config__.tag == "response" and ev.ruleset in self.rulesets:
                 ev = self._item_ids(ev)  # a sheet's item columns may be headed by their labels

@@ -29,6 +29,7 @@ from typing import Any, Literal, get_args, get_origin
 
 import msgspec
 
+from ..errors import CsatError
 from ..log.events import NA, TAGS, Event, decode_line
 from .readers import Line
 
@@ -90,16 +91,21 @@ def encode(data: dict[str, Any]) -> bytes:
     some value had to be converted or could not be sent)."""
     try:
         raw = _ENCODER.encode(data)
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError, RecursionError):
         raw = None
-    if raw is not None and (b"null" not in raw or not _suspect(data)):  # NaN, infinities encode as null
+    # NaN, infinities encode as null; bytes as base64 text (never what the caller meant)
+    if raw is not None and (b"null" not in raw or not _suspect(data)) and not _has_bytes(data):
         return raw
     nan: set[str] = set()
     problems: list[tuple[str, str]] = []
-    clean = _walk(data, "", nan, problems)
+    try:
+        clean = _walk(data, "", nan, problems)
+        body = _ENCODER.encode(clean)
+    except (TypeError, ValueError, OverflowError, RecursionError) as e:  # too deep, an int of 5,000 digits, …
+        return f"the event cannot be sent: {type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
     if not nan and not problems:
-        return _ENCODER.encode(clean)
-    line = Noted(_ENCODER.encode(clean))
+        return body
+    line = Noted(body)
     line.nan, line.problems = frozenset(nan), tuple(problems)
     return line
 
@@ -121,6 +127,13 @@ def _suspect(data: dict[str, Any]) -> bool:
             elif t not in _PLAIN:
                 return True
     return False
+
+
+def _has_bytes(data: dict[str, Any]) -> bool:
+    """Whether a value of the event (or of its answers, reasons or roles) is bytes."""
+    tables = [t for t in (data.get("answers"), data.get("reasons"), data.get("roles")) if type(t) is dict]
+    return any(isinstance(v, (bytes, bytearray, memoryview))
+               for values in (data.values(), *(t.values() for t in tables)) for v in values)
 
 
 def _type_name(x: Any) -> str:
@@ -176,6 +189,10 @@ def _walk(value: Any, path: str, nan: set[str], problems: list[tuple[str, str]])
         return str(value)
     if isinstance(value, int):
         return int(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        problems.append((path, f"a Python {_type_name(value)} cannot be sent in an event (expected a string: "
+                               "decode it first)"))
+        return None
     try:  # what msgspec sends as JSON (a date as its ISO text, a set as a list), as a file would hold it
         return msgspec.to_builtins(value, enc_hook=_hook)
     except (TypeError, ValueError, OverflowError):
@@ -186,6 +203,9 @@ def _walk(value: Any, path: str, nan: set[str], problems: list[tuple[str, str]])
 
 def dict_lines(items: Iterable[Event | dict[str, Any]], name: str = EVENTS) -> Iterator[Line]:
     """Events or dicts given through the API, as lines of an imaginary file."""
+    if isinstance(items, (dict, str, bytes, Event)) or not hasattr(items, "__iter__"):
+        raise CsatError(f"expected a list of events (dicts in the ingest format, or Events), got a Python "
+                        f"{_type_name(items)}")
     for number, item in enumerate(items, 1):
         if isinstance(item, dict):
             yield name, number, encode(item)

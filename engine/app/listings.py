@@ -220,7 +220,7 @@ class Listings:
         out = []
         for u in names:
             link = org.link(u, as_of)
-            out.append({"id": u, "name": org.names.get(u), "kind": org.kinds.get(u),
+            out.append({"id": u, "name": org.name(u, as_of) or org.names.get(u), "kind": org.kind(u, as_of),
                         "parent": link.parent if link else None, "since": (link.from_ or None) if link else None,
                         "chain": org.chain(u, as_of)})
         return self._opened(out)

@@ -39,8 +39,8 @@ def assignments_of(spec: RoundOpened, org: Org) -> list[tuple[str, str, list[str
     if spec.rule is None:
         return [(a.rater, s, list(a.respondents)) for a in spec.assignments for s in a.subjects]
     units = org.units()
-    raters = [u for u in units if org.kinds.get(u) == spec.rule.raters]
-    subjects = [u for u in units if org.kinds.get(u) == spec.rule.subjects]
+    raters = [u for u in units if org.kind(u, spec.period) == spec.rule.raters]
+    subjects = [u for u in units if org.kind(u, spec.period) == spec.rule.subjects]
     return [(r, s, []) for r in raters for s in subjects if r != s]
 
 

@@ -22,6 +22,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from ..errors import CsatError
+
 T = TypeVar("T")
 
 
@@ -36,6 +38,8 @@ class Gate:
         self._lock = threading.RLock()
         self._depth = 0  # (changed only by the thread holding the lock)
         self._recover = recover
+        #: set when the engine was closed: a later call is refused in one line (closing again is not)
+        self.closed = False
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with self._lock:
@@ -51,8 +55,10 @@ class Gate:
 
     def stream(self, items: Iterator[T]) -> Iterator[T]:
         """``items`` (a generator reading the connection) advanced one step at a time under the
-        lock; other calls may run between two steps."""
+        lock; other calls may run between two steps (a close among them ends the stream)."""
         while True:
+            if self.closed:
+                raise CsatError("the engine was closed while this listing was read")
             try:
                 item = self.call(next, items)
             except StopIteration:
@@ -61,8 +67,12 @@ class Gate:
 
 
 def _gated(fn: Callable[..., Any]) -> Callable[..., Any]:
+    closing = fn.__name__ == "close"
+
     @functools.wraps(fn)
     def gated(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._gate.closed and not closing:
+            raise CsatError(f"{type(self).__name__.lower()} is closed: open the store again to go on")
         result = self._gate.call(fn, self, *args, **kwargs)
         if inspect.isgenerator(result):
             return self._gate.stream(result)

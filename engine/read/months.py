@@ -83,7 +83,7 @@ def score_month(rs: RuleSet, month: str, states: list[ResponseState], adoptions:
             if inp is None:
                 found_cases, below = cases(c.subject)
                 inp = inputs[c.subject] = MonthInput(rs.id, c.subject, month, adoption, [], [],
-                                                     org.kinds.get(c.subject), found_cases, below=below)
+                                                     org.kind(c.subject, month), found_cases, below=below)
             credit = Credit(c.subject, c.role, c.via)
             if why is None:
                 inp.counted.append(Counted(state, credit))

@@ -313,6 +313,7 @@ class Org:
         self.kinds: dict[str, str | None] = {}
         self.names: dict[str, str | None] = {}  #: the name each unit was last declared with
         self._named: dict[str, list[tuple[str, str]]] = {}  # unit -> (from, name), by from
+        self._kinded: dict[str, list[tuple[str, str]]] = {}  # unit -> (from, kind), by from
 
     @classmethod
     def load(cls, conn: sqlite3.Connection) -> "Org":
@@ -330,6 +331,10 @@ class Org:
         self._links[id_] = lst
         if kind is not None:
             self.kinds[id_] = kind
+            kinded = [x for x in self._kinded.get(id_, []) if x[0] != from_]
+            kinded.append((from_, kind))
+            kinded.sort(key=lambda x: x[0])
+            self._kinded[id_] = kinded
         if name is not None:
             self.names[id_] = name
             named = [x for x in self._named.get(id_, []) if x[0] != from_]
@@ -343,7 +348,22 @@ class Org:
         other.kinds = dict(self.kinds)
         other.names = dict(self.names)
         other._named = {k: list(v) for k, v in self._named.items()}
+        other._kinded = {k: list(v) for k, v in self._kinded.items()}
         return other
+
+    def kind(self, unit: str, month: str) -> str | None:
+        """The unit's kind in ``month``, as :meth:`name` finds its name (a unit that became a kind
+        of its own from a month keeps its earlier kind in the months before; :attr:`kinds` holds
+        the latest)."""
+        kinded = self._kinded.get(unit)
+        if not kinded:
+            return None
+        found = kinded[0][1]
+        for from_, kind in kinded:
+            if from_ > month:
+                break
+            found = kind
+        return found
 
     def name(self, unit: str, month: str) -> str | None:
         """The unit's name in ``month``: the latest one given from that month or before (a renamed

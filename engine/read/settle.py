@@ -191,7 +191,7 @@ class Scorer:
                 hit = decoded[response] = (state, exclusion(state) or late_exclusion(state, due))
             inp = inputs.get(subject)
             if inp is None:
-                kind = org.kinds.get(subject) if org is not None else None
+                kind = org.kind(subject, month) if org is not None else None
                 cases, below = cases_of(self.conn, org, rs, subject, month, with_cases)
                 inp = inputs[subject] = MonthInput(rs.id, subject, month, adoption, [], [], kind, cases, below=below)
             state, why = hit
