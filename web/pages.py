@@ -322,6 +322,9 @@ def _events(engine: Any, a: dict[str, Any], q: dict[str, Any], token: str, form:
     forms = parts(q)
     ids = {(s["id"], f): _response_id(a, token, s["id"], nonce, f) for s in a["subjects"] for f, _ in forms}
     before_all = {} if a["anonymous"] else engine.responses(list(ids.values()))
+    if not a["anonymous"] and engine.unscored != (0, 0):  # the read models are behind a commit (the
+        engine.catch_up()  # writer's): what this rater sent before must be seen, so wait for them
+        before_all = engine.responses(list(ids.values()))
     events: list[dict[str, Any]] = []
     for s in a["subjects"]:
         sid = s["id"]
