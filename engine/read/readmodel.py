@@ -305,6 +305,19 @@ class Link(NamedTuple):
         return f"{self.unit} ∈ {self.parent} {since} (unit event at position {self.position})"
 
 
+def _as_of(history: list[tuple[str, str]] | None, month: str) -> str | None:
+    """Of ``(from, value)`` pairs in month order: the latest value given from ``month`` or before,
+    else the first (None: none given)."""
+    if not history:
+        return None
+    found = history[0][1]
+    for from_, value in history:
+        if from_ > month:
+            break
+        found = value
+    return found
+
+
 class Org:
     """Units and their effective-dated parents."""
 
@@ -355,29 +368,13 @@ class Org:
         """The unit's kind in ``month``, as :meth:`name` finds its name (a unit that became a kind
         of its own from a month keeps its earlier kind in the months before; :attr:`kinds` holds
         the latest)."""
-        kinded = self._kinded.get(unit)
-        if not kinded:
-            return None
-        found = kinded[0][1]
-        for from_, kind in kinded:
-            if from_ > month:
-                break
-            found = kind
-        return found
+        return _as_of(self._kinded.get(unit), month)
 
     def name(self, unit: str, month: str) -> str | None:
         """The unit's name in ``month``: the latest one given from that month or before (a renamed
         department shows its old name in the months before the rename), else the first it was
         ever given (a subject scored before its unit was declared)."""
-        named = self._named.get(unit)
-        if not named:
-            return None
-        found = named[0][1]
-        for from_, name in named:
-            if from_ > month:
-                break
-            found = name
-        return found
+        return _as_of(self._named.get(unit), month)
 
     def units(self) -> list[str]:
         return sorted(self._links)
