@@ -146,6 +146,7 @@ def check(db: str, appended: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    from bench_web import stop
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--db", help="a PostgreSQL URL (default: a SQLite file in a temporary folder)")
     ap.add_argument("--clients", type=int, default=50)
@@ -171,12 +172,7 @@ def main() -> None:
             try:
                 result = asyncio.run(load(base, args.clients, args.requests, args.writes))
             finally:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(10)
+                stop(proc)
             result.update(check(db, result["appended"]), mode=mode, clients=args.clients,
                           backend="postgresql" if db.startswith("postgresql://") else "sqlite")
             out.append(result)

@@ -85,6 +85,18 @@ def serve(db: str, workers: int = 1, *args: str, secret: str = "bench", seconds:
     return proc, base
 
 
+def stop(proc: subprocess.Popen, seconds: float = 10) -> None:
+    """End a server started by :func:`serve`: asked to stop, then killed if it does not in ``seconds``."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(seconds)
+
+
 def _spent(r: Any) -> float:
     """The application's own time on a request (its Server-Timing header), in seconds."""
     value = r.headers.get("server-timing", "app;dur=0").partition("dur=")[2]

@@ -64,13 +64,7 @@ def serve(db: str, *args: str) -> Iterator[tuple[subprocess.Popen, str]]:
     try:
         yield proc, base
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        bench_web.stop(proc)
 
 
 def sign_in(base: str, name: str, password: str, headers: dict[str, str] | None = None,

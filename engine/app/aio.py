@@ -2,8 +2,8 @@
 
 An ``async def`` endpoint must not call the engine directly: a read that catches up, an ingest, a
 replay would hold the event loop and every other request with it. :class:`AsyncEngine` runs each
-call in a worker thread of its own pool, each thread with an :class:`~csat.engine.Engine` of its own
-(opened at its first call, with the first engine's rule sets), so reads run in parallel — SQLite
+call in a worker thread of its own pool, on an engine of an :class:`~csat.engine.EnginePool` (each
+opened when first needed, with the first engine's rule sets), so reads run in parallel — SQLite
 readers never wait for each other (WAL), nor PostgreSQL sessions — while writes take the store's
 write lock one at a time, as several processes' do.
 
@@ -19,7 +19,6 @@ import asyncio
 import functools
 import inspect
 import os
-import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 from ..errors import CsatError
 from ..scoring.ruleset import RuleSet
 from .api import Engine, default_target
+from .pool import EnginePool
 from .changes import Changes
 
 
@@ -34,61 +34,42 @@ class AsyncEngine:
     """An engine for asyncio code: every public method of :class:`~csat.engine.Engine` (``scores``,
     ``explain``, ``append``, ``ingest``, ``adopt``, ``announce``, ``changes``, ``log``, ``head``,
     ``caught_up``, …) as a coroutine with the same arguments, run in one of ``threads`` worker
-    threads on that thread's own engine. A method that streams (``log``) comes back as a list.
-    Open it with ``await AsyncEngine.open(…)``; ``async with`` (or :meth:`close`) closes every
-    thread's engine. ``rulesets`` and ``broken`` are the first engine's.
+    threads on an engine lent by its pool for the call. A method that streams (``log``) comes back
+    as a list. Open it with ``await AsyncEngine.open(…)``; ``async with`` (or :meth:`close`) closes
+    every engine. ``rulesets`` and ``broken`` are the first engine's.
 
     Calls that fork (``rebuild`` and ``catch_up`` with ``jobs`` > 1) must not be made from it:
     forking a process that runs threads is unsafe.
     """
 
-    def __init__(self, first: Engine, target: str, pool: ThreadPoolExecutor, owner: int):
-        self.rulesets = first.rulesets
-        self.broken = list(first.broken)
-        self._first, self._target, self._pool = first, target, pool
-        self._local = threading.local()
-        self._local_owner = owner  # the worker thread that opened the first engine keeps it
-        self._engines = [first]
-        self._lock = threading.Lock()
+    def __init__(self, engines: EnginePool, pool: ThreadPoolExecutor):
+        self._engines, self._pool = engines, pool
+        self.rulesets = {rs.id: rs for rs in engines.rulesets}
+        self.broken = list(engines.broken)
         self._closed = False
 
     @classmethod
     async def open(cls, target: str | os.PathLike[str] | None = None, rulesets: Iterable[RuleSet] | None = None,
                    *, threads: int = 4, create: bool = True) -> "AsyncEngine":
         """Open a store as :meth:`Engine.open` does (in a worker thread), with ``threads`` worker
-        threads for the calls to come."""
+        threads for the calls to come, each call on an engine of an
+        :class:`~csat.engine.EnginePool` of that size."""
         if threads < 1:
             raise CsatError(f"an async engine needs at least one thread, got {threads}")
         where = os.fspath(target) if target is not None else default_target()
         pool = ThreadPoolExecutor(threads, thread_name_prefix="csat-async")
-
-        def first() -> tuple[Engine, int]:
-            return Engine.open(where, rulesets, create=create), threading.get_ident()
-
         try:
-            engine, owner = await asyncio.get_running_loop().run_in_executor(pool, first)
+            engines = await asyncio.get_running_loop().run_in_executor(
+                pool, functools.partial(EnginePool, where, threads, rulesets, create=create))
         except BaseException:
             pool.shutdown(wait=False)
             raise
-        return cls(engine, where, pool, owner)
-
-    def _engine(self) -> Engine:
-        """This worker thread's engine, opened at its first call."""
-        engine = getattr(self._local, "engine", None)
-        if engine is None:
-            if threading.get_ident() == self._local_owner:
-                engine = self._first
-            else:
-                engine = Engine.open(self._target, list(self._first.rulesets.values()))
-                engine.sources, engine.hooks, engine.broken = self._first.sources, self._first.hooks, list(self.broken)
-                with self._lock:
-                    self._engines.append(engine)
-            self._local.engine = engine
-        return engine
+        return cls(engines, pool)
 
     def _call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        result = getattr(self._engine(), name)(*args, **kwargs)
-        return list(result) if inspect.isgenerator(result) else result  # read here, on this thread's engine
+        with self._engines.borrow() as engine:
+            result = getattr(engine, name)(*args, **kwargs)
+            return list(result) if inspect.isgenerator(result) else result  # read here, on the lent engine
 
     async def _run(self, name: str, *args: Any, **kwargs: Any) -> Any:
         if self._closed:
@@ -112,7 +93,7 @@ class AsyncEngine:
         return await self._run("changes", since, until)
 
     async def close(self) -> None:
-        """Wait for the calls under way, then close every thread's engine."""
+        """Wait for the calls under way, then close every engine."""
         if self._closed:
             return
         self._closed = True
@@ -120,8 +101,7 @@ class AsyncEngine:
 
     def _shut(self) -> None:
         self._pool.shutdown(wait=True)
-        for engine in self._engines:
-            engine.close()
+        self._engines.close()
 
     async def __aenter__(self) -> "AsyncEngine":
         return self

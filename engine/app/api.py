@@ -16,7 +16,7 @@ import inspect
 import os
 from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -41,6 +41,9 @@ from ..read.readmodel import Org
 from ..read.snapshots import copy_of, snapshot
 from ..scoring.ruleset import RuleSet
 from ..log.store import DEFAULT_DB, Logged, Store, discard_new
+
+if TYPE_CHECKING:
+    from .changes import Changes
 
 DB_ENV = "CSAT_DB"
 
@@ -534,7 +537,7 @@ class Engine(Listings, PersonalData, RaterLinks):
 
     # -- following changes and announcing ----------------------------------------------
 
-    def changes(self, since: int | str = 0, until: int | str | None = None) -> Changes:  # noqa: F821
+    def changes(self, since: int | str = 0, until: int | str | None = None) -> "Changes":
         """The figures that moved since log position ``since`` (or a recording time, as ``as_of``
         takes them): a :class:`~csat.engine.app.changes.Changes` listing, per rule set, subject,
         period and metric whose score or grade differs or that appeared or went, the figure

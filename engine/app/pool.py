@@ -80,6 +80,10 @@ class EnginePool:
         finally:
             self._idle.put(engine)
 
+    def __len__(self) -> int:
+        """How many engines the pool has opened so far (at most ``size``)."""
+        return len(self._all)
+
     def close(self) -> None:
         """Close every engine of the pool (those lent are closed too: call it when the service stops)."""
         self._closed = True
