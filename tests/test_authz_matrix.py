@@ -22,6 +22,7 @@ from starlette.routing import Mount, Route
 from csat.engine import Engine
 from csat.web import app as web_app
 from csat.web.auth import link_csrf
+from test_web import ORG_CHART
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -149,12 +150,7 @@ def world(request, tmp_path_factory) -> World:
     else:
         db = request.getfixturevalue("pg_server").database()
     with Engine.open(db) as e:
-        e.append([{"type": "unit", "id": "plant", "kind": "plant"},
-                  {"type": "unit", "id": "div-a", "kind": "division", "parent": "plant"},
-                  {"type": "unit", "id": "div-b", "kind": "division", "parent": "plant"}]
-                 + [{"type": "unit", "id": f"ws-{i}", "kind": "workshop"} for i in (1, 2)]
-                 + [{"type": "unit", "id": f"dept-{i}", "kind": "department", "name": f"部门{i}",
-                     "parent": "div-a" if i < 2 else "div-b"} for i in range(4)])
+        e.append(ORG_CHART)
         e.append([{"type": "round", "id": rid, "ruleset": "plant-50", "period": "2026-03", "due": "2099-03-28",
                    "rule": {"raters": "workshop", "subjects": "department"}} for rid in ("r1", "r2")]
                  + [{"type": "response", "id": f"seed-{d}", "ruleset": "plant-50", "period": "2026-03",

@@ -23,15 +23,19 @@ PASSWORD = "correct horse battery"
 SECRET = "test-secret-not-for-production"
 
 
+#: a plant of two divisions, two workshops and four departments (dept-0, dept-1 under div-a)
+ORG_CHART = ([{"type": "unit", "id": "plant", "kind": "plant"},
+              {"type": "unit", "id": "div-a", "kind": "division", "parent": "plant"},
+              {"type": "unit", "id": "div-b", "kind": "division", "parent": "plant"}]
+             + [{"type": "unit", "id": f"ws-{i}", "kind": "workshop"} for i in (1, 2)]
+             + [{"type": "unit", "id": f"dept-{i}", "kind": "department", "name": f"部门{i}",
+                 "parent": "div-a" if i < 2 else "div-b"} for i in range(4)])
+
+
 @pytest.fixture
 def site(db):
     with Engine.open(db) as e:
-        e.append([{"type": "unit", "id": "plant", "kind": "plant"},
-                  {"type": "unit", "id": "div-a", "kind": "division", "parent": "plant"},
-                  {"type": "unit", "id": "div-b", "kind": "division", "parent": "plant"}]
-                 + [{"type": "unit", "id": f"ws-{i}", "kind": "workshop"} for i in (1, 2)]
-                 + [{"type": "unit", "id": f"dept-{i}", "kind": "department", "name": f"部门{i}",
-                     "parent": "div-a" if i < 2 else "div-b"} for i in range(4)])
+        e.append(ORG_CHART)
         e.append([{"type": "round", "id": "r1", "ruleset": "plant-50", "period": "2026-03", "due": "2099-03-28",
                    "rule": {"raters": "workshop", "subjects": "department"}},
                   {"type": "round", "id": "old", "ruleset": "plant-50", "period": "2026-02", "due": "2026-02-28",
